@@ -1,0 +1,17 @@
+"""The one place environment variables are read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir() -> Path | None:
+    """SCORE_BENCH_DATA_DIR: a directory holding local copies of datasets (e.g. math/), or None."""
+    value = os.environ.get("SCORE_BENCH_DATA_DIR")
+    return Path(value) if value else None
+
+
+def allow_unsafe_code() -> bool:
+    """SCORE_BENCH_UNSAFE_CODE=1 lets code run without isolation where no sandbox exists. Never default."""
+    return os.environ.get("SCORE_BENCH_UNSAFE_CODE") == "1"

@@ -1,0 +1,1 @@
+"""Verifiers: task-agnostic graders. Tasks pick one and hand it extracted answers."""
