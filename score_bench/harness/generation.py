@@ -1,0 +1,35 @@
+"""The generation contract: a backend turns chat conversations into completions. Backends live in
+harness/backends/<name>.py and are chosen by name; the rollout and the trainers only see this protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from score_bench.harness.types import Message
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_new_tokens: int = 512
+    """Per attempt. MATH solutions fit in 1024 for 7B models; the embedded arith model needs far fewer."""
+    temperature: float = 0.0
+    """0 means greedy, the paper's evaluation setting; SCoRe samples its training rollouts at 1.0."""
+    top_p: float = 1.0
+    seed: int = 0
+    """Seeds sampling so a sampled evaluation can be repeated; ignored when greedy."""
+    stop: tuple[str, ...] = ()
+    """Strings that end an attempt early (in addition to the tokenizer's end-of-turn token)."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    n_tokens: int
+    """Generated tokens, for throughput and budget accounting."""
+
+
+class Backend(Protocol):
+    def generate(self, conversations: Sequence[list[Message]], params: GenerationParams) -> list[Completion]:
+        """One completion of the next assistant turn per conversation, in input order."""
+        ...
