@@ -1,0 +1,136 @@
+"""The paper's self-correction metrics (Kumar et al. 2024, section 3) with bootstrap intervals.
+
+Input is a boolean array `correct[problem, sample, attempt]` (a 2-D [problem, attempt] array means one sample).
+Rates average over samples within a problem first, then over problems, and the bootstrap resamples problems,
+so every interval is over problems and Δ's interval is paired (both attempts move together).
+The resampling is written out here rather than through scipy.stats.bootstrap because all metrics share one set
+of resampled indices, which keeps their intervals mutually consistent and costs one pass.
+"""
+
+from __future__ import annotations
+
+from math import comb
+from typing import Sequence
+
+import numpy as np
+from scipy.stats import binomtest
+
+from score_bench.harness.errors import InputError
+
+BOOTSTRAP_RESAMPLES = 2000
+"""Enough for stable 95% percentile bounds at the third decimal on a few hundred problems."""
+
+
+def as_correctness(correct) -> np.ndarray:
+    """A [problem, sample, attempt] bool array from nested lists or a 2-D/3-D array."""
+    array = np.asarray(correct, dtype=bool)
+    if array.ndim == 2:
+        array = array[:, None, :]
+    if array.ndim != 3 or array.shape[0] == 0 or array.shape[2] == 0:
+        raise InputError(f"correctness must be [problem, attempt] or [problem, sample, attempt], got {array.shape}")
+    return array
+
+
+def _point_metrics(per_problem: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, float]:
+    """Means over problems (rows of each [resample, problem] array), optionally reweighted by `weights`."""
+    totals = {name: (values * weights).sum(axis=-1) for name, values in per_problem.items()}
+    n = weights.sum(axis=-1)
+    out = {name: total / n for name, total in totals.items() if not name.startswith("_")}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["p_i2c_given_i"] = totals["delta_i2c"] / totals["_wrong_t1"]
+        out["p_c2i_given_c"] = totals["delta_c2i"] / totals["_right_t1"]
+    return out
+
+
+def _per_problem(correct: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-problem rates (averaged over samples) whose means over problems are the reported metrics."""
+    rates = {f"acc_t{t + 1}": correct[:, :, t].mean(axis=1) for t in range(correct.shape[2])}
+    if correct.shape[2] >= 2:
+        first, second = correct[:, :, 0], correct[:, :, 1]
+        rates["delta"] = rates["acc_t2"] - rates["acc_t1"]
+        rates["delta_i2c"] = (~first & second).mean(axis=1)
+        rates["delta_c2i"] = (first & ~second).mean(axis=1)
+        rates["_wrong_t1"] = (~first).mean(axis=1)
+        rates["_right_t1"] = first.mean(axis=1)
+    return rates
+
+
+def summarize(correct, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, dict]:
+    """{"acc_t1": {"value": v, "ci95": [lo, hi]}, "acc_t2", "delta", "delta_i2c", "delta_c2i",
+    "p_i2c_given_i", "p_c2i_given_c", "acc_tN"...}; the two-attempt entries only with >= 2 attempts.
+    Conditional rates are None when nothing conditions them (e.g. no problem wrong at attempt 1)."""
+    array = as_correctness(correct)
+    per_problem = _per_problem(array)
+    n_problems = array.shape[0]
+    point = _point_metrics(per_problem, np.ones(n_problems))
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(0, n_problems, n_problems), minlength=n_problems)
+                       for _ in range(resamples)])
+    boot = _point_metrics({k: v[None, :] for k, v in per_problem.items()}, counts)
+    metrics = {}
+    for name, value in point.items():
+        samples = boot[name][~np.isnan(boot[name])]
+        finite = not np.isnan(value)
+        metrics[name] = {
+            "value": float(value) if finite else None,
+            "ci95": [float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))]
+            if finite and samples.size else None,
+        }
+    return metrics
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k (Chen et al. 2021): the chance that k of n samples, c of them correct, include one."""
+    if not 0 < k <= n or not 0 <= c <= n:
+        raise InputError(f"pass@k needs 0 < k <= n and 0 <= c <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def pass_at_k_by_turn(correct, ks: Sequence[int] = (1,)) -> dict[str, float]:
+    """{"pass@k_tT": mean over problems} for every k not above the samples per problem."""
+    array = as_correctness(correct)
+    n = array.shape[1]
+    out = {}
+    for turn in range(array.shape[2]):
+        hits = array[:, :, turn].sum(axis=1)
+        for k in ks:
+            if k <= n:
+                out[f"pass@{k}_t{turn + 1}"] = float(np.mean([pass_at_k(n, int(c), k) for c in hits]))
+    return out
+
+
+def mcnemar(first: Sequence[bool], second: Sequence[bool]) -> dict:
+    """Exact McNemar test of two paired correctness vectors: p-value of the discordant split under H0.
+    "only_first"/"only_second" count problems one run solved and the other did not."""
+    a, b = np.asarray(first, dtype=bool), np.asarray(second, dtype=bool)
+    if a.shape != b.shape:
+        raise InputError(f"paired test needs the same problems, got {a.shape[0]} and {b.shape[0]}")
+    only_first, only_second = int((a & ~b).sum()), int((~a & b).sum())
+    discordant = only_first + only_second
+    p = 1.0 if discordant == 0 else float(binomtest(only_first, discordant, 0.5).pvalue)
+    return {"only_first": only_first, "only_second": only_second, "p_value": p}
+
+
+def paired_bootstrap(first, second, metric: str, *, seed: int = 0,
+                     resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
+    """Difference second − first in `metric` (e.g. "delta") with a 95% interval from resampling the shared
+    problems, and a two-sided bootstrap p-value (twice the smaller tail mass around zero)."""
+    a, b = as_correctness(first), as_correctness(second)
+    if a.shape[0] != b.shape[0]:
+        raise InputError(f"paired test needs the same problems, got {a.shape[0]} and {b.shape[0]}")
+    pa, pb = _per_problem(a), _per_problem(b)
+    if metric not in pa or metric not in pb:
+        raise InputError(f"unknown metric '{metric}' for a paired bootstrap; have {sorted(k for k in pa if k[0] != '_')}")
+    n = a.shape[0]
+    ones = np.ones(n)
+    diff = _point_metrics(pb, ones)[metric] - _point_metrics(pa, ones)[metric]
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(resamples)])
+    boot = (_point_metrics({k: v[None, :] for k, v in pb.items()}, counts)[metric]
+            - _point_metrics({k: v[None, :] for k, v in pa.items()}, counts)[metric])
+    boot = boot[~np.isnan(boot)]
+    p = min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean()))
+    return {"metric": metric, "difference": float(diff),
+            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))], "p_value": float(p)}
