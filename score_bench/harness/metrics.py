@@ -36,6 +36,8 @@ def _point_metrics(per_problem: dict[str, np.ndarray], weights: np.ndarray) -> d
     totals = {name: (values * weights).sum(axis=-1) for name, values in per_problem.items()}
     n = weights.sum(axis=-1)
     out = {name: total / n for name, total in totals.items() if not name.startswith("_")}
+    if "delta_i2c" not in totals:
+        return out
     with np.errstate(invalid="ignore", divide="ignore"):
         out["p_i2c_given_i"] = totals["delta_i2c"] / totals["_wrong_t1"]
         out["p_c2i_given_c"] = totals["delta_c2i"] / totals["_right_t1"]

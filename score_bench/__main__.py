@@ -1,0 +1,3 @@
+from score_bench.cli import main
+
+main()

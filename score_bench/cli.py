@@ -1,0 +1,113 @@
+"""The command line: parses flags into config objects and calls the public Python API. Only this module
+knows typer and rich; library code reports progress through harness.progress."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from score_bench.harness import registry
+from score_bench.harness.errors import ScoreBenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Evaluate and train LLM self-correction (SCoRe and SFT baselines) on verifiable tasks.")
+console = Console(stderr=True)
+METRIC_LABELS = {"acc_t1": "Accuracy@t1", "acc_t2": "Accuracy@t2", "delta": "Δ(t1,t2)",
+                 "delta_i2c": "Δ i→c", "delta_c2i": "Δ c→i", "p_i2c_given_i": "P(i→c | wrong at t1)",
+                 "p_c2i_given_c": "P(c→i | right at t1)"}
+
+
+class RichProgress:
+    """harness.progress.Progress drawn with rich, one bar per phase."""
+
+    def __init__(self, bar: Progress):
+        self._bar = bar
+
+    def start(self, description: str, total: int | None) -> object:
+        return self._bar.add_task(description, total=total)
+
+    def advance(self, handle: object, amount: int = 1, status: str = "") -> None:
+        self._bar.update(handle, advance=amount, **({"description": status} if status else {}))
+
+    def finish(self, handle: object) -> None:
+        self._bar.refresh()
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console, transient=False)
+
+
+def metrics_table(title: str, metrics: dict) -> Table:
+    table = Table(title=title)
+    for column in ("metric", "value", "95% CI"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    names = [k for k in metrics if k.startswith("acc_t")] + [k for k in METRIC_LABELS if not k.startswith("acc_t")]
+    for name in names:
+        entry = metrics.get(name)
+        if not entry:
+            continue
+        value = "n/a" if entry["value"] is None else f"{entry['value']:.3f}"
+        ci = "n/a" if not entry["ci95"] else f"[{entry['ci95'][0]:.3f}, {entry['ci95'][1]:.3f}]"
+        table.add_row(METRIC_LABELS.get(name, name.replace("acc_t", "Accuracy@t")), value, ci)
+    for name, value in metrics.get("pass_at_k", {}).items():
+        table.add_row(name, f"{value:.3f}", "")
+    return table
+
+
+@app.command()
+def tasks():
+    """List the registered task plugins."""
+    for name in registry.available(registry.TASKS):
+        print(name)
+
+
+@app.command()
+def trainers():
+    """List the registered trainer plugins."""
+    names = registry.available(registry.TRAINERS)
+    print("\n".join(names) if names else "(no trainers registered yet)")
+
+
+@app.command()
+def grade(
+    task: str = typer.Option(..., help="Task whose extraction and verifier grade the responses."),
+    samples: Path = typer.Option(..., help='JSONL rows {"id": ..., "responses": [attempt1, attempt2, ...]}.'),
+    output: Path = typer.Option(..., help="Directory for grades.jsonl and results.json."),
+    split: Optional[str] = typer.Option(None, help="Split the ids belong to (default: look in every split)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Local dataset directory (tasks that read files)."),
+    unsafe: bool = typer.Option(False, help="Code tasks: run programs without a sandbox where none exists."),
+):
+    """Grade responses produced anywhere, attempt by attempt, with the task's verifier."""
+    from score_bench.harness.grading import grade_file
+
+    task_obj = registry.load_task(task, **_task_options(task, data_dir=data_dir, unsafe=unsafe))
+    with progress_bar() as bar:
+        results = grade_file(task_obj, samples, output, split=split, progress=RichProgress(bar))
+    counts = results["counts"]
+    Console().print(metrics_table(f"{task}: {counts['problems']} problems, {counts['attempts']} attempt(s)",
+                                  results["metrics"]))
+    console.print(f"wrote {output / 'grades.jsonl'} and {output / 'results.json'}")
+
+
+def _task_options(task: str, **options) -> dict:
+    """Pass only the options a task's constructor accepts, so one CLI flag set serves every task."""
+    import inspect
+
+    accepted = inspect.signature(registry.load(registry.TASKS, task)).parameters
+    return {k: v for k, v in options.items() if k in accepted and v not in (None, False)}
+
+
+def main() -> None:
+    """Console-script entry: expected failures become one line on stderr and exit code 2."""
+    try:
+        app()
+    except ScoreBenchError as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)

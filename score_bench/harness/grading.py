@@ -1,0 +1,154 @@
+"""Grade responses produced anywhere: the task extracts answers, its verifier judges them, metrics summarise.
+
+This is the path `score-bench grade` takes, and the one eval and the trainers share for judging attempts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from score_bench.harness.errors import InputError
+from score_bench.harness.metrics import pass_at_k_by_turn, summarize
+from score_bench.harness.progress import Progress, phase
+from score_bench.harness.protocols import Task
+from score_bench.harness.provenance import problems_hash, provenance, write_json_atomic, write_jsonl_atomic
+from score_bench.harness.types import Problem, Verdict
+
+DETAIL_CAP = 500
+"""Characters of a verdict's detail and of each extracted answer kept in grades.jsonl: enough to debug."""
+VERIFY_CHUNK = 256
+"""Items per verifier call: large enough to keep every worker busy, small enough for live progress."""
+
+
+def grade_attempts(task: Task, pairs: Sequence[tuple[Problem, str]], progress: Progress | None = None,
+                   description: str = "grading") -> list[Verdict]:
+    """Verdicts for (problem, response) pairs, in order: extraction by the task, judgement by its verifier."""
+    items = [(problem, task.extract(problem, response)) for problem, response in pairs]
+    verdicts: list[Verdict] = []
+    with phase(progress, description, len(items)) as step:
+        for start in range(0, len(items), VERIFY_CHUNK):
+            chunk = items[start:start + VERIFY_CHUNK]
+            verdicts.extend(task.verifier.verify_batch(chunk))
+            step(len(chunk))
+    return verdicts
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    id: str
+    responses: tuple[str, ...]
+
+
+def read_samples(path: Path) -> list[SampleRow]:
+    """Rows {"id": ..., "responses": [attempt1, attempt2, ...]}; any malformed line fails naming its number."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"samples file not found: {path}")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InputError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict) or "id" not in row or "responses" not in row:
+                raise InputError(f'{path}:{number}: a row must be an object with "id" and "responses"')
+            responses = row["responses"]
+            if not isinstance(responses, list) or not responses or not all(isinstance(r, str) for r in responses):
+                raise InputError(f'{path}:{number}: "responses" must be a non-empty list of strings')
+            rows.append(SampleRow(str(row["id"]), tuple(responses)))
+    if not rows:
+        raise InputError(f"samples file is empty: {path}")
+    attempts = {len(row.responses) for row in rows}
+    if len(attempts) > 1:
+        raise InputError(f"{path}: rows have different numbers of attempts ({sorted(attempts)}); grade them apart")
+    return rows
+
+
+def resolve_problems(task: Task, ids: set[str], split: str | None, source: Path) -> dict[str, Problem]:
+    """The task's problems for `ids`, from `split` or else from every split; an unknown id fails by name."""
+    found: dict[str, Problem] = {}
+    for name in [split] if split else list(task.splits):
+        found.update({p.id: p for p in task.problems(name) if p.id in ids})
+        if len(found) == len(ids):
+            break
+    unknown = sorted(ids - found.keys())
+    if unknown:
+        where = f"split '{split}'" if split else "any split"
+        raise InputError(f"{source}: id {unknown[0]!r} is not a problem of task '{task.name}' in {where}"
+                         + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
+    return found
+
+
+def correctness_by_problem(ids: Sequence[str], correct: Sequence[Sequence[bool]]) -> list[list[list[bool]]]:
+    """Group per-row correctness into [problem][sample][attempt], problems in first-seen order."""
+    grouped: dict[str, list[list[bool]]] = {}
+    for row_id, row in zip(ids, correct):
+        grouped.setdefault(row_id, []).append(list(row))
+    samples = {len(v) for v in grouped.values()}
+    if len(samples) > 1:
+        short = min(grouped, key=lambda k: len(grouped[k]))
+        raise InputError(f"problems have different numbers of samples (e.g. {short!r} has {len(grouped[short])})")
+    return list(grouped.values())
+
+
+def metrics_block(correct: list[list[list[bool]]], seed: int = 0) -> dict:
+    """The "metrics" entry of a results file, plus pass@k per turn when there are several samples."""
+    metrics = summarize(correct, seed=seed)
+    n_samples = len(correct[0])
+    if n_samples > 1:
+        ks = sorted({1, n_samples} | {k for k in (5, 10) if k < n_samples})
+        metrics["pass_at_k"] = pass_at_k_by_turn(correct, ks=ks)
+    return metrics
+
+
+def _cap(text: str | None) -> str | None:
+    return text if text is None or len(text) <= DETAIL_CAP else text[:DETAIL_CAP] + "…[truncated]"
+
+
+def grade_file(task: Task, samples: Path, output: Path, split: str | None = None,
+               progress: Progress | None = None) -> dict:
+    """Grade a samples file; write output/grades.jsonl and output/results.json; return the results."""
+    started = time.time()
+    rows = read_samples(samples)
+    problems = resolve_problems(task, {row.id for row in rows}, split, Path(samples))
+    pairs = [(problems[row.id], response) for row in rows for response in row.responses]
+    verdicts = iter(grade_attempts(task, pairs, progress))
+    grades = []
+    for row in rows:
+        row_verdicts = [next(verdicts) for _ in row.responses]
+        grades.append({
+            "id": row.id,
+            "correct": [v.correct for v in row_verdicts],
+            "extracted": [_cap(v.extracted) for v in row_verdicts],
+            "status": [v.status.value for v in row_verdicts],
+            "detail": [_cap(v.detail) for v in row_verdicts],
+        })
+    correct = correctness_by_problem([g["id"] for g in grades], [g["correct"] for g in grades])
+    graded = [problems[row_id] for row_id in dict.fromkeys(row.id for row in rows)]
+    results = {
+        "kind": "grade",
+        "task": task.name,
+        "split": split,
+        "samples_file": str(samples),
+        "samples_sha256": hashlib.sha256(Path(samples).read_bytes()).hexdigest(),
+        "problems_sha256": problems_hash(graded),
+        "counts": {"rows": len(rows), "problems": len(correct), "samples_per_problem": len(correct[0]),
+                   "attempts": len(rows[0].responses),
+                   "errors": sum(status == "error" for g in grades for status in g["status"])},
+        "metrics": metrics_block(correct),
+        "correction_instruction": task.correction_instruction,
+        "wall_time_s": round(time.time() - started, 3),
+        **provenance(),
+    }
+    write_jsonl_atomic(Path(output) / "grades.jsonl", grades)
+    write_json_atomic(Path(output) / "results.json", results)
+    return results
+

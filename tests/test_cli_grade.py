@@ -1,0 +1,84 @@
+"""`score-bench grade` end to end in a subprocess: outputs on good input; one line, exit 2, nothing written on bad."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from score_bench.tasks.score_toy import ScoreToyTask
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "score_bench", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return ScoreToyTask().problems()
+
+
+def write_rows(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_grade_writes_grades_in_input_order_and_metrics(tmp_path, problems):
+    rows = [{"id": p.id, "responses": [p.fixed_first_attempt, p.metadata["correct_answer"]]} for p in problems[:10]]
+    rows[3]["responses"][1] = rows[3]["responses"][0]  # one problem stays wrong
+    rows.reverse()
+    samples = write_rows(tmp_path / "samples.jsonl", rows)
+    done = run("grade", "--task", "score-toy", "--samples", str(samples), "--output", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "Accuracy@t2" in done.stdout
+    grades = [json.loads(line) for line in (tmp_path / "out" / "grades.jsonl").read_text().splitlines()]
+    assert [g["id"] for g in grades] == [r["id"] for r in rows]
+    assert sum(g["correct"] == [False, True] for g in grades) == 9
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["metrics"]["acc_t1"]["value"] == 0.0
+    assert results["metrics"]["acc_t2"]["value"] == pytest.approx(0.9)
+    assert results["metrics"]["delta_i2c"]["value"] == pytest.approx(0.9)
+    assert results["counts"]["problems"] == 10 and results["task"] == "score-toy"
+    assert results["versions"]["numpy"] and "commit" in results["git"]
+
+
+def test_single_attempt_rows_give_t1_metrics_only(tmp_path, problems):
+    samples = write_rows(tmp_path / "s.jsonl", [{"id": p.id, "responses": [p.metadata["correct_answer"]]}
+                                                 for p in problems[:5]])
+    done = run("grade", "--task", "score-toy", "--samples", str(samples), "--output", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "out" / "results.json").read_text())["metrics"]
+    assert metrics["acc_t1"]["value"] == 1.0 and "acc_t2" not in metrics and "delta" not in metrics
+
+
+@pytest.mark.parametrize("case, content, message", [
+    ("empty file", [], "empty"),
+    ("bad JSON", ['{"id": "x", "responses": ["a"]', ], ":1: not valid JSON"),
+    ("missing field", ['{"id": "x"}'], ':1: a row must be an object with "id" and "responses"'),
+    ("responses not strings", ['{"id": "x", "responses": [1, 2]}'], ":1: \"responses\" must be"),
+    ("unknown id", [None, '{"id": "score-toy/999-nothere", "responses": ["a"]}'], "id 'score-toy/999-nothere' is not a problem"),
+])
+def test_bad_samples_fail_with_one_line_and_write_nothing(tmp_path, problems, case, content, message):
+    content = [json.dumps({"id": problems[0].id, "responses": ["a"]}) if c is None else c for c in content]
+    samples = write_rows(tmp_path / "s.jsonl", content)
+    out = tmp_path / "out"
+    done = run("grade", "--task", "score-toy", "--samples", str(samples), "--output", str(out))
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not out.exists()
+
+
+def test_missing_file_and_unknown_task(tmp_path):
+    out = tmp_path / "out"
+    missing = run("grade", "--task", "score-toy", "--samples", str(tmp_path / "none.jsonl"), "--output", str(out))
+    assert missing.returncode == 2 and "samples file not found" in missing.stderr
+    unknown = run("grade", "--task", "scoretoy", "--samples", str(tmp_path / "none.jsonl"), "--output", str(out))
+    assert unknown.returncode == 2 and "unknown task 'scoretoy'" in unknown.stderr and "score-toy" in unknown.stderr
+    assert not out.exists()
+
+
+def test_tasks_lists_every_registered_plugin():
+    done = run("tasks")
+    assert done.returncode == 0
+    assert set(done.stdout.split()) >= {"math", "humaneval", "score-toy", "arith"}
