@@ -1,0 +1,26 @@
+# Every target sets itself up: a virtual env in .venv, torch==2.13.0 first (a bare `torch` requirement would
+# pull a multi-GB CUDA build on CPU machines), then the project with its test and plot extras.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= $(abspath ../shared/data)
+BASE ?= models/base-seed0
+
+.PHONY: setup test demo
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test,plots]'
+	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq bubblewrap; } \
+		|| echo "warning: bubblewrap missing and not root; code tasks will refuse to run untrusted programs"
+	touch $@
+
+test: setup
+	SCORE_BENCH_DATA_DIR=$${SCORE_BENCH_DATA_DIR:-$(DATA)} $(PY) -m pytest -q
+
+demo: setup
+	test -f $(BASE)/config.json || $(VENV)/bin/score-bench base-model --output $(BASE) --seed 0
+	$(VENV)/bin/score-bench eval --model $(BASE) --task arith --split test --output runs/demo/base
