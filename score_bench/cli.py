@@ -96,6 +96,38 @@ def grade(
     console.print(f"wrote {output / 'grades.jsonl'} and {output / 'results.json'}")
 
 
+@app.command()
+def compare(
+    runs: list[Path] = typer.Argument(..., help="Run directories or their results.json files."),
+    format: str = typer.Option("table", help="table | markdown | json | csv"),
+):
+    """Runs side by side with intervals, and a paired test for every pair on the same problems."""
+    import csv
+    import io
+    import json
+
+    from score_bench.harness import compare as comparing
+
+    if format not in ("table", "markdown", "json", "csv"):
+        raise ScoreBenchError(f"unknown --format '{format}'; use table, markdown, json or csv")
+    comparison = comparing.compare_runs(runs)
+    if format == "json":
+        print(json.dumps(comparison, indent=2))
+    elif format == "markdown":
+        print(comparing.to_markdown(comparison))
+    elif format == "csv":
+        buffer = io.StringIO()
+        header, rows = comparing.as_rows(comparison)
+        csv.writer(buffer).writerows([header, *rows])
+        print(buffer.getvalue(), end="")
+    else:
+        for header, rows in (comparing.as_rows(comparison), comparing.pair_rows(comparison)):
+            table = Table(*header)
+            for row in rows:
+                table.add_row(*row)
+            Console().print(table)
+
+
 def _task_options(task: str, **options) -> dict:
     """Pass only the options a task's constructor accepts, so one CLI flag set serves every task."""
     import inspect

@@ -1,0 +1,137 @@
+"""Side-by-side comparison of runs on the same problems, with paired tests (never two means eyeballed).
+
+A run is a directory (or its results.json) written by `eval` (samples.jsonl beside it) or `grade`
+(grades.jsonl beside it); the per-problem correctness in those files is what makes the tests paired.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from score_bench.harness.errors import InputError
+from score_bench.harness.metrics import mcnemar, paired_bootstrap
+
+TABLE_METRICS = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
+SIGNIFICANCE = 0.05
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    path: Path
+    task: str
+    metrics: dict
+    ids: tuple[str, ...]
+    correct: np.ndarray
+    """[problem, sample, attempt], problems in the order of `ids`."""
+
+
+def _per_problem_rows(directory: Path) -> list[tuple[str, list[bool]]]:
+    samples, grades = directory / "samples.jsonl", directory / "grades.jsonl"
+    if samples.is_file():
+        rows = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [(row["id"], [attempt["correct"] for attempt in row["attempts"]]) for row in rows]
+    if grades.is_file():
+        rows = [json.loads(line) for line in grades.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [(row["id"], row["correct"]) for row in rows]
+    raise InputError(f"{directory}: no samples.jsonl or grades.jsonl beside results.json; paired tests need them")
+
+
+def load_run(path: Path, name: str | None = None) -> Run:
+    path = Path(path)
+    directory = path if path.is_dir() else path.parent
+    results_file = directory / "results.json"
+    if not results_file.is_file():
+        raise InputError(f"{path}: not a run directory or results.json (no {results_file})")
+    try:
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{results_file}: not valid JSON ({err.msg})") from None
+    grouped: dict[str, list[list[bool]]] = {}
+    for problem_id, correct in _per_problem_rows(directory):
+        grouped.setdefault(problem_id, []).append(correct)
+    ids = tuple(sorted(grouped))
+    try:
+        correct = np.array([grouped[i] for i in ids], dtype=bool)
+    except ValueError:
+        raise InputError(f"{directory}: problems have unequal numbers of samples or attempts") from None
+    return Run(name or directory.name, directory, results.get("task", "?"), results["metrics"], ids, correct)
+
+
+def _paired(a: Run, b: Run) -> dict:
+    """Tests of b against a on Accuracy@t2 (McNemar with one sample per problem, else paired bootstrap) and Δ."""
+    tests = {}
+    last = min(a.correct.shape[2], b.correct.shape[2]) - 1
+    if a.correct.shape[1] == 1 and b.correct.shape[1] == 1:
+        result = mcnemar(a.correct[:, 0, last], b.correct[:, 0, last])
+        diff = float(b.correct[:, 0, last].mean() - a.correct[:, 0, last].mean())
+        tests["acc_final"] = {"test": "mcnemar", "difference": diff, **result}
+    else:
+        tests["acc_final"] = {"test": "paired_bootstrap",
+                              **paired_bootstrap(a.correct[:, :, :last + 1], b.correct[:, :, :last + 1],
+                                                 f"acc_t{last + 1}")}
+    if last >= 1:
+        tests["delta"] = {"test": "paired_bootstrap", **paired_bootstrap(a.correct, b.correct, "delta")}
+    for test in tests.values():
+        significant = test["p_value"] < SIGNIFICANCE and test["difference"] != 0
+        test["better"] = (b.name if test["difference"] > 0 else a.name) if significant else None
+    return tests
+
+
+def compare_runs(paths: list[Path], names: list[str] | None = None) -> dict:
+    """{"runs": [{"name", "path", "task", "metrics"}], "pairs": [{"a", "b", "tests": {...}}]}; refuses runs
+    on different tasks or problems."""
+    if len(paths) < 1:
+        raise InputError("compare needs at least one run")
+    runs = [load_run(p, n) for p, n in zip(paths, names or [None] * len(paths))]
+    if len({run.name for run in runs}) < len(runs):  # same directory name in different places
+        runs = [load_run(run.path, str(run.path)) for run in runs]
+    first = runs[0]
+    for run in runs[1:]:
+        if run.task != first.task:
+            raise InputError(f"runs are on different tasks: {first.name} on '{first.task}', {run.name} on '{run.task}'")
+        if run.ids != first.ids:
+            only = sorted(set(run.ids) ^ set(first.ids))
+            raise InputError(f"runs {first.name} and {run.name} are on different problems "
+                             f"({len(only)} ids differ, e.g. {only[0]!r})")
+    return {
+        "runs": [{"name": r.name, "path": str(r.path), "task": r.task, "metrics": r.metrics} for r in runs],
+        "pairs": [{"a": a.name, "b": b.name, "tests": _paired(a, b)} for a, b in combinations(runs, 2)],
+    }
+
+
+def _cell(entry: dict | None) -> str:
+    if not entry or entry.get("value") is None:
+        return "n/a"
+    ci = entry.get("ci95")
+    return f"{entry['value']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{entry['value']:.3f}"
+
+
+def as_rows(comparison: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["run", *TABLE_METRICS]
+    return header, [[run["name"], *(_cell(run["metrics"].get(m)) for m in TABLE_METRICS)]
+                    for run in comparison["runs"]]
+
+
+def pair_rows(comparison: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["a", "b", "test on", "b − a", "p", "better"]
+    rows = []
+    for pair in comparison["pairs"]:
+        for metric, test in pair["tests"].items():
+            rows.append([pair["a"], pair["b"], f"{metric} ({test['test']})", f"{test['difference']:+.3f}",
+                         f"{test['p_value']:.3g}", test["better"] or "—"])
+    return header, rows
+
+
+def to_markdown(comparison: dict) -> str:
+    lines = []
+    for header, rows in (as_rows(comparison), pair_rows(comparison)):
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines.append("")
+    return "\n".join(lines)
