@@ -1,0 +1,263 @@
+"""What every trainer shares: the Trainer protocol, building a config from a preset and `--set key=value`
+overrides, turning two-attempt conversations into token ids with per-attempt masks, per-token log-probabilities
+under a model, and writing a checkpoint with its config and training log.
+
+The masks and the log-probabilities are where public SCoRe reproductions went wrong (no attention mask on
+left-padded batches, pad tokens trained when pad == eos), so both are built from the structure of the
+conversation, never by comparing token ids with the pad id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping, Protocol, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from score_bench.harness.errors import InputError
+from score_bench.harness.progress import Progress
+from score_bench.harness.provenance import provenance, write_json_atomic
+from score_bench.harness.types import Message
+
+__all__ = ["Trainer", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts", "token_logprobs",
+           "masked_sum", "TrainingLog", "save_checkpoint", "CONFIG_FILE", "LOG_FILE"]
+
+CONFIG_FILE = "trainer_config.json"
+LOG_FILE = "training_log.jsonl"
+
+
+class Trainer(Protocol):
+    """A trainer plugin (entry-point group `score_bench.trainers`): a config class, named presets, and
+    `train(config) -> checkpoint directory`."""
+
+    name: str
+    config_class: type
+    presets: Mapping[str, Mapping[str, Any]]
+    """Preset name -> field values over the config class's defaults."""
+
+    def train(self, config: Any, progress: Progress | None = None) -> Path: ...
+
+
+# -- configs ------------------------------------------------------------------------------------------------
+
+def build_config(config_class: type, presets: Mapping[str, Mapping[str, Any]], preset: str | None = None,
+                 overrides: Mapping[str, Any] | None = None):
+    """`config_class` from its defaults, then the named preset, then `overrides` (from `--set key=value` or a
+    YAML file; strings are converted to the field's type). Unknown keys and bad values fail by name."""
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in presets:
+            near = difflib.get_close_matches(preset, list(presets), n=1)
+            hint = f" Did you mean '{near[0]}'?" if near else ""
+            raise InputError(f"unknown preset '{preset}'. Available: {', '.join(presets)}.{hint}")
+        values.update(presets[preset])
+    hints = typing.get_type_hints(config_class)
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    for key, value in (overrides or {}).items():
+        if key not in fields:
+            near = difflib.get_close_matches(key, sorted(fields), n=1)
+            hint = f" Did you mean '{near[0]}'?" if near else ""
+            raise InputError(f"unknown setting '{key}' for {config_class.__name__}.{hint}")
+        values[key] = _coerce(key, value, hints[key])
+    return config_class(**values)
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """`value` as type `hint` (int, float, bool, str, Literal, Optional of those, dict from JSON)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner[0]) if len(inner) == 1 else value
+    if origin is Literal:
+        if value not in args:
+            raise InputError(f"setting '{key}' must be one of {', '.join(map(str, args))}, got '{value}'")
+        return value
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "1", "yes"):
+                return True
+            if str(value).lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(value)
+        if hint is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is str:
+            return str(value)
+        if origin is dict or hint is dict:
+            return dict(json.loads(value)) if isinstance(value, str) else dict(value)
+    except (TypeError, ValueError):
+        raise InputError(f"setting '{key}' expects {getattr(hint, '__name__', hint)}, got '{value}'") from None
+    return value
+
+
+# -- conversations to tokens -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TwoAttempts:
+    """One sampled trace: attempt 1 answers `prompt`, attempt 2 answers the correction `instruction`."""
+
+    prompt: list[Message]
+    first: str
+    instruction: str
+    second: str
+    first_ended: bool = True
+    """Whether attempt 1 ended with the end-of-turn token (False when cut at max_new_tokens): the end token is
+    trained only when it was sampled."""
+    second_ended: bool = True
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """Left-padded token ids with the attention mask and one mask per attempt, all [batch, length].
+
+    attempt_masks[i][b, t] is True where token t of row b was sampled as part of attempt i+1 (its content and
+    its closing end-of-turn token), so the log-probability at position t (of token t given tokens < t) is an
+    attempt-(i+1) action. Prompt, instruction, template scaffolding and padding are never inside a mask."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    attempt_masks: tuple[torch.Tensor, torch.Tensor]
+
+    def to(self, device) -> "EncodedBatch":
+        return EncodedBatch(self.input_ids.to(device), self.attention_mask.to(device),
+                            (self.attempt_masks[0].to(device), self.attempt_masks[1].to(device)))
+
+
+def _render(tokenizer, messages: list[Message], generation_prompt: bool) -> str:
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    except Exception as err:  # jinja raises for roles a template forbids
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"the chat template rejected a conversation: {first}") from None
+
+
+def _split_turn(rendered: str, prefix: str, content: str, where: str) -> str:
+    """What the template puts after an assistant turn's `content` (e.g. '<|im_end|>\\n'), checking that the
+    rendered conversation is `prefix + content + tail` — true of every prefix-stable chat template."""
+    if not rendered.startswith(prefix + content):
+        raise InputError(f"the chat template does not render the {where} as generation prompt + content; "
+                         "score-bench needs a template whose turns are appended, not rewritten")
+    return rendered[len(prefix) + len(content):]
+
+
+def _segments(tokenizer, sample: TwoAttempts) -> list[tuple[str, int]]:
+    """The conversation as (text, owner) pieces in order; owner 0 = context, 1/2 = that attempt's content,
+    -1/-2 = the text closing that attempt's turn (its end-of-turn token, then scaffolding)."""
+    first_turn = [*sample.prompt, {"role": "assistant", "content": sample.first}]
+    second_prompt = [*first_turn, {"role": "user", "content": sample.instruction}]
+    p1 = _render(tokenizer, sample.prompt, True)
+    a1 = _render(tokenizer, first_turn, False)
+    tail1 = _split_turn(a1, p1, sample.first, "first attempt")
+    p2 = _render(tokenizer, second_prompt, True)
+    if not p2.startswith(a1):
+        raise InputError("the chat template rewrites earlier turns when a user turn is added")
+    a2 = _render(tokenizer, [*second_prompt, {"role": "assistant", "content": sample.second}], False)
+    tail2 = _split_turn(a2, p2, sample.second, "second attempt")
+    return [(p1, 0), (sample.first, 1), (tail1, -1), (p2[len(a1):], 0), (sample.second, 2), (tail2, -2)]
+
+
+def encode_two_attempts(tokenizer, samples: Sequence[TwoAttempts]) -> EncodedBatch:
+    """Token ids of each two-attempt conversation, rendered by the tokenizer's chat template, left-padded.
+
+    Each piece is tokenized on its own, as generation saw it: the attempt-1 prompt as one text, then the
+    sampled tokens (here the re-tokenized text of each attempt), then its end-of-turn token. The backend
+    returns text, so a sample whose sampled tokens were not the tokenizer's canonical split of its text is
+    scored under the canonical split; turns end in special tokens, so the pieces never merge across turns."""
+    rows: list[tuple[list[int], list[int]]] = []  # (ids, owner per id: 0 context, 1, 2 attempt)
+    for sample in samples:
+        ids: list[int] = []
+        owners: list[int] = []
+        for text, owner in _segments(tokenizer, sample):
+            piece = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+            if owner < 0:  # the closing text: its first token ends the attempt and was sampled with it
+                attempt = -owner
+                if not piece or piece[0] not in set(tokenizer.all_special_ids):
+                    raise InputError("the chat template closes an assistant turn without a special end-of-turn "
+                                     "token, so the end of an attempt cannot be located")
+                ended = sample.first_ended if attempt == 1 else sample.second_ended
+                if attempt == 2:
+                    piece = piece[:1] if ended else []  # nothing after the last attempt is needed
+                ids.extend(piece)
+                if piece:
+                    owners.extend([attempt if ended else 0] + [0] * (len(piece) - 1))
+            else:
+                ids.extend(piece)
+                owners.extend([owner] * len(piece))
+        rows.append((ids, owners))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad if pad is not None else 0, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    owner_grid = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, (ids, owners) in enumerate(rows):
+        start = width - len(ids)  # left padding: the same layout generation uses
+        input_ids[row, start:] = torch.tensor(ids, dtype=torch.long)
+        attention[row, start:] = 1
+        owner_grid[row, start:] = torch.tensor(owners, dtype=torch.long)
+    return EncodedBatch(input_ids, attention, (owner_grid == 1, owner_grid == 2))
+
+
+# -- log-probabilities -------------------------------------------------------------------------------------
+
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """[batch, length] log p(token t | tokens < t) under `model`; 0 on padding and on each row's first token
+    (nothing predicts it).
+
+    Position ids count only attended tokens, so a left-padded row scores exactly as it would alone. Computed
+    in float32 through cross_entropy, which never materialises a second [batch, length, vocab] tensor."""
+    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                   use_cache=False).logits
+    picked = -F.cross_entropy(logits[:, :-1].float().transpose(1, 2), input_ids[:, 1:], reduction="none")
+    predicted = (attention_mask[:, 1:] * attention_mask[:, :-1]).bool()  # a real token after a real token
+    return F.pad(torch.where(predicted, picked, torch.zeros_like(picked)), (1, 0))
+
+
+def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-row sum of `values` where `mask` is True: [batch, length] -> [batch]. Masked-off entries cannot
+    leak in, even as NaN or inf (torch.where, not multiplication)."""
+    return torch.where(mask, values, torch.zeros_like(values)).sum(-1)
+
+
+# -- outputs -------------------------------------------------------------------------------------------------
+
+class TrainingLog:
+    """The JSONL training log, one row per optimiser step, appended and flushed as the run goes so a
+    curve can be read while it trains (and after a crash)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("", encoding="utf-8")
+
+    def append(self, row: dict) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+
+
+def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mapping[str, Any] | None = None) -> Path:
+    """A Hugging Face checkpoint (weights, config, generation config, tokenizer with its chat template) plus
+    trainer_config.json: the resolved trainer config, provenance and `extra` (e.g. steps run)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    resolved = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    write_json_atomic(directory / CONFIG_FILE, {"config": resolved, **dict(extra or {}), **provenance()})
+    return directory
