@@ -1,0 +1,293 @@
+"""Generation on Hugging Face transformers: any causal LM with a chat template, batched, with a KV cache.
+
+The decoding loop is written here rather than through `model.generate` for three reasons: rows that finish
+leave the batch at once (a long tail no longer costs a full batch per step), each row samples from its own
+seeded generator (so a sampled result does not depend on batch size, order or a resume), and left padding,
+positions and the attention mask are set in one visible place — the padding bugs of the public SCoRe
+reproductions lived exactly there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from score_bench.harness.errors import InputError
+from score_bench.harness.generation import Completion, GenerationParams
+from score_bench.harness.types import Message
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float16": torch.float16, "fp16": torch.float16}
+_SENTINEL = "\x00score-bench-sentinel\x00"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def resolve_model_source(model: str) -> str:
+    """An absolute local directory, or a Hub id to try; anything else is an InputError naming the input."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    if path.exists():
+        raise InputError(f"model '{model}' is a file; expected a checkpoint directory or a Hugging Face Hub id")
+    if model.startswith((".", "/", "~")) or not _HUB_ID.match(model):
+        raise InputError(f"model '{model}' not found: no such directory, and not a Hugging Face Hub id")
+    return model
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device '{device}' requested but torch sees no CUDA device")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InputError(f"unknown device '{device}'; use cpu, cuda, cuda:N or auto")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    if dtype == "auto":
+        # bf16 halves memory and is what GPUs run fast; CPUs are slow at it, so fp32 there.
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype not in _DTYPES:
+        raise InputError(f"unknown dtype '{dtype}'; use auto, float32 (fp32), bfloat16 (bf16) or float16 (fp16)")
+    return _DTYPES[dtype]
+
+
+def weights_sha256(source: str) -> str | None:
+    """sha256 over the checkpoint's weight files (names and bytes, sorted by name): identifies the exact
+    weights evaluated. None for a Hub id that is not in the local cache."""
+    directory = Path(source)
+    if not directory.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            directory = Path(snapshot_download(source, local_files_only=True))
+        except Exception:
+            return None
+    digest = hashlib.sha256()
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
+    if not files:
+        return None
+    for file in files:
+        digest.update(file.name.encode() + b"\0")
+        with file.open("rb") as handle:
+            while block := handle.read(1 << 22):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_tokenizer(source: str, model: str, chat_template: str | Path | None):
+    from transformers import AutoTokenizer
+
+    local = Path(source)
+    if local.is_dir() and not (local / "config.json").exists():
+        raise InputError(f"model directory '{model}' has no config.json: not a transformers checkpoint")
+    if local.is_dir() and not any((local / name).exists() for name in _TOKENIZER_FILES):
+        raise InputError(f"model directory '{model}' has no tokenizer (none of {', '.join(_TOKENIZER_FILES)})")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except Exception as err:  # transformers raises OSError, ValueError or KeyError depending on what is missing
+        raise InputError(f"cannot load the tokenizer of model '{model}': {_first_line(err)}") from None
+    if chat_template is not None:
+        tokenizer.chat_template = _read_template(Path(chat_template))
+    if not tokenizer.chat_template:
+        raise InputError(f"model '{model}' has no chat template; supply one with a template file (--chat-template)")
+    return tokenizer
+
+
+def _read_template(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"cannot read chat template '{path}': {err.strerror or err}") from None
+    if path.suffix == ".json":  # the chat_template.json that save_pretrained writes
+        try:
+            text = json.loads(text)["chat_template"]
+        except (ValueError, KeyError, TypeError):
+            raise InputError(f"chat template '{path}' is JSON without a 'chat_template' string") from None
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"chat template '{path}' is empty")
+    return text
+
+
+class TransformersBackend:
+    """Implements harness.generation.Backend on a transformers causal LM."""
+
+    def __init__(self, model, tokenizer, *, batch_size: int = 32, source: str | None = None):
+        if batch_size < 1:
+            raise InputError(f"batch size must be at least 1, got {batch_size}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.source = source or getattr(model, "name_or_path", None)
+        self.device = next(model.parameters()).device
+        self.stop_ids = self._stop_token_ids()
+        pad = tokenizer.pad_token_id
+        # pad == eos is fine: padding is described by the attention mask, never inferred from token ids.
+        self.pad_id = pad if pad is not None else min(self.stop_ids, default=0)
+
+    @classmethod
+    def load(cls, model: str, *, dtype: str = "auto", device: str = "auto", chat_template: str | Path | None = None,
+             batch_size: int = 32, trust_remote_code: bool = False) -> "TransformersBackend":
+        """Load a checkpoint directory or Hub id. Every failure is an InputError naming `model`."""
+        from transformers import AutoModelForCausalLM
+
+        source = resolve_model_source(model)
+        device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, device)
+        tokenizer = _load_tokenizer(source, model, chat_template)
+        try:
+            lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+        except Exception as err:  # OSError (files), ValueError (unknown architecture), RuntimeError (shapes)
+            raise InputError(f"cannot load model '{model}': {_first_line(err)}") from None
+        return cls(lm.to(device), tokenizer, batch_size=batch_size, source=source)
+
+    def describe(self) -> dict:
+        """What results.json records about the model."""
+        return {"source": self.source, "weights_sha256": weights_sha256(self.source) if self.source else None,
+                "architecture": type(self.model).__name__, "dtype": str(self.model.dtype).removeprefix("torch."),
+                "device": str(self.device), "parameters": sum(p.numel() for p in self.model.parameters())}
+
+    def _stop_token_ids(self) -> frozenset[int]:
+        """eos from the tokenizer and generation config, plus the special token the chat template puts after an
+        assistant turn (e.g. <|im_end|>), found by rendering a turn and reading what follows it."""
+        ids: set[int] = set()
+        for value in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
+            ids.update(value if isinstance(value, list) else [value] if value is not None else [])
+        try:
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _SENTINEL}], tokenize=False)
+        except Exception:
+            return frozenset(ids)
+        if _SENTINEL in text:
+            after = self.tokenizer(text.split(_SENTINEL, 1)[1], add_special_tokens=False)["input_ids"]
+            if after and after[0] in set(self.tokenizer.all_special_ids):
+                ids.add(after[0])
+        return frozenset(ids)
+
+    def render(self, conversation: list[Message]) -> list[int]:
+        """The prompt token ids asking for the next assistant turn, through the model's chat template."""
+        try:
+            text = self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+        except Exception as err:  # jinja raises for roles a template forbids (e.g. no system role)
+            raise InputError(f"the chat template of model '{self.source}' rejected a conversation: "
+                             f"{_first_line(err)}") from None
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def generate(self, conversations: Sequence[list[Message]], params: GenerationParams) -> list[Completion]:
+        prompts = [self.render(c) for c in conversations]
+        seen: Counter[tuple[int, ...]] = Counter()
+        seeds = []
+        for prompt in prompts:  # identical prompts in one call get distinct seeds, in input order
+            key = tuple(prompt)
+            seeds.append(_row_seed(params.seed, key, seen[key]))
+            seen[key] += 1
+        # Longest first, so each batch holds prompts of similar length and padding stays small.
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        results: list[Completion | None] = [None] * len(prompts)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            for row, completion in zip(rows, self._generate_batch([prompts[i] for i in rows],
+                                                                  [seeds[i] for i in rows], params)):
+                results[row] = completion
+        return results  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _generate_batch(self, prompts: list[list[int]], seeds: list[int], params: GenerationParams) -> list[Completion]:
+        from transformers import DynamicCache
+
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):  # left padding: every row's next token lands in the last column
+            ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        sampler = _Sampler(params, seeds) if params.temperature > 0 else None
+        cache = DynamicCache(config=self.model.config)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                            use_cache=True, logits_to_keep=1).logits[:, -1, :]
+        active = list(range(len(prompts)))
+        generated: list[list[int]] = [[] for _ in prompts]
+        stopped_by_string = [False] * len(prompts)
+        last_position = positions[:, -1]
+        for step in range(params.max_new_tokens):
+            tokens = sampler.pick(logits, active) if sampler else logits.argmax(-1)
+            keep = []
+            for slot, (row, token) in enumerate(zip(active, tokens.tolist())):
+                generated[row].append(token)
+                if token in self.stop_ids:
+                    continue
+                if params.stop and self._hit_stop(generated[row], params.stop):
+                    stopped_by_string[row] = True
+                    continue
+                keep.append(slot)
+            if not keep or step == params.max_new_tokens - 1:
+                break
+            if len(keep) < len(active):  # finished rows leave the batch, and their cache with them
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                mask, tokens, last_position = mask[index], tokens[index], last_position[index]
+                active = [active[slot] for slot in keep]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            last_position = last_position + 1
+            logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=last_position[:, None],
+                                past_key_values=cache, use_cache=True).logits[:, -1, :]
+        return [self._completion(tokens, params.stop if stopped else ()) for tokens, stopped
+                in zip(generated, stopped_by_string)]
+
+    def _hit_stop(self, tokens: list[int], stop: tuple[str, ...]) -> bool:
+        """Whether the text's tail contains a stop string; a tail long enough for any stop string is decoded."""
+        window = max(len(s) for s in stop) + 2  # every token decodes to at least one character, bar a few
+        tail = self.tokenizer.decode(tokens[-window:], skip_special_tokens=True)
+        return any(s in tail for s in stop)
+
+    def _completion(self, tokens: list[int], stop: tuple[str, ...]) -> Completion:
+        body = tokens[:-1] if tokens and tokens[-1] in self.stop_ids else tokens
+        text = self.tokenizer.decode(body, skip_special_tokens=True)
+        if stop:  # the stop string and anything decoded after it are not part of the answer
+            cut = min((text.find(s) for s in stop if s in text), default=len(text))
+            text = text[:cut]
+        return Completion(text=text, n_tokens=len(tokens))
+
+
+def _row_seed(seed: int, prompt: tuple[int, ...], occurrence: int) -> int:
+    digest = hashlib.sha256(json.dumps([seed, occurrence, list(prompt)]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+class _Sampler:
+    """Temperature and top-p sampling with one torch.Generator per row, so a row's draws depend only on its
+    own prompt, seed and logits — not on which other rows share its batch."""
+
+    def __init__(self, params: GenerationParams, seeds: list[int]):
+        if params.temperature < 0 or not 0 < params.top_p <= 1:
+            raise InputError(f"sampling needs temperature >= 0 and 0 < top_p <= 1, got "
+                             f"{params.temperature} and {params.top_p}")
+        self.temperature, self.top_p = params.temperature, params.top_p
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def pick(self, logits: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        probs = torch.softmax(logits.float() / self.temperature, dim=-1).cpu()
+        if self.top_p < 1:
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            # drop a token when the tokens before it already reach top_p; the most likely one always stays
+            outside = sorted_probs.cumsum(-1) - sorted_probs >= self.top_p
+            sorted_probs[outside] = 0
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+        picks = [torch.multinomial(probs[slot], 1, generator=self.generators[row]) for slot, row in enumerate(rows)]
+        return torch.cat(picks).to(logits.device)
