@@ -1,0 +1,127 @@
+"""The SCoRe trainer on a tiny random Llama: gradient direction on real log-probabilities, the frozen
+reference of both stages, and an end-to-end smoke run producing a loadable checkpoint and a log."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from score_bench.harness.errors import InputError
+from score_bench.harness.training import (CONFIG_FILE, LOG_FILE, TwoAttempts, build_config, encode_two_attempts,
+                                          masked_sum, token_logprobs)
+from score_bench.harness.types import Problem, Status, Verdict
+from score_bench.tasks.score_toy import ScoreToyTask
+from score_bench.trainers._losses import stage_loss
+from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreRun, ScoreTrainer
+
+
+class _EvenLength:
+    def verify_batch(self, items):
+        return [Verdict(Status.CORRECT if len(answer or "") % 2 == 0 else Status.INCORRECT, answer)
+                for _, answer in items]
+
+
+class ParityTask:
+    """A real (if silly) task: a response is correct when it has an even number of characters, so a random
+    model is right about half the time and every batch carries both rewards."""
+
+    name = "parity"
+    splits = ("train",)
+    correction_instruction = "Check your answer and rewrite it."
+    verifier = _EvenLength()
+
+    def problems(self, split):
+        return [Problem(id=f"p{i}", question=f"Say something {i}.", reference="") for i in range(6)]
+
+    def first_prompt(self, problem):
+        return [{"role": "user", "content": problem.question}]
+
+    def extract(self, problem, response):
+        return response
+
+
+def smoke(tiny_model, tmp_path, **changes) -> ScoreConfig:
+    return replace(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(tmp_path / "out"),
+                   **changes)
+
+
+SAMPLE = TwoAttempts([{"role": "user", "content": "What is 12 + 7?"}], "The answer is 19.",
+                     "There might be an error.", "Final Answer: 19")
+
+
+@pytest.mark.parametrize("stage, rewards, direction", [
+    (1, (0.0, 1.0), +1),   # Stage I: r2 = 1 -> attempt 2 becomes more likely
+    (2, (1.0, 0.0), -1),   # Stage II: broke a right answer -> 0 + alpha * (0 - 1) < 0 -> less likely
+])
+def test_one_step_moves_the_rewarded_attempt_in_the_reward_direction(tiny_model, stage, rewards, direction):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    batch = encode_two_attempts(tokenizer, [SAMPLE])
+    config = ScoreConfig(model="unused", baseline="none")
+
+    def second_logp():
+        return masked_sum(token_logprobs(model, batch.input_ids, batch.attention_mask), batch.attempt_masks[1])
+
+    with torch.no_grad():
+        ref = token_logprobs(model, batch.input_ids, batch.attention_mask)
+        before = second_logp().item()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    logp = token_logprobs(model, batch.input_ids, batch.attention_mask)
+    loss = stage_loss(stage, logp, ref, batch.attempt_masks, tuple(torch.tensor([r]) for r in rewards), config, 1)
+    loss.loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = second_logp().item()
+    assert (after - before) * direction > 1e-3
+
+
+def test_reference_is_frozen_and_is_the_base_model_in_both_stages(tiny_model, tmp_path):
+    run = ScoreRun(smoke(tiny_model, tmp_path, beta1=0.5, beta2=0.5), task=ParityTask())
+    base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    reference = run.reference
+    assert not any(p.requires_grad for p in reference.parameters())
+    run.stage(1)
+    assert any(not torch.equal(p, q) for p, q in zip(run.policy.parameters(), base.parameters()))
+    run.stage(2)
+    assert run.reference is reference
+    assert all(torch.equal(p, q) for p, q in zip(reference.parameters(), base.parameters()))
+    rows = [json.loads(line) for line in (tmp_path / "out" / LOG_FILE).read_text().splitlines()]
+    first_stage2 = next(r for r in rows if r["stage"] == 2)
+    # measured before any Stage II update: zero if the reference had been reset to the Stage I policy
+    assert abs(first_stage2["kl_t1"]) + abs(first_stage2["kl_t2"]) > 1e-6
+
+
+def test_smoke_run_writes_a_loadable_checkpoint_config_and_log(tiny_model, tmp_path):
+    config = smoke(tiny_model, tmp_path, task="score-toy", split="test")
+    out = ScoreTrainer().train(config, task=ScoreToyTask())
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.chat_template == AutoTokenizer.from_pretrained(tiny_model).chat_template
+    AutoModelForCausalLM.from_pretrained(out)
+    AutoModelForCausalLM.from_pretrained(out / "stage1")
+    saved = json.loads((out / CONFIG_FILE).read_text())
+    assert saved["config"]["stage1_steps"] == 2 and saved["config"]["model"] == str(tiny_model)
+    rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    assert [(r["step"], r["stage"]) for r in rows] == [(1, 1), (2, 1), (3, 2), (4, 2)]
+    for key in ("reward_t1", "reward_t2", "accuracy_t1", "accuracy_t2", "kl_t1", "kl_t2", "loss", "tokens_per_s"):
+        assert all(r[key] is not None for r in rows), key
+
+
+def test_presets_are_valid_configs():
+    for name in PRESETS:
+        build_config(ScoreConfig, PRESETS, name)
+    assert build_config(ScoreConfig, PRESETS, "paper").alpha == 10.0
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"model": ""}, "needs a model"),
+    ({"temperature": 0.0}, "temperature"),
+    ({"kl_mode": "loss"}, "k3"),
+    ({"batch_size": 0}, "batch_size"),
+])
+def test_bad_configs_fail_by_name(tiny_model, tmp_path, changes, message):
+    with pytest.raises(InputError, match=message):
+        ScoreRun(replace(smoke(tiny_model, tmp_path), **changes), task=ParityTask())
