@@ -20,12 +20,12 @@ import torch
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
-from score_bench.harness.grading import grade_attempts
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
+from score_bench.harness.rollout import RolloutConfig, Trace, rollout
 from score_bench.harness.training import (LOG_FILE, TrainingLog, TwoAttempts, encode_two_attempts,
                                           save_checkpoint, token_logprobs)
-from score_bench.harness.types import Problem
+from score_bench.harness.types import Problem, Status
 from score_bench.trainers._losses import stage_loss
 
 __all__ = ["ScoreConfig", "PRESETS", "ScoreTrainer", "ScoreRun"]
@@ -175,29 +175,32 @@ class ScoreRun:
         self.log = TrainingLog(Path(config.output) / LOG_FILE)
 
     def next_problems(self) -> list[Problem]:
-        """batch_size problems, each repeated samples_per_problem times (consecutively), epoch by epoch."""
+        """batch_size problems, epoch by epoch in a seeded order."""
         batch = []
         while len(batch) < self.config.batch_size:
             if not self.order:
                 self.order = list(self.problems)
                 self.rng.shuffle(self.order)
             batch.append(self.order.pop())
-        return [p for p in batch for _ in range(self.config.samples_per_problem)]
+        return batch
 
-    def sample(self, problems: list[Problem]) -> list[TwoAttempts]:
-        """Attempt 1 from task.first_prompt, attempt 2 after attempt 1 and the correction instruction, both
-        from the current policy at the configured temperature."""
+    def sample(self, problems: list[Problem]) -> list[Trace]:
+        """samples_per_problem graded two-attempt traces per problem from the current policy (the shared
+        rollout), grouped by problem (the samples of one problem are consecutive, for the baselines)."""
         params = GenerationParams(max_new_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
                                   top_p=self.config.top_p, seed=self.config.seed * 1_000_003 + self.step)
-        prompts = [self.task.first_prompt(p) for p in problems]
-        first = self.backend.generate(prompts, params)
-        instruction = self.task.correction_instruction
-        second = self.backend.generate(
-            [[*prompt, {"role": "assistant", "content": y1.text}, {"role": "user", "content": instruction}]
-             for prompt, y1 in zip(prompts, first)], params)
+        k = self.config.samples_per_problem
+        traces = rollout(self.task, problems, self.backend,
+                         RolloutConfig(turns=2, samples=k, params=params, chunk_size=len(problems) * k))
+        n = len(problems)  # rollout order is sample-major: trace s * n + i is sample s of problem i
+        return [traces[s * n + i] for i in range(n) for s in range(k)]
+
+    def two_attempts(self, trace: Trace) -> TwoAttempts:
+        first, second = trace.attempts
+        prompt = list(trace.messages[:len(trace.messages) - 3])  # drop attempt 1, instruction, attempt 2
         cut = self.config.max_new_tokens
-        return [TwoAttempts(prompt, y1.text, instruction, y2.text, first_ended=y1.n_tokens < cut,
-                            second_ended=y2.n_tokens < cut) for prompt, y1, y2 in zip(prompts, first, second)]
+        return TwoAttempts(prompt, first.text, self.task.correction_instruction, second.text,
+                           first_ended=first.n_tokens < cut, second_ended=second.n_tokens < cut)
 
     def stage(self, stage: int, progress: Progress | None = None) -> None:
         steps = self.config.stage1_steps if stage == 1 else self.config.stage2_steps
@@ -208,12 +211,10 @@ class ScoreRun:
 
     def train_step(self, stage: int) -> dict:
         started = time.perf_counter()
-        problems = self.next_problems()
-        samples = self.sample(problems)
-        verdicts1 = grade_attempts(self.task, [(p, s.first) for p, s in zip(problems, samples)])
-        verdicts2 = grade_attempts(self.task, [(p, s.second) for p, s in zip(problems, samples)])
-        r1 = torch.tensor([float(v.correct) for v in verdicts1], device=self.device)
-        r2 = torch.tensor([float(v.correct) for v in verdicts2], device=self.device)
+        traces = self.sample(self.next_problems())
+        samples = [self.two_attempts(t) for t in traces]
+        r1 = torch.tensor([float(t.attempts[0].correct) for t in traces], device=self.device)
+        r2 = torch.tensor([float(t.attempts[1].correct) for t in traces], device=self.device)
         batch = encode_two_attempts(self.tokenizer, samples).to(self.device)
         with torch.no_grad():
             ref_logp = token_logprobs(self.reference, batch.input_ids, batch.attention_mask)
@@ -230,8 +231,8 @@ class ScoreRun:
         seconds = time.perf_counter() - started
         row = {"step": self.step, "stage": stage,
                "reward_t1": float(r1.mean()), "reward_t2": float(r2.mean()),
-               "accuracy_t1": sum(v.correct for v in verdicts1) / len(verdicts1),
-               "accuracy_t2": sum(v.correct for v in verdicts2) / len(verdicts2),
+               "accuracy_t1": float(r1.mean()), "accuracy_t2": float(r2.mean()),
+               "grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts),
                **result.stats(),
                "grad_norm": None if grad_norm is None else float(grad_norm),
                "attempt_tokens": tokens, "seconds": round(seconds, 3),

@@ -125,3 +125,15 @@ def test_presets_are_valid_configs():
 def test_bad_configs_fail_by_name(tiny_model, tmp_path, changes, message):
     with pytest.raises(InputError, match=message):
         ScoreRun(replace(smoke(tiny_model, tmp_path), **changes), task=ParityTask())
+
+
+def test_rollout_traces_are_grouped_by_problem_and_rebuilt_as_sampled(tiny_model, tmp_path):
+    task = ParityTask()
+    run = ScoreRun(smoke(tiny_model, tmp_path, samples_per_problem=3), task=task)
+    problems = task.problems("train")[:2]
+    traces = run.sample(problems)
+    assert [t.problem.id for t in traces] == ["p0", "p0", "p0", "p1", "p1", "p1"]
+    assert len({t.attempts[0].text for t in traces[:3]}) > 1  # the samples of one problem differ
+    sample = run.two_attempts(traces[4])
+    assert sample.prompt == task.first_prompt(problems[1]) and sample.instruction == task.correction_instruction
+    assert (sample.first, sample.second) == (traces[4].attempts[0].text, traces[4].attempts[1].text)
