@@ -137,3 +137,11 @@ def test_rollout_traces_are_grouped_by_problem_and_rebuilt_as_sampled(tiny_model
     sample = run.two_attempts(traces[4])
     assert sample.prompt == task.first_prompt(problems[1]) and sample.instruction == task.correction_instruction
     assert (sample.first, sample.second) == (traces[4].attempts[0].text, traces[4].attempts[1].text)
+
+
+def test_full_run_scores_stage2_against_the_base_model(tiny_model, tmp_path):
+    out = ScoreTrainer().train(smoke(tiny_model, tmp_path, beta1=0.5, beta2=0.5), task=ParityTask())
+    rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    first_stage2 = next(r for r in rows if r["stage"] == 2)
+    assert rows[0]["kl_t1"] == 0 and rows[0]["kl_t2"] == 0  # the policy starts as the reference
+    assert abs(first_stage2["kl_t1"]) + abs(first_stage2["kl_t2"]) > 1e-6  # not reset to the Stage I output
