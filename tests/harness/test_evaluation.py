@@ -1,0 +1,284 @@
+"""run_eval end to end on the tiny model: results against the samples file, resume after a real kill -9,
+refusal of a different config, and bad input that leaves nothing behind."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+
+from score_bench.harness.edit_distance import edit_ratio
+from score_bench.harness.errors import InputError, PluginNotFound
+from score_bench.harness.evaluation import EvalConfig, run_eval
+from score_bench.harness.registry import load_task
+from score_bench.harness.types import Problem
+from score_bench.harness.verifiers.key_answer import normalise
+
+TASKS = ["score-toy", "arith"]
+
+
+def rows_of(directory: Path) -> list[dict]:
+    return [json.loads(line) for line in (directory / "samples.jsonl").read_text().splitlines()]
+
+
+def by_unit(rows: list[dict]) -> dict[tuple[str, int], dict]:
+    return {(r["id"], r["sample"]): r for r in rows}
+
+
+def check_results_against_samples(results: dict, rows: list[dict], config: EvalConfig) -> None:
+    """Every number in results.json that the samples file determines, recomputed from the rows."""
+    n = len(rows)
+    assert results["counts"]["rows"] == n == len(by_unit(rows))
+    correct = [[a["correct"] for a in r["attempts"]] for r in rows]
+    assert all(len(c) == config.turns for c in correct)
+    per_turn = [sum(c[t] for c in correct) / n for t in range(config.turns)]
+    assert results["per_turn_accuracy"] == pytest.approx(per_turn)
+    m = results["metrics"]
+    if config.samples == 1:
+        assert m["acc_t1"]["value"] == pytest.approx(per_turn[0])
+        assert m["acc_t2"]["value"] == pytest.approx(per_turn[1])
+        assert m["delta"]["value"] == pytest.approx(per_turn[1] - per_turn[0])
+        assert m["delta_i2c"]["value"] == pytest.approx(sum(not a and b for a, b, *_ in correct) / n)
+        assert m["delta_c2i"]["value"] == pytest.approx(sum(a and not b for a, b, *_ in correct) / n)
+        wrong_first = [c for c in correct if not c[0]]
+        if wrong_first:
+            assert m["p_i2c_given_i"]["value"] == pytest.approx(sum(c[1] for c in wrong_first) / len(wrong_first))
+    for name, metric in m.items():
+        if metric["value"] is not None:
+            low, high = metric["ci95"]
+            assert low - 1e-9 <= metric["value"] <= high + 1e-9, name
+    assert results["tokens_generated"] == sum(a["tokens"] for r in rows for a in r["attempts"])
+    for row in rows:
+        texts = [a["text"] for a in row["attempts"]]
+        assert [m["content"] for m in row["messages"] if m["role"] == "assistant"] == texts
+        assert row["edit_ratio"] == pytest.approx([edit_ratio(a, b) for a, b in zip(texts, texts[1:])], abs=1e-6)
+    mean_ratio = sum(r["edit_ratio"][0] for r in rows) / n
+    assert results["edit_ratio"]["t1_t2"]["mean"] == pytest.approx(mean_ratio)
+
+
+@pytest.mark.parametrize("task_name", TASKS)
+def test_end_to_end_results_match_the_samples_file(task_name, tiny_model, tmp_path):
+    config = EvalConfig(model=str(tiny_model), task=task_name, output=tmp_path / "run", limit=10,
+                        max_new_tokens=16, batch_size=4)
+    results = run_eval(config)
+    rows = rows_of(config.output)
+    task = load_task(task_name)
+    assert [r["id"] for r in rows] == [p.id for p in task.problems("test")[:10]]
+    check_results_against_samples(results, rows, config)
+    assert json.loads((config.output / "results.json").read_text()) == json.loads(json.dumps(results))
+    assert results["task"]["correction_instruction"] == task.correction_instruction
+    assert results["task"]["first_prompt_example"] == task.first_prompt(task.problems("test")[0])
+    assert len(results["model"]["weights_sha256"]) == 64 and results["model"]["id"] == str(tiny_model)
+    assert results["generation"]["max_new_tokens"] == 16 and results["generation"]["temperature"] == 0.0
+    assert results["versions"]["torch"] and "commit" in results["git"] and results["wall_time_s"] > 0
+    assert results["resumed_rows"] == 0
+
+
+@pytest.fixture(scope="module")
+def mixed_toy_csv(tiny_model, tmp_path_factory) -> Path:
+    """A score-toy CSV whose key answers are words of the tiny model's own greedy attempts, chosen with the task's
+    verifier so that the four outcomes (wrong->right, right->wrong, right->right, wrong->wrong) all occur and the
+    metrics are not all zero."""
+    directory = tmp_path_factory.mktemp("mixed")
+    task = load_task("score-toy")
+    problems = task.problems("test")[:16]
+    questions = [p.question for p in problems]
+    placeholder = write_toy_csv(directory / "placeholder.csv", questions, ["qqqqqq"] * len(questions))
+    probe = EvalConfig(model=str(tiny_model), task="score-toy", output=directory / "probe", max_new_tokens=24,
+                       task_options={"path": str(placeholder)})
+    run_eval(probe)
+    keys = []
+    for index, (problem, row) in enumerate(zip(problems, rows_of(probe.output))):
+        wanted = {0: (True, False), 1: (False, True), 2: (True, True)}.get(index % 4)
+        keys.append(_key(task, problem, [a["text"] for a in row["attempts"]], wanted) if wanted else "qqqqqq")
+    assert sum(k != "qqqqqq" for k in keys) >= 6, "the tiny model's attempts gave too few usable keys"
+    return write_toy_csv(directory / "mixed.csv", questions, keys)
+
+
+def _key(task, problem: Problem, texts: list[str], wanted: tuple[bool, bool]) -> str:
+    """A word of the attempts that the verifier finds in the first and/or the second as `wanted`."""
+    words = {w for text in texts for w in normalise(text).split() if w.isascii() and w.isalpha() and len(w) > 1}
+    for word in sorted(words):
+        candidate = Problem(problem.id, problem.question, word, {"distractor": "zzzzzz"})
+        verdicts = task.verifier.verify_batch([(candidate, text.strip()) for text in texts])
+        if tuple(v.correct for v in verdicts) == wanted:
+            return word
+    return "qqqqqq"
+
+
+def write_toy_csv(path: Path, questions: list[str], answers: list[str]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["category", "question", "original_answer", "correct_answer", "answer"])
+        for question, answer in zip(questions, answers):
+            writer.writerow(["test", question, "zzzzzz", f"The answer is {answer}.", answer])
+    return path
+
+
+def test_metrics_on_a_run_with_every_outcome(mixed_toy_csv, tiny_model, tmp_path):
+    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", max_new_tokens=24,
+                        task_options={"path": str(mixed_toy_csv)})
+    results = run_eval(config)
+    rows = rows_of(config.output)
+    outcomes = {(r["attempts"][0]["correct"], r["attempts"][1]["correct"]) for r in rows}
+    assert outcomes == {(True, False), (False, True), (True, True), (False, False)}
+    check_results_against_samples(results, rows, config)
+    assert 0 < results["metrics"]["delta_i2c"]["value"] < 1 and 0 < results["metrics"]["delta_c2i"]["value"] < 1
+
+
+def test_more_turns_and_samples_add_pass_at_k(tiny_model, tmp_path):
+    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=5, turns=3,
+                        samples=3, temperature=1.0, seed=2, max_new_tokens=12, batch_size=4)
+    results = run_eval(config)
+    rows = rows_of(config.output)
+    assert len(rows) == 15 and all(len(r["attempts"]) == 3 and len(r["edit_ratio"]) == 2 for r in rows)
+    check_results_against_samples(results, rows, config)
+    assert set(results["pass_at_k"]) == {f"pass@{k}_t{t}" for k in (1, 2, 3) for t in (1, 2, 3)}
+    for turn in (1, 2, 3):
+        solved = {r["id"] for r in rows if r["attempts"][turn - 1]["correct"]}
+        assert results["pass_at_k"][f"pass@3_t{turn}"] == pytest.approx(len(solved) / 5)
+    assert "t2_t3" in results["edit_ratio"]
+
+
+def test_given_first_attempts_from_the_task_and_from_a_file(tiny_model, tmp_path):
+    task = load_task("score-toy")
+    problems = task.problems("test")[:6]
+    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "task", limit=6,
+                        max_new_tokens=12, task_first_attempts=True)
+    results = run_eval(config)
+    rows = rows_of(config.output)
+    assert [r["attempts"][0]["text"] for r in rows] == [p.fixed_first_attempt for p in problems]
+    assert all(r["attempts"][0]["given"] and r["attempts"][0]["tokens"] == 0 for r in rows)
+    assert results["metrics"]["acc_t1"]["value"] == 0.0 and results["task"]["first_attempts"] == "task"
+    given = tmp_path / "given.json"
+    given.write_text(json.dumps({p.id: f"My answer is {i}." for i, p in enumerate(problems)}))
+    from_file = replace(config, output=tmp_path / "file", task_first_attempts=False, first_attempts=given)
+    run_eval(from_file)
+    assert [r["attempts"][0]["text"] for r in rows_of(from_file.output)] == [f"My answer is {i}." for i in range(6)]
+    given.write_text(json.dumps({problems[0].id: "only one"}))
+    with pytest.raises(InputError, match="no entry for problem"):
+        run_eval(replace(from_file, output=tmp_path / "partial"))
+    assert not (tmp_path / "partial").exists()
+
+
+def test_rerun_of_a_finished_run_changes_nothing(tiny_model, tmp_path):
+    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=6, max_new_tokens=8)
+    first = run_eval(config)
+    before = (config.output / "samples.jsonl").read_bytes()
+    second = run_eval(config)
+    assert (config.output / "samples.jsonl").read_bytes() == before
+    assert second["metrics"] == first["metrics"] and second["resumed_rows"] == 6
+
+
+def test_a_half_written_last_line_is_dropped_and_regenerated(tiny_model, tmp_path):
+    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=12,
+                        max_new_tokens=12, batch_size=1)
+    reference = run_eval(config)
+    samples = config.output / "samples.jsonl"
+    full = samples.read_bytes()
+    lines = full.splitlines(keepends=True)
+    samples.write_bytes(b"".join(lines[:5]) + lines[5][:40])  # as if killed in the middle of a write
+    (config.output / "results.json").unlink()
+    resumed = run_eval(config)
+    assert sorted(samples.read_bytes().splitlines()) == sorted(full.splitlines())
+    assert resumed["metrics"] == reference["metrics"] and resumed["resumed_rows"] == 5
+
+
+def test_a_different_config_into_the_same_directory_refuses(tiny_model, tmp_path):
+    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=4, max_new_tokens=8)
+    run_eval(config)
+    before = (config.output / "samples.jsonl").read_bytes()
+    with pytest.raises(InputError, match="max_new_tokens: 8 there, 9 now") as caught:
+        run_eval(replace(config, max_new_tokens=9))
+    assert "\n" not in str(caught.value)
+    with pytest.raises(InputError, match="limit"):
+        run_eval(replace(config, limit=5))
+    assert (config.output / "samples.jsonl").read_bytes() == before
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tiny_model, tmp_path):
+    out = tmp_path / "never"
+    base = EvalConfig(model=str(tiny_model), task="score-toy", output=out, limit=2, max_new_tokens=4)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_model / name, bare / name)
+    cases = [(replace(base, model=str(tmp_path / "no-such-model")), InputError, "not found"),
+             (replace(base, model=str(bare)), InputError, "no tokenizer"),
+             (replace(base, task="score-tyo"), PluginNotFound, "Did you mean 'score-toy'"),
+             (replace(base, split="validation"), InputError, "unknown split"),
+             (replace(base, limit=-1), InputError, "limit must be at least 1"),
+             (replace(base, turns=0), InputError, "turns"),
+             (replace(base, chat_template=tmp_path / "none.jinja"), InputError, "chat template")]
+    for config, error, message in cases:
+        with pytest.raises(error, match=message) as caught:
+            run_eval(config)
+        assert "\n" not in str(caught.value)
+        assert not out.exists()
+
+
+_RUNNER = """
+import json, sys
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from score_bench.harness.evaluation import EvalConfig, run_eval
+options = json.loads(sys.argv[1])
+run_eval(EvalConfig(**{**options, "output": Path(options["output"])}))
+"""
+
+
+def run_in_subprocess(options: dict) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", _RUNNER, json.dumps(options)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_model, tmp_path):
+    options = {"model": str(tiny_model), "task": "score-toy", "limit": 40, "samples": 2, "temperature": 0.8,
+               "seed": 3, "max_new_tokens": 24, "batch_size": 2}
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    process = run_in_subprocess({**options, "output": str(killed_dir)})
+    samples = killed_dir / "samples.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if samples.exists() and samples.read_bytes().count(b"\n") >= 8:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, f"the run ended before it could be killed: {process.stderr.read().decode()[-500:]}"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = samples.read_bytes().count(b"\n")
+    assert 8 <= written < 80, f"kill landed after {written} of 80 rows"
+    assert not (killed_dir / "results.json").exists()
+
+    restarted = run_in_subprocess({**options, "output": str(killed_dir)})
+    _, errors = restarted.communicate(timeout=300)
+    assert restarted.returncode == 0, errors.decode()[-2000:]
+    clean = run_eval(EvalConfig(**options, output=clean_dir))
+
+    resumed = json.loads((killed_dir / "results.json").read_text())
+    assert resumed["resumed_rows"] == written
+    killed_rows, clean_rows = rows_of(killed_dir), rows_of(clean_dir)
+    assert len(killed_rows) == len(clean_rows) == 80  # nothing lost, nothing twice
+    assert by_unit(killed_rows) == by_unit(clean_rows)
+    assert resumed["metrics"] == clean["metrics"] and resumed["pass_at_k"] == clean["pass_at_k"]
+    assert resumed["tokens_generated"] == clean["tokens_generated"]
+    assert json.loads((killed_dir / "eval_config.json").read_text()) == \
+           json.loads((clean_dir / "eval_config.json").read_text())
+
+
+def test_config_is_plain_data():
+    """The CLI and notebooks build EvalConfig from flags or dicts; it must round-trip through JSON."""
+    config = EvalConfig(model="m", task="arith", output=Path("out"), stop=("\n\n",))
+    data = json.loads(json.dumps(asdict(config), default=str))
+    assert EvalConfig(**{**data, "output": Path(data["output"]), "stop": tuple(data["stop"])}) == config
