@@ -205,7 +205,8 @@ def program_child(job, payload):
         try:
             result = {"r": encode_safely(function(*decode(call["a"]), **decode(call["k"])))}
         except BaseException as err:  # noqa: BLE001 - reported to the checker as the call's exception
-            result = {"e": [type(err).__name__, str(err)[:1000], _describe(err)]}
+            base = next((c.__name__ for c in type(err).__mro__ if getattr(builtins, c.__name__, None) is c), "")
+            result = {"e": [type(err).__name__, str(err)[:1000], _describe(err), base]}
         try:
             sys.stdout.flush()
         except Exception:  # noqa: BLE001 - the program may have replaced or closed stdout
@@ -248,7 +249,8 @@ class Candidate:
             self.argument_error = f"cannot pass the arguments of call {self.calls + 1} to the program: {err}"
             raise CandidateGone(self.argument_error) from None
         self.calls += 1
-        self.last = f"{self.__name__}({_short(args)[1:-1]})"
+        shown = [_short(a) for a in args] + [f"{k}={_short(v)}" for k, v in kwargs.items()]
+        self.last = f"{self.__name__}({', '.join(shown)})"
         try:
             write_all(self.call_fd, message)
             line = self.reader.read()
@@ -265,8 +267,7 @@ class Candidate:
             if "r" in answer:
                 value = decode(answer["r"])
             else:
-                name, text, remote = answer["e"]
-                str(name), str(text), str(remote)
+                name, text, remote, base = (str(part) for part in answer["e"])
         except Exception as err:  # malformed JSON, bad tags, RecursionError, huge int literals
             self.protocol = f"call {self.calls}: malformed answer ({type(err).__name__})"
             raise CandidateGone(self.protocol) from None
@@ -274,15 +275,22 @@ class Candidate:
         if "r" in answer:
             self.last += f" returned {_short(value)}"
             return value
-        self.last += f" raised {name}: {str(text)[:200]}\n{str(remote)[-600:]}"
-        kind = getattr(builtins, str(name), None)
+        self.last += f" raised {name}: {text[:200]}\n{remote[-600:]}"
+        kind = getattr(builtins, base, None)  # the nearest builtin class, so `except ValueError` still works
         if isinstance(kind, type) and issubclass(kind, Exception) and not issubclass(kind, Warning):
-            raise kind(str(text))
+            try:
+                error = kind(f"{name}: {text}" if name != base else text)
+            except Exception:  # noqa: BLE001 - constructors with required arguments (UnicodeError, ...)
+                error = CandidateError(f"{name}: {text}")
+            raise error
         raise CandidateError(f"{name}: {text}")
 
 
 def _short(value, limit=300):
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - ints past the str-conversion limit, deep nesting
+        return f"<a {type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[:limit] + "..."
 
 
@@ -493,8 +501,12 @@ def _run_job(role, control, header, payload, fds, scratch):
                 _reap_everything(pid)
                 sys.exit(0)
             if message[0].get("op") == "kill":
-                stopped = stopped or "grader"
-                os.kill(pid, signal.SIGKILL)
+                finished, code = os.waitpid(pid, os.WNOHANG)
+                if finished:  # it ended on its own just before the grader asked
+                    status = code
+                else:
+                    stopped = stopped or "grader"
+                    os.kill(pid, signal.SIGKILL)
         else:
             stopped = stopped or "deadline"
             os.kill(pid, signal.SIGKILL)

@@ -68,9 +68,10 @@ class HumanEvalTask:
         the bare text). A whole definition keeps the prompt's preamble (imports, helpers) above it; a body alone
         is appended to the prompt."""
         entry = problem.metadata["entry_point"]
-        blocks = [block for block in _FENCE.findall(response) if block.strip()]
+        fenced = _FENCE.findall(response)
+        blocks = [block for block in fenced if block.strip()]
         defining = [block for block in blocks if _defines(block, entry)]
-        code = (defining or blocks or [response])[-1]
+        code = (defining or blocks or ([] if fenced else [response]) or [""])[-1]
         if not code.strip():
             return None
         if _defines(code, entry):

@@ -256,10 +256,11 @@ class _Run:
         limits, report = self.slot.limits, self.report
         if self.output_exceeded:
             return Status.INCORRECT, f"output limit exceeded: more than {limits.max_output_bytes} bytes written"
+        if self.timed_out:  # whatever the checker said after the program was stopped at the deadline
+            last = f" ({report.get('detail')})" if report else ""
+            return Status.INCORRECT, (f"timed out: no result within {limits.wall_seconds:g} s{last}"
+                                      f"{self._program_exit()}{self._output_tail()}")
         if report is None:
-            if self.timed_out:
-                return Status.INCORRECT, (f"timed out: no result within {limits.wall_seconds:g} s"
-                                          f"{self._program_exit()}{self._output_tail()}")
             checker = self.done.get("checker", {})
             return Status.ERROR, (f"the checker ended without a report (exit {checker.get('exit')}): "
                                   f"{self.checker_output.decode('utf-8', 'replace')[-800:]}")
