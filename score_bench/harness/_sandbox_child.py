@@ -236,11 +236,26 @@ class Candidate:
         self.__name__ = name
         self.call_fd, self.reader = call_fd, reader
         self.calls = self.answered = 0
-        self.gone = self.protocol = None
+        self.gone = self.protocol = self.argument_error = self.ready = self.load_error = None
         self.last = ""
-        self.argument_error = None
+
+    def await_ready(self):
+        """Read the program's first message once: True when it loaded, else load_error says why not."""
+        if self.ready is None:
+            try:
+                first = self.reader.read()
+                hello = json.loads(first) if first is not None else {}
+            except Exception as err:  # noqa: BLE001 - garbage before the first call is the program's
+                hello = {"fail": f"malformed first message ({type(err).__name__})"}
+            self.ready = isinstance(hello, dict) and hello.get("ready") is True
+            if not self.ready:
+                failure = hello.get("fail") if isinstance(hello, dict) else None
+                self.load_error = str(failure or "the program exited before loading")[-1500:]
+        return self.ready
 
     def __call__(self, *args, **kwargs):
+        if not self.await_ready():
+            raise CandidateGone(self.load_error)
         if self.gone or self.protocol:
             raise CandidateGone(self.gone or self.protocol)
         try:
@@ -300,41 +315,39 @@ def checker_child(job, payload):
     spec = json.loads(payload)
     reader = LineReader(result_fd, job["max_message_bytes"])
     candidate = Candidate(spec["entry_point"], call_fd, reader)
-    report = {"ready": False, "outcome": "passed", "detail": ""}
+    report = {"outcome": "passed", "detail": ""}
     try:
-        report.update(_run_checks(spec, candidate, reader))
+        report.update(_run_checks(spec, candidate))
     except BaseException as err:  # noqa: BLE001 - never leave without a report
         report.update(outcome="test_error", detail=_describe(err))
-    report.update(calls=candidate.calls, answered=candidate.answered)
+    report.update(ready=candidate.ready is True, calls=candidate.calls, answered=candidate.answered)
     write_all(report_fd, dumps(report))
     os._exit(0)
 
 
-def _run_checks(spec, candidate, reader):
-    try:
-        first = reader.read()
-        hello = json.loads(first) if first is not None else {}
-    except Exception as err:  # noqa: BLE001
-        return {"outcome": "protocol", "detail": f"malformed first message ({type(err).__name__})"}
-    if not isinstance(hello, dict) or hello.get("ready") is not True:
-        failure = hello.get("fail") if isinstance(hello, dict) else None
-        return {"outcome": "load_error", "detail": str(failure or "the program exited before loading")[-1500:]}
+def _run_checks(spec, candidate):
+    """Compile the tests while the program loads, then wait for it to say ready (or why not), then check."""
     namespace = {"__name__": "__checker__"}
+    setup_error = None
     try:
         exec(compile(spec["setup"], "<setup>", "exec"), namespace)
         namespace[spec["entry_point"]] = candidate
-        exec(compile(spec["test"], "<test>", "exec"), namespace)
+        exec(compile(spec["test"], "<test>", "exec"), namespace)  # top-level asserts may call it already
     except BaseException as err:  # noqa: BLE001
-        return {"ready": True, **_judge(err, candidate, spec, during_setup=True)}
+        setup_error = err
+    if not candidate.await_ready():
+        return {"outcome": "load_error", "detail": candidate.load_error}
+    if setup_error is not None:
+        return _judge(setup_error, candidate, spec, during_setup=True)
     check = namespace.get("check")
     try:
         if callable(check):
             check(candidate)
     except BaseException as err:  # noqa: BLE001
-        return {"ready": True, **_judge(err, candidate, spec)}
+        return _judge(err, candidate, spec)
     if candidate.gone or candidate.protocol or candidate.argument_error:
-        return {"ready": True, **_judge(None, candidate, spec)}
-    return {"ready": True, "outcome": "passed", "detail": f"{candidate.calls} calls answered"}
+        return _judge(None, candidate, spec)
+    return {"outcome": "passed", "detail": f"{candidate.calls} calls answered"}
 
 
 def _judge(err, candidate, spec, during_setup=False):

@@ -33,7 +33,7 @@ from score_bench.harness.verifiers.code import CodeVerifier, CodeVerifierConfig,
 HOSTILE = Path(__file__).parent / "hostile"
 REPO = Path(__file__).resolve().parents[2]
 CASES = json.loads((HOSTILE / "cases.json").read_text())["cases"]
-FAST = CodeVerifierConfig(limits=Limits(wall_seconds=3.0, cpu_seconds=3, memory_bytes=512 << 20), workers=2)
+FAST = CodeVerifierConfig(limits=Limits(wall_seconds=4.0, cpu_seconds=4, memory_bytes=256 << 20), workers=2)
 
 needs_sandbox = pytest.mark.skipif(sandbox.probe() is not None, reason=f"no working sandbox: {sandbox.probe()}")
 
@@ -250,7 +250,7 @@ EDGE_CASES = [
      Status.INCORRECT, "defines no function"),
     ("program has a syntax error", "assert candidate() == 1", "def f(:\n    return 1",
      Status.INCORRECT, "SyntaxError"),
-    ("timeout covers the whole problem", "for _ in range(20):\n        assert candidate() == 1",
+    ("timeout covers the whole problem", "for _ in range(40):\n        assert candidate() == 1",
      "import time\ndef f():\n    time.sleep(0.25)\n    return 1", Status.INCORRECT, "timed out"),
     ("tests pass something that cannot cross", "assert candidate(lambda: 1) == 1",
      "def f(g):\n    return g()", Status.ERROR, "cannot pass"),

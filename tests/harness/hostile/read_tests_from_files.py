@@ -5,7 +5,7 @@ import time
 HITS = []
 start = time.monotonic()
 for root, dirs, files in os.walk("/"):
-    if root.startswith(("/proc", "/sys", "/dev")) or time.monotonic() - start > 2.0:
+    if root.startswith(("/proc", "/sys", "/dev")) or time.monotonic() - start > 1.0:
         dirs[:] = []
         continue
     for name in files:
