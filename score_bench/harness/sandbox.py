@@ -281,28 +281,40 @@ class Zygote:
         return self.sock is not None and self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout: float = 30.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the sandbox without waiting for it (see wait_ready), so several can start at once."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         source = _CHILD_SOURCE.read_text(encoding="utf-8")
         try:
-            if self.isolated:
-                args = ["-c", source, self.role, str(theirs.fileno()), "/tmp"]
-                self.proc = _spawn(args, self.limits.scratch_bytes, theirs.fileno())
-            else:
-                self._scratch = tempfile.mkdtemp(prefix="score-bench-unsafe-")
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", "-B", "-c", source, self.role, str(theirs.fileno()), self._scratch],
-                    pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE, cwd=self._scratch, env={"PATH": "/usr/bin:/bin"},
-                    start_new_session=True)
+            self._popen(source, theirs)
+        except (OSError, SandboxUnavailable) as err:
+            ours.close()
+            raise SandboxError(f"cannot start the {self.role} sandbox: {err}") from None
         finally:
             theirs.close()
         self.sock = ours
-        ours.settimeout(timeout)
+
+    def _popen(self, source: str, theirs: socket.socket) -> None:
+        if self.isolated:
+            args = ["-c", source, self.role, str(theirs.fileno()), "/tmp"]
+            self.proc = _spawn(args, self.limits.scratch_bytes, theirs.fileno())
+            return
+        self._scratch = tempfile.mkdtemp(prefix="score-bench-unsafe-")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-B", "-c", source, self.role, str(theirs.fileno()), self._scratch],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, cwd=self._scratch, env={"PATH": "/usr/bin:/bin"}, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        self.sock.settimeout(timeout)
         try:
             hello = self._read_line()
         except OSError:
             hello = None
-        ours.settimeout(None)
+        self.sock.settimeout(None)
         if not hello or json.loads(hello).get("op") != "ready":
             why = self._stderr_tail()
             self.close()

@@ -115,13 +115,15 @@ class _Slot:
 
     def grade(self, problem: Problem, program: str) -> Verdict:
         try:
-            for zygote in (self.program, self.checker):
-                if not zygote.alive:
-                    zygote.close()
-                    zygote.start()
+            starting = [zygote for zygote in (self.program, self.checker) if not zygote.alive]
+            for zygote in starting:
+                zygote.close()
+                zygote.launch()
+            for zygote in starting:
+                zygote.wait_ready()
             run = _Run(self, problem, program)
             return run.verdict()
-        except SandboxError as err:
+        except (SandboxError, OSError) as err:  # e.g. no fds or processes left on the host
             self.close()
             return Verdict(Status.ERROR, program, _cap(f"grading infrastructure failed: {err}"))
 
