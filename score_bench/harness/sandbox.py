@@ -39,7 +39,8 @@ SANDBOX_UID = 65534
 """nobody: the user code runs as, inside the sandbox and (when we are root) outside it."""
 PYTHON_INSIDE = "/opt/python"
 """Where a Python install outside /usr appears inside the sandbox (its real path may name a home directory)."""
-_CHILD_SOURCE = Path(__file__).with_name("_sandbox_child.py")
+_CHILD_SOURCES = (Path(__file__).with_name("_sandbox_codec.py"), Path(__file__).with_name("_sandbox_child.py"))
+"""Run as one `python -c` script inside the sandbox (no package is importable there)."""
 _PATH_TOOLS = ("/usr/bin/unshare", "/usr/bin/mount", "/usr/bin/setpriv")
 
 
@@ -287,7 +288,7 @@ class Zygote:
     def launch(self) -> None:
         """Start the sandbox without waiting for it (see wait_ready), so several can start at once."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        source = _CHILD_SOURCE.read_text(encoding="utf-8")
+        source = "\n".join(path.read_text(encoding="utf-8") for path in _CHILD_SOURCES)
         try:
             self._popen(source, theirs)
         except (OSError, SandboxUnavailable) as err:

@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from score_bench.harness import sandbox
-from score_bench.harness._sandbox_child import ProtocolError, Unserialisable, decode, dumps, encode
+from score_bench.harness._sandbox_codec import ProtocolError, Unserialisable, decode, dumps, encode
 from score_bench.harness.errors import SandboxUnavailable
 from score_bench.harness.sandbox import Limits
 from score_bench.harness.types import Problem, Status
