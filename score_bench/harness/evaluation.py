@@ -22,6 +22,7 @@ from score_bench.harness.edit_distance import edit_ratio
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
 from score_bench.harness.progress import Progress, phase
+from score_bench.harness.prompts import PromptOverride, prompts_used
 from score_bench.harness.provenance import problems_hash, provenance, write_json_atomic
 from score_bench.harness.registry import load_task
 from score_bench.harness.rollout import RolloutConfig, Trace, iter_rollout, plan
@@ -69,6 +70,11 @@ class EvalConfig:
     """Use the task's own given first attempts (score-toy's original_answer) to evaluate repair alone."""
     task_options: Mapping[str, Any] = field(default_factory=dict)
     """Keyword arguments for the task's constructor (e.g. a data path)."""
+    correction_instruction: str | None = None
+    """Replaces the task's correction instruction (prompts are task data; results record the one used)."""
+    first_prompt_template: str | None = None
+    """Replaces the attempt-1 user message; "{question}" marks where the problem goes."""
+    system_prompt: str | None = None
     backend: str = "transformers"
 
     def generation_params(self) -> GenerationParams:
@@ -137,6 +143,9 @@ def _load_problems(config: EvalConfig) -> tuple[Any, list[Problem]]:
         task = load_task(config.task, **dict(config.task_options))
     except TypeError as err:
         raise InputError(f"bad option for task '{config.task}': {err}") from None
+    overrides = (config.correction_instruction, config.first_prompt_template, config.system_prompt)
+    if any(o is not None for o in overrides):
+        task = PromptOverride(task, *overrides)
     if config.split not in task.splits:
         raise InputError(f"unknown split '{config.split}' for task {config.task}; available: {', '.join(task.splits)}")
     problems = task.problems(config.split)[:config.limit]
@@ -326,8 +335,7 @@ def _results(config: EvalConfig, task, problems: list[Problem], rows: dict[tuple
     results["model"] = model_info
     results["task"] = {"name": config.task, "split": config.split, "problems": len(problems),
                        "problems_sha256": identity["problems_sha256"],
-                       "correction_instruction": task.correction_instruction,
-                       "first_prompt_example": task.first_prompt(problems[0]),
+                       **prompts_used(task, problems[0]),
                        "first_attempts": ("task" if config.task_first_attempts else
                                           identity["config"]["first_attempts"]),
                        "first_attempts_sha256": identity["first_attempts_sha256"]}

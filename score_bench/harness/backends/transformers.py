@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Sequence
 
@@ -138,6 +138,7 @@ class TransformersBackend:
         pad = tokenizer.pad_token_id
         # pad == eos is fine: padding is described by the attention mask, never inferred from token ids.
         self.pad_id = pad if pad is not None else min(self.stop_ids, default=0)
+        self.splice = self._can_splice()
 
     @classmethod
     def load(cls, model: str, *, dtype: str = "auto", device: str = "auto", chat_template: str | Path | None = None,
@@ -188,6 +189,9 @@ class TransformersBackend:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def generate(self, conversations: Sequence[list[Message]], params: GenerationParams) -> list[Completion]:
+        if params.max_new_tokens < 1 or params.temperature < 0 or not 0 < params.top_p <= 1:
+            raise InputError(f"generation needs max_new_tokens >= 1, temperature >= 0 and 0 < top_p <= 1, got "
+                             f"{params.max_new_tokens}, {params.temperature} and {params.top_p}")
         prompts = [self.render(c) for c in conversations]
         seen: Counter[tuple[int, ...]] = Counter()
         seeds = []
@@ -195,60 +199,68 @@ class TransformersBackend:
             key = tuple(prompt)
             seeds.append(_row_seed(params.seed, key, seen[key]))
             seen[key] += 1
-        # Longest first, so each batch holds prompts of similar length and padding stays small.
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        results: list[Completion | None] = [None] * len(prompts)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            for row, completion in zip(rows, self._generate_batch([prompts[i] for i in rows],
-                                                                  [seeds[i] for i in rows], params)):
-                results[row] = completion
-        return results  # type: ignore[return-value]
+        generated, stopped = self._decode(prompts, seeds, params)
+        return [self._completion(tokens, params.stop if hit else ()) for tokens, hit in zip(generated, stopped)]
 
     @torch.inference_mode()
-    def _generate_batch(self, prompts: list[list[int]], seeds: list[int], params: GenerationParams) -> list[Completion]:
+    def _decode(self, prompts: list[list[int]], seeds: list[int], params: GenerationParams):
+        """Continuous batching: up to batch_size rows decode together; a row leaves the moment it ends and
+        waiting prompts are prefilled into the free slots, so the batch stays full until the queue runs dry."""
+        # Longest first: each prefill then holds prompts of similar length, and padding stays small.
+        queue = deque(sorted(range(len(prompts)), key=lambda i: -len(prompts[i])))
+        generated: list[list[int]] = [[] for _ in prompts]
+        stopped = [False] * len(prompts)
+        sampler = _Sampler(params, seeds) if params.temperature > 0 else None
+        # Prefilling a few rows costs about one decode step, so refill once an eighth of the batch is free.
+        refill_at = max(1, self.batch_size // 8) if self.splice else self.batch_size
+        batch: _Batch | None = None
+        while queue or batch is not None:
+            free = self.batch_size - (len(batch.rows) if batch else 0)
+            if queue and free >= (refill_at if batch else 1):
+                new = self._prefill([queue.popleft() for _ in range(min(free, len(queue)))], prompts)
+                batch = new if batch is None else batch.merge(new)
+            tokens = sampler.pick(batch.logits, batch.rows) if sampler else batch.logits.argmax(-1)
+            keep = []
+            for slot, (row, token) in enumerate(zip(batch.rows, tokens.tolist())):
+                generated[row].append(token)
+                if token in self.stop_ids or len(generated[row]) >= params.max_new_tokens:
+                    continue
+                if params.stop and self._hit_stop(generated[row], params.stop):
+                    stopped[row] = True
+                    continue
+                keep.append(slot)
+            if not keep:
+                batch = None
+                continue
+            if len(keep) < len(batch.rows):
+                batch.select(keep)
+                tokens = tokens[torch.tensor(keep, device=tokens.device)]
+            batch.step(self.model, tokens)
+        return generated, stopped
+
+    def _can_splice(self) -> bool:
+        """Refilling splices caches, which is right for plain full-attention layers only (not sliding windows
+        or recurrent states); other models get static batches that still shed finished rows."""
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        return all(type(layer) is DynamicLayer for layer in DynamicCache(config=self.model.config).layers)
+
+    def _prefill(self, rows: list[int], prompts: list[list[int]]) -> "_Batch":
         from transformers import DynamicCache
 
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):  # left padding: every row's next token lands in the last column
-            ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-            mask[row, width - len(prompt):] = 1
+        width = max(len(prompts[row]) for row in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for slot, row in enumerate(rows):  # left padding: every row's next token lands in the last column
+            ids[slot, width - len(prompts[row]):] = torch.tensor(prompts[row], dtype=torch.long)
+            mask[slot, width - len(prompts[row]):] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        sampler = _Sampler(params, seeds) if params.temperature > 0 else None
         cache = DynamicCache(config=self.model.config)
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                             use_cache=True, logits_to_keep=1).logits[:, -1, :]
-        active = list(range(len(prompts)))
-        generated: list[list[int]] = [[] for _ in prompts]
-        stopped_by_string = [False] * len(prompts)
-        last_position = positions[:, -1]
-        for step in range(params.max_new_tokens):
-            tokens = sampler.pick(logits, active) if sampler else logits.argmax(-1)
-            keep = []
-            for slot, (row, token) in enumerate(zip(active, tokens.tolist())):
-                generated[row].append(token)
-                if token in self.stop_ids:
-                    continue
-                if params.stop and self._hit_stop(generated[row], params.stop):
-                    stopped_by_string[row] = True
-                    continue
-                keep.append(slot)
-            if not keep or step == params.max_new_tokens - 1:
-                break
-            if len(keep) < len(active):  # finished rows leave the batch, and their cache with them
-                index = torch.tensor(keep, device=self.device)
-                cache.batch_select_indices(index)
-                mask, tokens, last_position = mask[index], tokens[index], last_position[index]
-                active = [active[slot] for slot in keep]
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            last_position = last_position + 1
-            logits = self.model(input_ids=tokens[:, None], attention_mask=mask, position_ids=last_position[:, None],
-                                past_key_values=cache, use_cache=True).logits[:, -1, :]
-        return [self._completion(tokens, params.stop if stopped else ()) for tokens, stopped
-                in zip(generated, stopped_by_string)]
+        return _Batch(list(rows), cache, mask, positions[:, -1], logits, splice=self.splice)
 
     def _hit_stop(self, tokens: list[int], stop: tuple[str, ...]) -> bool:
         """Whether the text's tail contains a stop string; a tail long enough for any stop string is decoded."""
@@ -291,3 +303,55 @@ class _Sampler:
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
         picks = [torch.multinomial(probs[slot], 1, generator=self.generators[row]) for slot, row in enumerate(rows)]
         return torch.cat(picks).to(logits.device)
+
+
+class _Batch:
+    """Rows decoding together: their KV cache, attention mask (0 = padding), last position and next logits."""
+
+    def __init__(self, rows: list[int], cache, mask: torch.Tensor, positions: torch.Tensor, logits: torch.Tensor,
+                 splice: bool):
+        self.rows, self.cache, self.mask, self.positions, self.logits = rows, cache, mask, positions, logits
+        self.splice = splice
+        """Whether the cache is plain full-attention layers, which may be cut and joined along the sequence."""
+
+    def select(self, slots: list[int]) -> None:
+        index = torch.tensor(slots, device=self.mask.device)
+        self.cache.batch_select_indices(index)
+        self.rows = [self.rows[slot] for slot in slots]
+        self.mask, self.positions, self.logits = self.mask[index], self.positions[index], self.logits[index]
+        self._trim()
+
+    def step(self, model, tokens: torch.Tensor) -> None:
+        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
+        self.positions = self.positions + 1
+        self.logits = model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.positions[:, None],
+                            past_key_values=self.cache, use_cache=True).logits[:, -1, :]
+
+    def merge(self, other: "_Batch") -> "_Batch":
+        """Both batches' rows in one, the shorter cache left-padded (masked) to the longer one's length."""
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        for mine, theirs in zip(self.cache.layers, other.cache.layers):
+            mine.keys = torch.cat([_left_pad(mine.keys, width), _left_pad(theirs.keys, width)])
+            mine.values = torch.cat([_left_pad(mine.values, width), _left_pad(theirs.values, width)])
+        self.mask = torch.cat([_left_pad(self.mask, width, dim=1), _left_pad(other.mask, width, dim=1)])
+        self.rows = self.rows + other.rows
+        self.positions = torch.cat([self.positions, other.positions])
+        self.logits = torch.cat([self.logits, other.logits])
+        return self
+
+    def _trim(self) -> None:
+        """Drop leading cache columns that no remaining row attends to (left padding of rows that left)."""
+        start = int(self.mask.any(dim=0).int().argmax())
+        if start > 0 and self.splice:
+            self.mask = self.mask[:, start:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
+
+
+def _left_pad(tensor: torch.Tensor, width: int, dim: int = -2) -> torch.Tensor:
+    missing = width - tensor.shape[dim]
+    if missing == 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
