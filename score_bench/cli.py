@@ -128,6 +128,47 @@ def compare(
             Console().print(table)
 
 
+@app.command()
+def train(
+    task: str = typer.Option(..., help="Task whose problems and verifier drive training."),
+    trainer: str = typer.Option(..., help="Trainer plugin (see `score-bench trainers`)."),
+    model: str = typer.Option(..., help="Base model: a local checkpoint directory or a hub id."),
+    output: Path = typer.Option(..., help="Directory for the checkpoint, its config and the training log."),
+    preset: Optional[str] = typer.Option(None, help="Named preset of the trainer's config (e.g. paper, laptop, smoke)."),
+    config: Optional[Path] = typer.Option(None, help="YAML file of config fields, applied over the preset."),
+    set_: list[str] = typer.Option([], "--set", help="key=value config override, applied last; repeatable."),
+):
+    """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`."""
+    from score_bench.harness.training import build_config
+
+    trainer_cls = registry.load(registry.TRAINERS, trainer)
+    overrides = _read_yaml_config(config) if config else {}
+    for item in set_:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ScoreBenchError(f"--set expects key=value, got '{item}'")
+        overrides[key.strip()] = value
+    overrides.update(task=task, model=model, output=str(output))
+    resolved = build_config(trainer_cls.config_class, trainer_cls.presets, preset, overrides)
+    with progress_bar() as bar:
+        path = trainer_cls().train(resolved, progress=RichProgress(bar))
+    console.print(f"wrote checkpoint {path}")
+
+
+def _read_yaml_config(path: Path) -> dict:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScoreBenchError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise ScoreBenchError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise ScoreBenchError(f"config file {path} must hold a mapping of config fields")
+    return loaded
+
+
 def _task_options(task: str, **options) -> dict:
     """Pass only the options a task's constructor accepts, so one CLI flag set serves every task."""
     import inspect
