@@ -13,6 +13,8 @@ What a sandbox gives the code inside it:
 - per-job rlimits (address space, CPU, processes, open files, file size) set by the zygote's child.
 The zygote is pid 1 of its namespace, so nothing inside can signal it and `kill(-1)` after each job reaches
 every process the job left behind; --die-with-parent takes the whole namespace down with the grader.
+Not covered: no cgroups, so a program's total memory is bounded only by max_processes x memory_bytes plus the
+scratch tmpfs; the seccomp filter exists for x86-64 only (elsewhere the rest of the isolation still applies).
 
 `probe()` checks once per process that all of this works here (the only module-level state: a cache).
 """
