@@ -1,0 +1,135 @@
+"""The half of the symbolic verifier that runs inside grading worker processes, never in the caller.
+
+Importing this module loads math-verify (sympy, the ANTLR LaTeX parser) and warms the parser on typical
+answers. The parent preloads it into the multiprocessing fork server, so every worker forked from there
+starts with the imports done and the parser's prediction cache hot instead of paying ~1 s each. The
+parent process itself never imports it: it schedules `symbolic._grade_chunk`, which imports it lazily.
+
+math-verify's own SIGALRM timeouts are disabled (`parsing_timeout=None`, `timeout_seconds=None`):
+they fail off the main thread and cannot interrupt C code; the parent kills a worker that runs too long.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import sys
+from functools import lru_cache
+from typing import Callable, Sequence
+
+from math_verify import LatexExtractionConfig, parse, verify
+
+# LaTeX only. The answer arrives wrapped in \\boxed{}, which the LaTeX extractor always matches, so
+# math-verify's plain-expression extractor (ExprExtractionConfig) could only ever fire on text *inside* the
+# box (e.g. a "final answer is 5" buried in it), and it hands text to sympy's parse_expr, which uses eval.
+# Without it, answer text only meets the ANTLR LaTeX parser, which builds sympy objects without eval.
+_EXTRACTION = (LatexExtractionConfig(boxed_match_priority=0),)
+
+# math-verify logs a warning per call about the disabled timeout and on every comparison failure.
+logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+
+Outcome = tuple[str, str]
+"""(status value, detail) — plain strings, so results cross the process boundary cheaply."""
+
+
+def _parse(text: str) -> list:
+    """Parse an already-extracted answer: wrap it in \\boxed{} so math-verify takes it whole."""
+    return parse("\\boxed{" + text + "}", _EXTRACTION, parsing_timeout=None)
+
+
+_parse_gold: Callable[[str], list] = _parse
+"""Replaced per worker by an LRU-cached `_parse` (see `init_worker`): a reference is parsed once per
+worker however many samples are graded against it (attempts 1 and 2, many samples per problem)."""
+
+
+def grade_one(reference: str, answer: str) -> Outcome:
+    gold = _parse_gold(reference)
+    if not gold:
+        return "error", "the reference answer could not be parsed"
+    pred = _parse(answer)
+    if not pred:
+        return "incorrect", "the answer could not be parsed"
+    if verify(gold, pred, timeout_seconds=None):
+        return "correct", ""
+    return "incorrect", "not equivalent to the reference"
+
+
+def grade_chunk(pairs: Sequence[tuple[str, str]]) -> list[Outcome]:
+    out = []
+    for reference, answer in pairs:
+        try:
+            out.append(grade_one(reference, answer))
+        except Exception as exc:  # math-verify catches most; anything left is the grader's failure
+            out.append(("error", f"grader raised {type(exc).__name__}: {str(exc)[:200]}"))
+    return out
+
+
+# Audit events that grading never needs. Nothing in the grading path evaluates answer text as Python
+# (see _EXTRACTION), so this is defence in depth: if some future math-verify or sympy change let text
+# reach eval, the payload still could not start processes, touch the network or write files.
+_FORBIDDEN_EVENTS = frozenset({
+    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "subprocess.Popen",
+    "socket.connect", "socket.bind", "socket.sendto", "os.remove", "os.rmdir", "os.rename",
+    "os.truncate", "os.chmod", "os.chown", "os.link", "os.symlink", "shutil.rmtree", "shutil.copyfile",
+    "ctypes.dlopen", "os.putenv", "os.unsetenv",
+})
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event in _FORBIDDEN_EVENTS:
+        raise PermissionError(f"symbolic grader worker may not {event}")
+    if event == "open" and len(args) >= 3:
+        mode, flags = args[1], args[2]
+        writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(flags & _WRITE_FLAGS)
+        if writes:
+            raise PermissionError(f"symbolic grader worker may not write {args[0]!r}")
+
+
+def forbid_side_effects() -> None:
+    """Install the audit hook. Irreversible for the process, so call it only in a grading worker."""
+    sys.addaudithook(_audit)
+
+
+def _cap_address_space(extra_mb: int) -> None:
+    """Let the worker map at most `extra_mb` more than it already has (its imports), so "10^{10^{10}}"
+    ends in a MemoryError (caught: incorrect) instead of one worker eating the machine's RAM first."""
+    try:
+        with open("/proc/self/statm") as f:
+            current = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = current + extra_mb * 1024 * 1024
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (OSError, ValueError):  # no /proc (not Linux) or a limit we may not set: go without
+        pass
+
+
+def init_worker(memory_limit_mb: int | None, gold_cache_size: int) -> None:
+    """pebble initializer, run in each new worker: cap memory, cache gold parses, forbid side effects."""
+    global _parse_gold
+    if memory_limit_mb:
+        _cap_address_space(memory_limit_mb)
+    _parse_gold = lru_cache(maxsize=gold_cache_size)(_parse) if gold_cache_size > 0 else _parse
+    forbid_side_effects()
+
+
+_WARM_UP = (
+    ("\\frac{1}{2}", "0.5"), ("2\\sqrt{3}", "\\sqrt{12}"), ("[2, 5)", "(-\\infty, 3]"),
+    ("\\{1, 2, 3\\}", "1, 2, 3"), ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\pi/2)"),
+    ("90^\\circ", "\\dfrac{3\\pi}{4}"), ("5 \\text{ cm}", "\\text{(C)}"), ("x^2 + 2x + 1", "(x+1)^2"),
+    ("y = 2x - 3", "-\\frac{7}{3}"), ("10\\%", "\\$18.90"), ("3 + 4i", "\\infty"),
+    ("\\begin{pmatrix} 1 \\\\ -2 \\end{pmatrix}", "\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}"),
+    ("\\tfrac{\\sqrt{2}}{2}", "\\log_2 8"), ("1,\\!000", "42"), ("-\\frac{1}{3}", "\\sin \\theta"),
+)
+
+
+def _warm_up() -> None:
+    """Run typical answers through the parser once so the ANTLR prediction cache is filled."""
+    for reference, answer in _WARM_UP:
+        grade_one(reference, answer)
+
+
+_warm_up()
