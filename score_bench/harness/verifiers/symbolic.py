@@ -198,6 +198,11 @@ class SymbolicVerifier:
             self._finalizer = weakref.finalize(self, _stop_pool, self._pool)
         return self._pool
 
+    @property
+    def running(self) -> bool:
+        """Whether worker processes are up (they start with the first batch that needs parsing)."""
+        return self._pool is not None and self._pool.active
+
     def close(self) -> None:
         """Stop the workers. The verifier can still be used: the next batch starts a new pool."""
         if self._finalizer is not None:
