@@ -106,24 +106,10 @@ def grade_one(reference: str, answer: str) -> Outcome:
     return "incorrect", "not equivalent to the reference"
 
 
-def grade_chunk(pairs: Sequence[tuple[str, str]]) -> list[Outcome]:
-    global _guarded
-    out = []
-    _guarded = True
-    try:
-        for reference, answer in pairs:
-            try:
-                out.append(grade_one(reference, answer))
-            except Exception as exc:  # math-verify catches most; anything left is the grader's failure
-                out.append(("error", f"grader raised {type(exc).__name__}: {str(exc)[:200]}"))
-    finally:
-        _guarded = False
-    return out
-
-
-# Audit events that grading never needs. Nothing in the grading path evaluates answer text as Python
-# (see _EXTRACTION), so this is defence in depth: if some future math-verify or sympy change let text
-# reach eval, the payload still could not start processes, touch the network or write files.
+# Audit events that grading never needs. The grading path evaluates no answer text as Python (see
+# _EXTRACTION; decimal literals still pass through sympify, but only as digits the LaTeX lexer let through),
+# so this is defence in depth: if a future math-verify or sympy let text reach eval, the payload still
+# could not start processes, touch the network or write files.
 _FORBIDDEN_EVENTS = frozenset({
     "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "subprocess.Popen",
     "socket.connect", "socket.bind", "socket.sendto", "os.remove", "os.rmdir", "os.rename",
@@ -152,6 +138,21 @@ def forbid_side_effects() -> None:
     """Install the audit hook, active while `grade_chunk` runs. Hooks cannot be removed, so call this only
     in a grading worker."""
     sys.addaudithook(_audit)
+
+
+def grade_chunk(pairs: Sequence[tuple[str, str]]) -> list[Outcome]:
+    global _guarded
+    out = []
+    _guarded = True
+    try:
+        for reference, answer in pairs:
+            try:
+                out.append(grade_one(reference, answer))
+            except Exception as exc:  # math-verify catches most; anything left is the grader's failure
+                out.append(("error", f"grader raised {type(exc).__name__}: {str(exc)[:200]}"))
+    finally:
+        _guarded = False
+    return out
 
 
 def _cap_address_space(extra_mb: int) -> None:

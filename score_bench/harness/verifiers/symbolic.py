@@ -29,9 +29,10 @@ hostile strings this is checked with.
 Speed: items go to workers in chunks (one round trip per chunk, not per item); a chunk that times out or
 loses its worker is re-run item by item, so each item still gets its own full `timeout_s` (a pathological
 answer costs at most about twice `timeout_s` of wall time, on one worker). Workers fork from a fork server
-that has math-verify imported and its parser warmed; each caches parsed references, and the verifier
-remembers verdicts of (reference, answer) pairs already graded, so an attempt 2 that repeats attempt 1
-costs nothing.
+that has math-verify imported, and parse in two stages (ANTLR's SLL mode, LL only when SLL fails: same
+results, about a third of the CPU; see _symbolic_worker). Each worker caches parsed references, and the
+verifier remembers verdicts of (reference, answer) pairs already graded, so an attempt 2 that repeats
+attempt 1 costs nothing. bench/bench_math_grading.py measures it against plain serial math-verify.
 
 Like any multiprocessing code, a script that uses this verifier must guard its entry point with
 `if __name__ == "__main__":` — each worker imports the main module.
@@ -42,6 +43,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import threading
 import weakref
 from collections import OrderedDict
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -54,6 +56,7 @@ from score_bench.harness.errors import InputError
 from score_bench.harness.types import Problem, Status, Verdict
 
 _WORKER_MODULE = "score_bench.harness.verifiers._symbolic_worker"
+_TIMED_OUT = "timed out"
 _MAX_CHUNK = 16
 """Items per worker round trip. At ~2 ms per MATH answer, 16 items amortise the IPC cost; more would only
 lengthen the re-run after a timeout."""
@@ -152,8 +155,8 @@ def _malformed(text: str, max_nesting: int) -> str:
 
 
 def _mp_context():
-    """A fork server with the worker module preloaded: forking is fast and safe from a threaded parent
-    (torch, pebble's own threads), and workers start warm. Spawn where there is no fork server."""
+    """A fork server with the worker module preloaded: forking from it is fast, and safe however many
+    threads the caller runs (torch, pebble's own). Spawn where there is no fork server."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
@@ -183,6 +186,7 @@ class SymbolicVerifier:
         self._pool: ProcessPool | None = None
         self._finalizer: weakref.finalize | None = None
         self._memo: OrderedDict[tuple[str, str], Verdict] = OrderedDict()
+        self._lock = threading.Lock()  # one batch at a time: the pool and the memo are shared state
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def _get_pool(self) -> ProcessPool:
@@ -204,7 +208,8 @@ class SymbolicVerifier:
         return self._pool is not None and self._pool.active
 
     def close(self) -> None:
-        """Stop the workers. The verifier can still be used: the next batch starts a new pool."""
+        """Stop the workers (the fork server stays for the process's lifetime, idle). The verifier can
+        still be used: the next batch starts a new pool."""
         if self._finalizer is not None:
             self._finalizer()
         self._pool = self._finalizer = None
@@ -217,6 +222,11 @@ class SymbolicVerifier:
 
     # -- grading ---------------------------------------------------------------------------------------
     def verify_batch(self, items: Sequence[tuple[Problem, str | None]]) -> list[Verdict]:
+        """One verdict per (problem, extracted answer), in order. Safe to call from any thread."""
+        with self._lock:
+            return self._verify(items)
+
+    def _verify(self, items: Sequence[tuple[Problem, str | None]]) -> list[Verdict]:
         verdicts: list[Verdict | None] = [None] * len(items)
         pending: dict[tuple[str, str], list[int]] = {}  # identical pairs are graded once
         for i, (problem, answer) in enumerate(items):
@@ -255,50 +265,63 @@ class SymbolicVerifier:
     def _grade(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Verdict]:
         if not keys:
             return {}
-        pool = self._get_pool()
-        timeout = self.config.timeout_s
         size = max(1, min(_MAX_CHUNK, len(keys) // (self.workers * 4)))
         chunks = [keys[i : i + size] for i in range(0, len(keys), size)]
-        futures = [pool.schedule(_grade_chunk, args=(chunk,), timeout=timeout) for chunk in chunks]
-
         results: dict[tuple[str, str], Verdict] = {}
         retry: list[tuple[str, str]] = []
-        for chunk, future in zip(chunks, futures):
-            try:
-                outcomes = future.result()
-            except Exception:
-                if len(chunk) > 1:  # which item was at fault is unknown: give each its own time limit
-                    retry.extend(chunk)
-                else:
-                    results[chunk[0]] = self._failure(chunk[0], future.exception())
-                continue
-            for key, (status, detail) in zip(chunk, outcomes):
+        for chunk, outcome in zip(chunks, self._run(chunks)):
+            if isinstance(outcome, list):
+                results.update((key, Verdict(Status(s), key[1], d)) for key, (s, d) in zip(chunk, outcome))
+            elif len(chunk) > 1 and not isinstance(outcome, _PoolBroken):
+                retry.extend(chunk)  # which item was at fault is unknown: give each its own time limit
+            else:
+                results.update((key, self._failure(key, outcome)) for key in chunk)
+        for key, outcome in zip(retry, self._run([[key] for key in retry])):
+            if isinstance(outcome, list):
+                (status, detail), = outcome
                 results[key] = Verdict(Status(status), key[1], detail)
-
-        singles = [pool.schedule(_grade_chunk, args=([key],), timeout=timeout) for key in retry]
-        for key, future in zip(retry, singles):
-            try:
-                (status, detail), = future.result()
-                results[key] = Verdict(Status(status), key[1], detail)
-            except Exception:
-                results[key] = self._failure(key, future.exception())
+            else:
+                results[key] = self._failure(key, outcome)
         return results
 
-    def _failure(self, key: tuple[str, str], exc: BaseException | None) -> Verdict:
+    def _run(self, chunks: list[list[tuple[str, str]]]) -> list[list[tuple[str, str]] | BaseException]:
+        """Each chunk's outcomes, or the exception that stopped it (timeout, dead worker, broken pool)."""
+        try:
+            pool = self._get_pool()
+            futures = [pool.schedule(_grade_chunk, args=(chunk,), timeout=self.config.timeout_s)
+                       for chunk in chunks]
+        except Exception as exc:  # the pool could not start or broke down: no chunk can run
+            self.close()
+            return [_PoolBroken(f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}")] * len(chunks)
+        outcomes: list[list[tuple[str, str]] | BaseException] = []
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _failure(self, key: tuple[str, str], exc: BaseException) -> Verdict:
         if isinstance(exc, FutureTimeout):
-            return Verdict(
-                Status.INCORRECT, key[1], f"timed out: grading took over {self.config.timeout_s:g} s"
-            )
+            return Verdict(Status.INCORRECT, key[1], f"{_TIMED_OUT}: grading took over {self.config.timeout_s:g} s")
         if isinstance(exc, ProcessExpired):
             return Verdict(Status.ERROR, key[1], f"grader process died (exit code {exc.exitcode})")
-        return Verdict(Status.ERROR, key[1], f"grader failed: {type(exc).__name__}: {str(exc)[:200]}")
+        if isinstance(exc, _PoolBroken):
+            return Verdict(Status.ERROR, key[1], f"grading workers could not run ({exc}); a script that uses "
+                                                 "this verifier needs an `if __name__ == \"__main__\":` guard")
+        return Verdict(Status.ERROR, key[1], f"grader failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
 
     def _remember(self, key: tuple[str, str], verdict: Verdict) -> None:
-        if self.config.memo_size <= 0 or verdict.status is Status.ERROR or verdict.detail.startswith("timed out"):
+        """Memoise verdicts that depend only on the pair: not errors, not timeouts (those depend on load)."""
+        if self.config.memo_size <= 0 or verdict.status is Status.ERROR or verdict.detail.startswith(_TIMED_OUT):
             return
         self._memo[key] = verdict
         if len(self._memo) > self.config.memo_size:
             self._memo.popitem(last=False)
+
+
+class _PoolBroken(Exception):
+    """The worker pool could not take work at all."""
 
 
 def _stop_pool(pool: ProcessPool) -> None:
