@@ -1,0 +1,30 @@
+"""Measure a built base model exactly as `score-bench eval` would: greedy, two attempts, the arith test split,
+through the shared rollout, the transformers backend and the metrics with bootstrap intervals."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from score_bench.harness.evaluation import EvalConfig, run_eval
+from score_bench.harness.progress import Progress
+from score_bench.tasks.arith import ArithTask
+
+
+def measure(model_dir: Path, task: ArithTask, n_problems: int, max_new_tokens: int,
+            progress: Progress | None = None) -> dict:
+    """Acc@t1, Acc@t2, Δ and the transition rates with 95% bootstrap intervals, plus what was evaluated."""
+    with tempfile.TemporaryDirectory(prefix="score-bench-card-") as scratch:
+        config = EvalConfig(model=str(model_dir), task="arith", output=Path(scratch) / "eval",
+                            task_options={"digits": task.digits, "n_test": n_problems},
+                            max_new_tokens=max_new_tokens, batch_size=64, device="cpu", dtype="float32")
+        results = run_eval(config, progress)
+    keep = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
+    return {
+        "how": "score_bench.harness.evaluation.run_eval: greedy, 2 attempts, the transformers backend",
+        "split": "test", "problems": results["counts"]["problems"],
+        "problems_sha256": results["task"]["problems_sha256"],
+        "metrics": {name: results["metrics"][name] for name in keep},
+        "edit_ratio": results["edit_ratio"],
+        "grading_errors": results["counts"]["grading_errors"],
+    }
