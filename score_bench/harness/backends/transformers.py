@@ -13,8 +13,9 @@ import hashlib
 import json
 import re
 from collections import Counter, deque
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
@@ -89,6 +90,20 @@ def weights_sha256(source: str) -> str | None:
     return digest.hexdigest()
 
 
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers draws its own loading bars on stderr; library code reports through harness.progress only."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _load_tokenizer(source: str, model: str, chat_template: str | Path | None):
     from transformers import AutoTokenizer
 
@@ -150,10 +165,12 @@ class TransformersBackend:
         device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, device)
         tokenizer = _load_tokenizer(source, model, chat_template)
-        try:
-            lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, trust_remote_code=trust_remote_code)
-        except Exception as err:  # OSError (files), ValueError (unknown architecture), RuntimeError (shapes)
-            raise InputError(f"cannot load model '{model}': {_first_line(err)}") from None
+        with _quiet_transformers():
+            try:
+                lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype,
+                                                          trust_remote_code=trust_remote_code)
+            except Exception as err:  # OSError (files), ValueError (unknown architecture), RuntimeError (shapes)
+                raise InputError(f"cannot load model '{model}': {_first_line(err)}") from None
         return cls(lm.to(device), tokenizer, batch_size=batch_size, source=source)
 
     def describe(self) -> dict:
