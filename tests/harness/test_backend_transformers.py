@@ -175,3 +175,11 @@ def test_backend_factory_names_the_extra_and_near_matches():
         load_backend("vllm", model="x")
     with pytest.raises(PluginNotFound, match="Did you mean 'transformers'"):
         load_backend("transformer", model="x")
+
+
+def test_no_conversations_and_bad_parameters(tiny_backend):
+    assert tiny_backend.generate([], GREEDY) == []
+    for params in (GenerationParams(max_new_tokens=0), GenerationParams(temperature=-1.0),
+                   GenerationParams(temperature=1.0, top_p=0.0)):
+        with pytest.raises(InputError, match="generation needs"):
+            tiny_backend.generate(CONVERSATIONS[:1], params)

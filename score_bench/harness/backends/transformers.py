@@ -1,10 +1,10 @@
 """Generation on Hugging Face transformers: any causal LM with a chat template, batched, with a KV cache.
 
-The decoding loop is written here rather than through `model.generate` for three reasons: rows that finish
-leave the batch at once (a long tail no longer costs a full batch per step), each row samples from its own
-seeded generator (so a sampled result does not depend on batch size, order or a resume), and left padding,
-positions and the attention mask are set in one visible place — the padding bugs of the public SCoRe
-reproductions lived exactly there.
+The decoding loop is written here rather than through `model.generate` for three reasons: continuous batching
+(a row leaves the batch the moment it ends and a waiting prompt is prefilled into its slot, so answers of uneven
+length do not leave the batch half empty), one seeded generator per row (so a sampled result does not depend on
+batch size, order or a resume), and left padding, positions and the attention mask set in one visible place —
+the padding bugs of the public SCoRe reproductions lived exactly there.
 """
 
 from __future__ import annotations
@@ -304,9 +304,6 @@ class _Sampler:
     own prompt, seed and logits — not on which other rows share its batch."""
 
     def __init__(self, params: GenerationParams, seeds: list[int]):
-        if params.temperature < 0 or not 0 < params.top_p <= 1:
-            raise InputError(f"sampling needs temperature >= 0 and 0 < top_p <= 1, got "
-                             f"{params.temperature} and {params.top_p}")
         self.temperature, self.top_p = params.temperature, params.top_p
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
 
