@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -141,7 +141,8 @@ def _read_template(path: Path) -> str:
 class TransformersBackend:
     """Implements harness.generation.Backend on a transformers causal LM."""
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 32, source: str | None = None):
+    def __init__(self, model, tokenizer, *, batch_size: int = 32, source: str | None = None,
+                 prefix_cache_mb: float = 1024):
         if batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {batch_size}")
         self.model = model.eval()
@@ -154,11 +155,15 @@ class TransformersBackend:
         # pad == eos is fine: padding is described by the attention mask, never inferred from token ids.
         self.pad_id = pad if pad is not None else min(self.stop_ids, default=0)
         self.splice = self._can_splice()
+        self.prefix_cache = _PrefixStore(int(prefix_cache_mb * 2**20)) if self.splice and prefix_cache_mb > 0 else None
+        """KV of finished rows, reused when a later prompt continues one (attempt k+1 extends attempt k)."""
 
     @classmethod
     def load(cls, model: str, *, dtype: str = "auto", device: str = "auto", chat_template: str | Path | None = None,
-             batch_size: int = 32, trust_remote_code: bool = False) -> "TransformersBackend":
-        """Load a checkpoint directory or Hub id. Every failure is an InputError naming `model`."""
+             batch_size: int = 32, prefix_cache_mb: float = 1024,
+             trust_remote_code: bool = False) -> "TransformersBackend":
+        """Load a checkpoint directory or Hub id. Every failure is an InputError naming `model`.
+        prefix_cache_mb bounds the memory kept for reusing finished rows' KV; 0 turns reuse off."""
         from transformers import AutoModelForCausalLM
 
         source = resolve_model_source(model)
@@ -171,7 +176,7 @@ class TransformersBackend:
                                                           trust_remote_code=trust_remote_code)
             except Exception as err:  # OSError (files), ValueError (unknown architecture), RuntimeError (shapes)
                 raise InputError(f"cannot load model '{model}': {_first_line(err)}") from None
-        return cls(lm.to(device), tokenizer, batch_size=batch_size, source=source)
+        return cls(lm.to(device), tokenizer, batch_size=batch_size, source=source, prefix_cache_mb=prefix_cache_mb)
 
     def describe(self) -> dict:
         """What results.json records about the model."""
@@ -246,6 +251,11 @@ class TransformersBackend:
                     stopped[row] = True
                     continue
                 keep.append(slot)
+            if self.prefix_cache is not None and len(keep) < len(batch.rows):
+                kept = set(keep)
+                for slot, row in enumerate(batch.rows):
+                    if slot not in kept:  # its last token was never fed, so the cache holds all but that one
+                        self.prefix_cache.add(prompts[row], prompts[row] + generated[row][:-1], batch.row_kv(slot))
             if not keep:
                 batch = None
                 continue
@@ -264,17 +274,31 @@ class TransformersBackend:
         return all(type(layer) is DynamicLayer for layer in DynamicCache(config=self.model.config).layers)
 
     def _prefill(self, rows: list[int], prompts: list[list[int]]) -> "_Batch":
+        """Read the prompts of `rows` into a new batch. A prompt that continues a finished row's tokens starts
+        from that row's KV and reads only what is new; the reused part sits left-padded before the new part,
+        and the attention mask and explicit positions make the hole in between invisible."""
         from transformers import DynamicCache
 
-        width = max(len(prompts[row]) for row in rows)
+        found = [self.prefix_cache.find(prompts[row]) if self.prefix_cache else None for row in rows]
+        reused = [f[1] if f else 0 for f in found]
+        if self.prefix_cache is not None:
+            self.prefix_cache.tokens_reused += sum(reused)
+        prefix_width = max(reused)
+        width = max(len(prompts[row]) - r for row, r in zip(rows, reused))
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for slot, row in enumerate(rows):  # left padding: every row's next token lands in the last column
-            ids[slot, width - len(prompts[row]):] = torch.tensor(prompts[row], dtype=torch.long)
-            mask[slot, width - len(prompts[row]):] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        mask = torch.zeros((len(rows), prefix_width + width), dtype=torch.long)
+        offsets = torch.tensor(reused, dtype=torch.long)
+        for slot, (row, r) in enumerate(zip(rows, reused)):  # left padding in both parts
+            new = prompts[row][r:]
+            ids[slot, width - len(new):] = torch.tensor(new, dtype=torch.long)
+            mask[slot, prefix_width - r:prefix_width] = 1
+            mask[slot, prefix_width + width - len(new):] = 1
+        ids, mask, offsets = ids.to(self.device), mask.to(self.device), offsets.to(self.device)
+        positions = (mask[:, prefix_width:].cumsum(-1) - 1).clamp(min=0) + offsets[:, None]
         cache = DynamicCache(config=self.model.config)
+        if prefix_width:
+            for layer, (keys, values) in enumerate(_stack_prefixes(found, reused, prefix_width)):
+                cache.update(keys.to(self.device), values.to(self.device), layer)
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                             use_cache=True, logits_to_keep=1).logits[:, -1, :]
         return _Batch(list(rows), cache, mask, positions[:, -1], logits, splice=self.splice)
@@ -335,6 +359,12 @@ class _Batch:
         self.mask, self.positions, self.logits = self.mask[index], self.positions[index], self.logits[index]
         self._trim()
 
+    def row_kv(self, slot: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One row's cached keys and values per layer, padding columns dropped: [heads, tokens, head_dim]."""
+        columns = self.mask[slot].nonzero().squeeze(-1)
+        return [(layer.keys[slot].index_select(-2, columns), layer.values[slot].index_select(-2, columns))
+                for layer in self.cache.layers]
+
     def step(self, model, tokens: torch.Tensor) -> None:
         self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
         self.positions = self.positions + 1
@@ -369,3 +399,78 @@ def _left_pad(tensor: torch.Tensor, width: int, dim: int = -2) -> torch.Tensor:
     shape = list(tensor.shape)
     shape[dim] = missing
     return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def _stack_prefixes(found, reused: list[int], width: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer, the reused KV of every row left-padded to `width` ([rows, heads, width, head_dim])."""
+    template = next(f[0] for f in found if f)
+    stacked = []
+    for layer, (keys, values) in enumerate(template):
+        shape = (len(found), keys.shape[0], width, keys.shape[-1])
+        all_keys, all_values = keys.new_zeros(shape), values.new_zeros(shape)
+        for slot, (f, r) in enumerate(zip(found, reused)):
+            if r:
+                all_keys[slot, :, width - r:] = f[0][layer][0][:, :r]
+                all_values[slot, :, width - r:] = f[0][layer][1][:, :r]
+        stacked.append((all_keys, all_values))
+    return stacked
+
+
+class _PrefixStore:
+    """KV of finished rows (prompt plus generated tokens), oldest dropped first past a memory budget.
+
+    A prompt reuses an entry only when it starts with that entry's whole prompt and goes on into the tokens the
+    entry generated: it continues that conversation (attempt k+1 after attempt k). Prompts that merely share a
+    prompt (K samples of one problem) are read afresh, so what a row computes depends on its own conversation
+    only, never on which other rows happened to run earlier — batch size and resume cannot change a result."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget, self.used = budget_bytes, 0
+        self.entries: OrderedDict[int, tuple[tuple[int, ...], int, list, int]] = OrderedDict()
+        self.by_prompt: dict[tuple[int, ...], list[int]] = {}
+        self.prompt_lengths: Counter[int] = Counter()
+        self.next_id = 0
+        self.tokens_reused = 0
+        """Prompt tokens not read again thanks to the store, for benchmarks."""
+
+    def add(self, prompt: list[int], tokens: list[int], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+        if size > self.budget:
+            return
+        key = tuple(prompt)
+        self.entries[self.next_id] = (tuple(tokens), len(prompt), kv, size)
+        self.by_prompt.setdefault(key, []).append(self.next_id)
+        self.prompt_lengths[len(prompt)] += 1
+        self.used += size
+        self.next_id += 1
+        while self.used > self.budget:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        entry_id, (tokens, prompt_length, _, size) = self.entries.popitem(last=False)
+        key = tokens[:prompt_length]
+        self.by_prompt[key].remove(entry_id)
+        if not self.by_prompt[key]:
+            del self.by_prompt[key]
+        self.prompt_lengths[prompt_length] -= 1
+        if not self.prompt_lengths[prompt_length]:
+            del self.prompt_lengths[prompt_length]
+        self.used -= size
+
+    def find(self, prompt: list[int]) -> tuple[list, int] | None:
+        """(an entry's KV, how many leading tokens of `prompt` it covers), or None. At least one token is left
+        to read, since the next token's logits come from reading it."""
+        best, best_length = None, 0
+        for length in self.prompt_lengths:
+            if length >= len(prompt):
+                continue
+            for entry_id in self.by_prompt.get(tuple(prompt[:length]), ()):
+                tokens, _, kv, _ = self.entries[entry_id]
+                common = length
+                while common < min(len(tokens), len(prompt)) and tokens[common] == prompt[common]:
+                    common += 1
+                if common > length and common >= best_length:  # ties: the latest entry
+                    best, best_length = kv, common
+        if best is None:
+            return None
+        return best, min(best_length, len(prompt) - 1)
