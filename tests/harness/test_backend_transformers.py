@@ -225,3 +225,18 @@ def test_the_prefix_cache_stays_within_its_budget(tiny_backend):
     store = backend.prefix_cache
     assert 0 < len(store.entries) < len(CONVERSATIONS) and store.used <= store.budget
     assert sum(len(ids) for ids in store.by_prompt.values()) == len(store.entries)
+
+
+def test_changed_weights_empty_the_prefix_cache_and_train_mode_is_kept(model_builder, tmp_path):
+    """A trainer updates the weights in place between rollouts: KV computed by the old weights must go."""
+    backend = load_backend("transformers", model=str(model_builder(tmp_path / "m")), device="cpu")
+    first = backend.generate(CONVERSATIONS[:4], GREEDY)
+    follow_ups = second_turn(CONVERSATIONS[:4], first)
+    assert any(backend.prefix_cache.find(backend.render(f)) for f in follow_ups)
+    with torch.no_grad():
+        next(backend.model.parameters()).mul_(1.5)  # what an optimiser step does
+    fresh = TransformersBackend(backend.model, backend.tokenizer, prefix_cache_mb=0)
+    backend.model.train()
+    assert [c.text for c in backend.generate(follow_ups, GREEDY)] == \
+           [c.text for c in fresh.generate(follow_ups, GREEDY)]
+    assert backend.prefix_cache.tokens_reused == 0 and backend.model.training

@@ -145,7 +145,7 @@ class TransformersBackend:
                  prefix_cache_mb: float = 1024):
         if batch_size < 1:
             raise InputError(f"batch size must be at least 1, got {batch_size}")
-        self.model = model.eval()
+        self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.source = source or getattr(model, "name_or_path", None)
@@ -214,6 +214,8 @@ class TransformersBackend:
         if params.max_new_tokens < 1 or params.temperature < 0 or not 0 < params.top_p <= 1:
             raise InputError(f"generation needs max_new_tokens >= 1, temperature >= 0 and 0 < top_p <= 1, got "
                              f"{params.max_new_tokens}, {params.temperature} and {params.top_p}")
+        if self.prefix_cache is not None:
+            self.prefix_cache.check_weights(self.model)
         prompts = [self.render(c) for c in conversations]
         seen: Counter[tuple[int, ...]] = Counter()
         seeds = []
@@ -221,7 +223,12 @@ class TransformersBackend:
             key = tuple(prompt)
             seeds.append(_row_seed(params.seed, key, seen[key]))
             seen[key] += 1
-        generated, stopped = self._decode(prompts, seeds, params)
+        training = self.model.training  # a trainer may hand over its model in train mode: no dropout here
+        self.model.eval()
+        try:
+            generated, stopped = self._decode(prompts, seeds, params)
+        finally:
+            self.model.train(training)
         return [self._completion(tokens, params.stop if hit else ()) for tokens, hit in zip(generated, stopped)]
 
     @torch.inference_mode()
@@ -421,8 +428,9 @@ class _PrefixStore:
 
     A prompt reuses an entry only when it starts with that entry's whole prompt and goes on into the tokens the
     entry generated: it continues that conversation (attempt k+1 after attempt k). Prompts that merely share a
-    prompt (K samples of one problem) are read afresh, so what a row computes depends on its own conversation
-    only, never on which other rows happened to run earlier — batch size and resume cannot change a result."""
+    prompt (K samples of one problem) are read afresh. So what a row reuses is its own conversation's earlier
+    turn, whichever rows ran before it, and batch size or a resume do not change a result (tests check both).
+    Any change to the weights (a trainer's optimiser step) empties the store: old KV would be wrong."""
 
     def __init__(self, budget_bytes: int):
         self.budget, self.used = budget_bytes, 0
@@ -432,6 +440,14 @@ class _PrefixStore:
         self.next_id = 0
         self.tokens_reused = 0
         """Prompt tokens not read again thanks to the store, for benchmarks."""
+        self.fingerprint: tuple = ()
+
+    def check_weights(self, model) -> None:
+        """Empty the store if any parameter was replaced or changed in place since it was filled."""
+        fingerprint = tuple((id(p), p._version) for p in model.parameters())
+        if fingerprint != self.fingerprint:
+            self.__init__(self.budget)
+            self.fingerprint = fingerprint
 
     def add(self, prompt: list[int], tokens: list[int], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
