@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
 
+from score_bench.harness.backends._decoding import Batch, PrefixStore, Sampler, row_seed, stack_prefixes
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Completion, GenerationParams
 from score_bench.harness.types import Message
@@ -155,7 +156,7 @@ class TransformersBackend:
         # pad == eos is fine: padding is described by the attention mask, never inferred from token ids.
         self.pad_id = pad if pad is not None else min(self.stop_ids, default=0)
         self.splice = self._can_splice()
-        self.prefix_cache = _PrefixStore(int(prefix_cache_mb * 2**20)) if self.splice and prefix_cache_mb > 0 else None
+        self.prefix_cache = PrefixStore(int(prefix_cache_mb * 2**20)) if self.splice and prefix_cache_mb > 0 else None
         """KV of finished rows, reused when a later prompt continues one (attempt k+1 extends attempt k)."""
 
     @classmethod
@@ -221,7 +222,7 @@ class TransformersBackend:
         seeds = []
         for prompt in prompts:  # identical prompts in one call get distinct seeds, in input order
             key = tuple(prompt)
-            seeds.append(_row_seed(params.seed, key, seen[key]))
+            seeds.append(row_seed(params.seed, key, seen[key]))
             seen[key] += 1
         training = self.model.training  # a trainer may hand over its model in train mode: no dropout here
         self.model.eval()
@@ -239,10 +240,10 @@ class TransformersBackend:
         queue = deque(sorted(range(len(prompts)), key=lambda i: -len(prompts[i])))
         generated: list[list[int]] = [[] for _ in prompts]
         stopped = [False] * len(prompts)
-        sampler = _Sampler(params, seeds) if params.temperature > 0 else None
+        sampler = Sampler(params, seeds) if params.temperature > 0 else None
         # Prefilling a few rows costs about one decode step, so refill once an eighth of the batch is free.
         refill_at = max(1, self.batch_size // 8) if self.splice else self.batch_size
-        batch: _Batch | None = None
+        batch: Batch | None = None
         while queue or batch is not None:
             free = self.batch_size - (len(batch.rows) if batch else 0)
             if queue and free >= (refill_at if batch else 1):
@@ -280,7 +281,7 @@ class TransformersBackend:
 
         return all(type(layer) is DynamicLayer for layer in DynamicCache(config=self.model.config).layers)
 
-    def _prefill(self, rows: list[int], prompts: list[list[int]]) -> "_Batch":
+    def _prefill(self, rows: list[int], prompts: list[list[int]]) -> "Batch":
         """Read the prompts of `rows` into a new batch. A prompt that continues a finished row's tokens starts
         from that row's KV and reads only what is new; the reused part sits left-padded before the new part,
         and the attention mask and explicit positions make the hole in between invisible."""
@@ -304,11 +305,11 @@ class TransformersBackend:
         positions = (mask[:, prefix_width:].cumsum(-1) - 1).clamp(min=0) + offsets[:, None]
         cache = DynamicCache(config=self.model.config)
         if prefix_width:
-            for layer, (keys, values) in enumerate(_stack_prefixes(found, reused, prefix_width)):
+            for layer, (keys, values) in enumerate(stack_prefixes(found, reused, prefix_width)):
                 cache.update(keys.to(self.device), values.to(self.device), layer)
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                             use_cache=True, logits_to_keep=1).logits[:, -1, :]
-        return _Batch(list(rows), cache, mask, positions[:, -1], logits, splice=self.splice)
+        return Batch(list(rows), cache, mask, positions[:, -1], logits, splice=self.splice)
 
     def _hit_stop(self, tokens: list[int], stop: tuple[str, ...]) -> bool:
         """Whether the text's tail contains a stop string; a tail long enough for any stop string is decoded."""
@@ -323,170 +324,3 @@ class TransformersBackend:
             cut = min((text.find(s) for s in stop if s in text), default=len(text))
             text = text[:cut]
         return Completion(text=text, n_tokens=len(tokens))
-
-
-def _row_seed(seed: int, prompt: tuple[int, ...], occurrence: int) -> int:
-    digest = hashlib.sha256(json.dumps([seed, occurrence, list(prompt)]).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-class _Sampler:
-    """Temperature and top-p sampling with one torch.Generator per row, so a row's draws depend only on its
-    own prompt, seed and logits — not on which other rows share its batch."""
-
-    def __init__(self, params: GenerationParams, seeds: list[int]):
-        self.temperature, self.top_p = params.temperature, params.top_p
-        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
-
-    def pick(self, logits: torch.Tensor, rows: list[int]) -> torch.Tensor:
-        probs = torch.softmax(logits.float() / self.temperature, dim=-1).cpu()
-        if self.top_p < 1:
-            sorted_probs, order = probs.sort(dim=-1, descending=True)
-            # drop a token when the tokens before it already reach top_p; the most likely one always stays
-            outside = sorted_probs.cumsum(-1) - sorted_probs >= self.top_p
-            sorted_probs[outside] = 0
-            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-        picks = [torch.multinomial(probs[slot], 1, generator=self.generators[row]) for slot, row in enumerate(rows)]
-        return torch.cat(picks).to(logits.device)
-
-
-class _Batch:
-    """Rows decoding together: their KV cache, attention mask (0 = padding), last position and next logits."""
-
-    def __init__(self, rows: list[int], cache, mask: torch.Tensor, positions: torch.Tensor, logits: torch.Tensor,
-                 splice: bool):
-        self.rows, self.cache, self.mask, self.positions, self.logits = rows, cache, mask, positions, logits
-        self.splice = splice
-        """Whether the cache is plain full-attention layers, which may be cut and joined along the sequence."""
-
-    def select(self, slots: list[int]) -> None:
-        index = torch.tensor(slots, device=self.mask.device)
-        self.cache.batch_select_indices(index)
-        self.rows = [self.rows[slot] for slot in slots]
-        self.mask, self.positions, self.logits = self.mask[index], self.positions[index], self.logits[index]
-        self._trim()
-
-    def row_kv(self, slot: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """One row's cached keys and values per layer, padding columns dropped: [heads, tokens, head_dim]."""
-        columns = self.mask[slot].nonzero().squeeze(-1)
-        return [(layer.keys[slot].index_select(-2, columns), layer.values[slot].index_select(-2, columns))
-                for layer in self.cache.layers]
-
-    def step(self, model, tokens: torch.Tensor) -> None:
-        self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
-        self.positions = self.positions + 1
-        self.logits = model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.positions[:, None],
-                            past_key_values=self.cache, use_cache=True).logits[:, -1, :]
-
-    def merge(self, other: "_Batch") -> "_Batch":
-        """Both batches' rows in one, the shorter cache left-padded (masked) to the longer one's length."""
-        width = max(self.mask.shape[1], other.mask.shape[1])
-        for mine, theirs in zip(self.cache.layers, other.cache.layers):
-            mine.keys = torch.cat([_left_pad(mine.keys, width), _left_pad(theirs.keys, width)])
-            mine.values = torch.cat([_left_pad(mine.values, width), _left_pad(theirs.values, width)])
-        self.mask = torch.cat([_left_pad(self.mask, width, dim=1), _left_pad(other.mask, width, dim=1)])
-        self.rows = self.rows + other.rows
-        self.positions = torch.cat([self.positions, other.positions])
-        self.logits = torch.cat([self.logits, other.logits])
-        return self
-
-    def _trim(self) -> None:
-        """Drop leading cache columns that no remaining row attends to (left padding of rows that left)."""
-        start = int(self.mask.any(dim=0).int().argmax())
-        if start > 0 and self.splice:
-            self.mask = self.mask[:, start:]
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
-
-
-def _left_pad(tensor: torch.Tensor, width: int, dim: int = -2) -> torch.Tensor:
-    missing = width - tensor.shape[dim]
-    if missing == 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = missing
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
-
-
-def _stack_prefixes(found, reused: list[int], width: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per layer, the reused KV of every row left-padded to `width` ([rows, heads, width, head_dim])."""
-    template = next(f[0] for f in found if f)
-    stacked = []
-    for layer, (keys, values) in enumerate(template):
-        shape = (len(found), keys.shape[0], width, keys.shape[-1])
-        all_keys, all_values = keys.new_zeros(shape), values.new_zeros(shape)
-        for slot, (f, r) in enumerate(zip(found, reused)):
-            if r:
-                all_keys[slot, :, width - r:] = f[0][layer][0][:, :r]
-                all_values[slot, :, width - r:] = f[0][layer][1][:, :r]
-        stacked.append((all_keys, all_values))
-    return stacked
-
-
-class _PrefixStore:
-    """KV of finished rows (prompt plus generated tokens), oldest dropped first past a memory budget.
-
-    A prompt reuses an entry only when it starts with that entry's whole prompt and goes on into the tokens the
-    entry generated: it continues that conversation (attempt k+1 after attempt k). Prompts that merely share a
-    prompt (K samples of one problem) are read afresh. So what a row reuses is its own conversation's earlier
-    turn, whichever rows ran before it, and batch size or a resume do not change a result (tests check both).
-    Any change to the weights (a trainer's optimiser step) empties the store: old KV would be wrong."""
-
-    def __init__(self, budget_bytes: int):
-        self.budget, self.used = budget_bytes, 0
-        self.entries: OrderedDict[int, tuple[tuple[int, ...], int, list, int]] = OrderedDict()
-        self.by_prompt: dict[tuple[int, ...], list[int]] = {}
-        self.prompt_lengths: Counter[int] = Counter()
-        self.next_id = 0
-        self.tokens_reused = 0
-        """Prompt tokens not read again thanks to the store, for benchmarks."""
-        self.fingerprint: tuple = ()
-
-    def check_weights(self, model) -> None:
-        """Empty the store if any parameter was replaced or changed in place since it was filled."""
-        fingerprint = tuple((id(p), p._version) for p in model.parameters())
-        if fingerprint != self.fingerprint:
-            self.__init__(self.budget)
-            self.fingerprint = fingerprint
-
-    def add(self, prompt: list[int], tokens: list[int], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
-        if size > self.budget:
-            return
-        key = tuple(prompt)
-        self.entries[self.next_id] = (tuple(tokens), len(prompt), kv, size)
-        self.by_prompt.setdefault(key, []).append(self.next_id)
-        self.prompt_lengths[len(prompt)] += 1
-        self.used += size
-        self.next_id += 1
-        while self.used > self.budget:
-            self._drop_oldest()
-
-    def _drop_oldest(self) -> None:
-        entry_id, (tokens, prompt_length, _, size) = self.entries.popitem(last=False)
-        key = tokens[:prompt_length]
-        self.by_prompt[key].remove(entry_id)
-        if not self.by_prompt[key]:
-            del self.by_prompt[key]
-        self.prompt_lengths[prompt_length] -= 1
-        if not self.prompt_lengths[prompt_length]:
-            del self.prompt_lengths[prompt_length]
-        self.used -= size
-
-    def find(self, prompt: list[int]) -> tuple[list, int] | None:
-        """(an entry's KV, how many leading tokens of `prompt` it covers), or None. At least one token is left
-        to read, since the next token's logits come from reading it."""
-        best, best_length = None, 0
-        for length in self.prompt_lengths:
-            if length >= len(prompt):
-                continue
-            for entry_id in self.by_prompt.get(tuple(prompt[:length]), ()):
-                tokens, _, kv, _ = self.entries[entry_id]
-                common = length
-                while common < min(len(tokens), len(prompt)) and tokens[common] == prompt[common]:
-                    common += 1
-                if common > length and common >= best_length:  # ties: the latest entry
-                    best, best_length = kv, common
-        if best is None:
-            return None
-        return best, min(best_length, len(prompt) - 1)
