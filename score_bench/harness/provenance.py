@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TextIO
 
 from score_bench.harness.types import Problem
 
@@ -58,30 +58,26 @@ def provenance() -> dict[str, Any]:
     return {"versions": package_versions(), "git": git_state(), "platform": platform.platform()}
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
+def _write_atomic(path: Path, write: Callable[[TextIO], None]) -> None:
     """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are for sharing
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, ensure_ascii=False, default=str)
-            handle.write("\n")
+            write(handle)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    _write_atomic(path, lambda handle: handle.write(
+        json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n"))
 
 
 def write_jsonl_atomic(path: Path, rows: Iterable[dict]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_atomic(path, lambda handle: handle.writelines(
+        json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows))
