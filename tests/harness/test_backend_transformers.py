@@ -121,6 +121,13 @@ def test_unknown_model_path_is_a_one_line_input_error(tmp_path):
     assert "\n" not in str(caught.value)
 
 
+def test_relative_path_under_an_existing_directory_is_not_sent_to_the_hub(tmp_path, monkeypatch):
+    (tmp_path / "models").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="not found"):
+        load_backend("transformers", model="models/typo")
+
+
 def test_model_without_tokenizer_is_a_one_line_input_error(tiny_model, tmp_path):
     bare = tmp_path / "bare"
     bare.mkdir()

@@ -44,7 +44,10 @@ def resolve_model_source(model: str) -> str:
         return str(path.resolve())
     if path.exists():
         raise InputError(f"model '{model}' is a file; expected a checkpoint directory or a Hugging Face Hub id")
-    if model.startswith((".", "/", "~")) or not _HUB_ID.match(model):
+    # "models/base" when ./models exists is a mistyped local path, not a Hub repo: say so instead of going
+    # to the network (which, offline, retries for a minute before failing).
+    local_parent = len(path.parts) > 1 and Path(path.parts[0]).is_dir()
+    if model.startswith((".", "/", "~")) or local_parent or not _HUB_ID.match(model):
         raise InputError(f"model '{model}' not found: no such directory, and not a Hugging Face Hub id")
     return model
 
