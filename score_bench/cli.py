@@ -96,6 +96,72 @@ def grade(
     console.print(f"wrote {output / 'grades.jsonl'} and {output / 'results.json'}")
 
 
+@app.command(name="eval")
+def evaluate(
+    model: str = typer.Option(..., help="A checkpoint directory or a Hugging Face Hub id."),
+    task: str = typer.Option(..., help="Task to evaluate on (see `score-bench tasks`)."),
+    split: str = typer.Option("test", help="Split of the task."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N problems."),
+    output: Optional[Path] = typer.Option(None, help="Run directory (default runs/eval/TASK-MODEL); rerun to resume."),
+    turns: int = typer.Option(2, help="Attempts per conversation (the paper uses 2)."),
+    samples: int = typer.Option(1, help="Conversations per problem; above 1 adds pass@k per turn."),
+    max_new_tokens: int = typer.Option(512, help="Generated tokens per attempt at most."),
+    batch_size: int = typer.Option(32, help="Conversations generated together."),
+    temperature: float = typer.Option(0.0, help="0 = greedy, the paper's evaluation setting."),
+    top_p: float = typer.Option(1.0),
+    seed: int = typer.Option(0, help="Seeds sampling and the bootstrap intervals."),
+    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    chat_template: Optional[Path] = typer.Option(None, help="Jinja chat template file for models that ship none."),
+    first_attempt: Optional[Path] = typer.Option(None, help="Given first attempts (JSON/JSONL by id): repair only."),
+    task_first_attempts: bool = typer.Option(False, help="Use the task's own given first attempts (score-toy)."),
+    correction_instruction: Optional[str] = typer.Option(None, help="Replace the task's correction instruction."),
+    data_dir: Optional[Path] = typer.Option(None, help="Local dataset directory (tasks that read files)."),
+    unsafe: bool = typer.Option(False, help="Code tasks: run programs without a sandbox where none exists."),
+):
+    """Two-attempt self-correction evaluation of a causal LM: samples.jsonl, results.json and a table."""
+    from score_bench.harness.evaluation import EvalConfig, run_eval
+
+    if output is None:
+        output = Path("runs") / "eval" / f"{task}-{Path(model.rstrip('/')).name}"
+    config = EvalConfig(
+        model=model, task=task, output=output, split=split, limit=limit, turns=turns, samples=samples,
+        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
+        dtype=dtype, device=device, chat_template=chat_template, first_attempts=first_attempt,
+        task_first_attempts=task_first_attempts, correction_instruction=correction_instruction,
+        task_options=_task_options(task, data_dir=str(data_dir) if data_dir else None, unsafe=unsafe))
+    with progress_bar() as bar:
+        results = run_eval(config, progress=RichProgress(bar))
+    counts = results.get("counts", {})
+    title = f"{task} / {model}: {counts.get('problems', '?')} problems, {turns} attempts"
+    Console().print(metrics_table(title, results["metrics"]))
+    console.print(f"wrote {output / 'samples.jsonl'} and {output / 'results.json'}")
+
+
+@app.command(name="base-model")
+def base_model(
+    output: Path = typer.Option(..., help="Directory for the checkpoint and card.json (must be empty or absent)."),
+    seed: int = typer.Option(0, help="Seeds corpus, initialisation and batch order."),
+    steps: Optional[int] = typer.Option(None, help="Optimiser steps (default: the config's budget)."),
+    minutes: Optional[float] = typer.Option(None, help="Wall-clock cap on training; a capped build is not deterministic."),
+    eval_problems: Optional[int] = typer.Option(None, help="Test problems measured for the card (0 skips)."),
+):
+    """Build the embedded tiny base model (tokenizer, Llama, arith pre-training) offline."""
+    from dataclasses import replace
+
+    from score_bench.embedded.build import build_base_model
+    from score_bench.embedded.config import BaseModelConfig
+
+    config = BaseModelConfig(output_dir=str(output), seed=seed, max_minutes=minutes)
+    if steps is not None:
+        config = replace(config, steps=steps)
+    if eval_problems is not None:
+        config = replace(config, eval_problems=eval_problems)
+    with progress_bar() as bar:
+        path = build_base_model(config, progress=RichProgress(bar))
+    console.print(f"wrote base model {path} (card: {path / 'card.json'})")
+
+
 @app.command()
 def compare(
     runs: list[Path] = typer.Argument(..., help="Run directories or their results.json files."),
