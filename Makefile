@@ -23,4 +23,4 @@ test: setup
 
 demo: setup
 	test -f $(BASE)/config.json || $(VENV)/bin/score-bench base-model --output $(BASE) --seed 0
-	$(VENV)/bin/score-bench eval --model $(BASE) --task arith --split test --output runs/demo/base
+	$(VENV)/bin/score-bench eval --model $(BASE) --task arith --split test --max-new-tokens 64 --output runs/demo/base
