@@ -1,0 +1,61 @@
+"""Multi-turn STaR (Zelikman et al. 2022, in the ReST-EM style of Singh et al. 2023), the SFT baseline of
+Kumar et al. 2024 ("Training Language Models to Self-Correct via Reinforcement Learning", section 4).
+
+For each iteration: sample two-attempt traces from the current model with the shared rollout at temperature 1,
+keep the traces where an incorrect y1 was revised to a correct y2 (D_STaR; variant d_plus also keeps
+correct->correct), and fine-tune on y2 given (x, y1, instruction), attempt-2 tokens only. The budget of traces
+and updates is split evenly over the iterations. Each iteration continues from the current weights and
+optimiser (ReST-EM restarts from the base model; continuing spends the whole update budget on one model, as
+score does). Data is not carried over between iterations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from score_bench.harness.errors import InputError
+from score_bench.harness.progress import Progress
+from score_bench.harness.protocols import Task
+from score_bench.harness.training import LOG_FILE, save_checkpoint
+from score_bench.trainers._sft import SftConfig, SftRun, sft_presets, split_evenly, star_examples, trace_stats
+
+__all__ = ["StarConfig", "PRESETS", "StarTrainer"]
+
+
+@dataclass(frozen=True)
+class StarConfig(SftConfig):
+    """SftConfig plus the number of sample-then-train iterations."""
+
+    output: str = "star-checkpoint"
+    iterations: int = 3
+    """Sample-then-fine-tune rounds (ReST-EM used about 3); sampling_batches and updates are split over them."""
+
+
+PRESETS = sft_presets(smoke={"iterations": 2})
+
+
+class StarTrainer:
+    """The `star` trainer plugin (harness.training.Trainer)."""
+
+    name = "star"
+    config_class = StarConfig
+    presets = PRESETS
+
+    def train(self, config: StarConfig, progress: Progress | None = None, task: Task | None = None) -> Path:
+        """Run every iteration; return the output directory (a loadable checkpoint). `task` overrides loading
+        `config.task` by name (for notebooks and tests)."""
+        if config.iterations < 1:
+            raise InputError(f"iterations must be >= 1, got {config.iterations}")
+        if config.sampling_batches < config.iterations:
+            raise InputError(f"star needs at least one sampling batch per iteration: sampling_batches "
+                             f"{config.sampling_batches} < iterations {config.iterations}")
+        run = SftRun(config, "star", task=task)
+        batches = split_evenly(config.sampling_batches, config.iterations)
+        updates = split_evenly(config.updates, config.iterations)
+        for iteration in range(config.iterations):
+            traces = run.sample(batches[iteration], progress)
+            examples = star_examples(traces, config.variant == "d_plus", config.max_new_tokens)
+            run.fit(examples, updates[iteration], iteration + 1, trace_stats(traces), progress)
+        return save_checkpoint(Path(config.output), run.model, run.tokenizer, config,
+                               {"budget": run.budget(), "log": LOG_FILE})
