@@ -44,7 +44,8 @@ def build_base_model(config: BaseModelConfig, progress: Progress | None = None) 
             tokenizer = train_tokenizer(_rendered(make, rng, TOKENIZER_CONVERSATIONS), config.vocab_size)
         torch.manual_seed(config.seed)
         model = create_model(config, tokenizer)
-        log = pretrain(model, tokenizer, seeded_batches(make, config.batch_size, config.two_attempt_share, rng), config, progress)
+        batches = seeded_batches(make, config.batch_size, config.two_attempt_share, rng)
+        log = pretrain(model, tokenizer, batches, config, progress)
         model.generation_config = GenerationConfig(
             do_sample=False, max_new_tokens=MAX_NEW_TOKENS, eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
