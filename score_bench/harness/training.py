@@ -238,25 +238,45 @@ def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 # -- outputs -------------------------------------------------------------------------------------------------
 
 class TrainingLog:
-    """The JSONL training log, one row per optimiser step, appended and flushed as the run goes so a
-    curve can be read while it trains (and after a crash)."""
+    """The JSONL training log, one row per optimiser step (and per held-out evaluation), appended and flushed as
+    the run goes so a curve can be read while it trains (and after a crash).
 
-    def __init__(self, path: Path):
+    A new log starts empty; a resumed one keeps its first `keep_rows` rows (those written before the saved
+    state) and drops the rest, so no step appears twice. `active=False` (a non-main process of a multi-process
+    run) counts rows without writing, so every process agrees on `rows`."""
+
+    def __init__(self, path: Path, keep_rows: int | None = None, active: bool = True):
         self.path = Path(path)
+        self.active = active
+        self.rows = keep_rows or 0
+        if not active:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("", encoding="utf-8")
+        kept: list[str] = []
+        if keep_rows:
+            lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True) if self.path.is_file() else []
+            if len(lines) < keep_rows:
+                raise InputError(f"training log {self.path} has {len(lines)} rows but the saved state was taken "
+                                 f"after {keep_rows}; it was edited or truncated, so the run cannot resume")
+            kept = lines[:keep_rows]
+        self.path.write_text("".join(kept), encoding="utf-8")
 
     def append(self, row: dict) -> None:
+        self.rows += 1
+        if not self.active:
+            return
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
 
 
-def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mapping[str, Any] | None = None) -> Path:
+def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mapping[str, Any] | None = None,
+                    state_dict: Mapping[str, torch.Tensor] | None = None) -> Path:
     """A Hugging Face checkpoint (weights, config, generation config, tokenizer with its chat template) plus
-    trainer_config.json: the resolved trainer config, provenance and `extra` (e.g. steps run)."""
+    trainer_config.json: the resolved trainer config, provenance and `extra` (e.g. steps run). `state_dict`
+    replaces the model's own (accelerate's get_state_dict gathers one from FSDP/DeepSpeed shards)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
+    model.save_pretrained(directory, state_dict=dict(state_dict) if state_dict is not None else None)
     tokenizer.save_pretrained(directory)
     resolved = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
     write_json_atomic(directory / CONFIG_FILE, {"config": resolved, **dict(extra or {}), **provenance()})

@@ -6,6 +6,14 @@ step draw problems, sample attempt 1 and attempt 2 from the current policy at te
 the task's verifier (the reward), score the sampled tokens under the policy and the reference, take one
 optimiser step on the Stage I or Stage II loss (trainers/_losses.py), log a row. Stage I's weights are saved
 to OUTPUT/stage1, the final ones to OUTPUT.
+
+Every `eval_every` steps a greedy two-attempt rollout on a fixed held-out subset adds an "eval" row (Accuracy@t1,
+Accuracy@t2, Δ) to the log. Every `save_every` steps a resumable state goes to OUTPUT/state/ (harness.resume);
+starting the same command again continues from it, with the same result as a run that never stopped.
+
+The loop runs under accelerate: one process is a plain loop; under `accelerate launch` (DDP) each process
+samples its own shard of each step's problems, DDP averages the gradients, and only the main process evaluates
+and writes. The frozen reference is never wrapped (it takes no gradient). See docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -20,8 +28,10 @@ import torch
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
+from score_bench.harness.metrics import summarize
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
+from score_bench.harness.resume import SavedState, load_state, preserved_rng, rng_states, save_state, set_rng_states
 from score_bench.harness.rollout import RolloutConfig, Trace, rollout
 from score_bench.harness.training import (LOG_FILE, TrainingLog, TwoAttempts, encode_two_attempts,
                                           save_checkpoint, token_logprobs)
@@ -89,7 +99,15 @@ class ScoreConfig:
     """Per attempt. An attempt cut here keeps its tokens but its end-of-turn token is not trained."""
     generation_batch_size: int = 64
     device: str = "auto"
-    """cpu, cuda, cuda:N or auto."""
+    """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
+    eval_every: int = 0
+    """Steps between held-out evaluations (greedy, two attempts, logged as rows with kind "eval"); the base
+    model is evaluated at step 0 too. 0 turns evaluation off."""
+    eval_split: str = "test"
+    eval_problems: int = 100
+    """The first N problems of eval_split: the same fixed subset at every evaluation, so curves compare."""
+    save_every: int = 10
+    """Steps between resumable states in OUTPUT/state/ (0: never; a killed run then starts over)."""
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -100,23 +118,24 @@ PRESETS: dict[str, dict[str, Any]] = {
                    generation_batch_size=64, device="cpu"),
     # For tests: a couple of steps per stage on a tiny model.
     "smoke": dict(learning_rate=1e-3, batch_size=2, samples_per_problem=2, stage1_steps=2, stage2_steps=2,
-                  max_new_tokens=8, generation_batch_size=8, device="cpu"),
+                  max_new_tokens=8, generation_batch_size=8, device="cpu", eval_problems=4),
 }
 
 
 def _validate(config: ScoreConfig) -> None:
     if not config.model:
         raise InputError("score trainer needs a model (the base checkpoint to start from)")
-    for name in ("stage1_steps", "stage2_steps"):
+    for name in ("stage1_steps", "stage2_steps", "eval_every", "save_every"):
         if getattr(config, name) < 0:
             raise InputError(f"{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("batch_size", "samples_per_problem", "max_new_tokens", "generation_batch_size"):
+    for name in ("batch_size", "samples_per_problem", "max_new_tokens", "generation_batch_size", "eval_problems"):
         if getattr(config, name) < 1:
             raise InputError(f"{name} must be >= 1, got {getattr(config, name)}")
     if config.temperature <= 0:
         raise InputError(f"SCoRe samples on-policy: temperature must be > 0, got {config.temperature}")
     if config.kl_mode == "loss" and config.kl_estimator == "k1":
         raise InputError("kl_mode 'loss' needs kl_estimator 'k3': k1 in the loss has zero expected gradient")
+
 
 
 class ScoreTrainer:
@@ -127,22 +146,21 @@ class ScoreTrainer:
     presets = PRESETS
 
     def train(self, config: ScoreConfig, progress: Progress | None = None, task: Task | None = None) -> Path:
-        """Run Stage I then Stage II; return the output directory (a loadable checkpoint). `task` overrides
-        loading `config.task` by name (for notebooks and tests)."""
+        """Run Stage I then Stage II, resuming from OUTPUT/state/ when a saved state is there; return the output
+        directory (a loadable checkpoint). `task` overrides loading `config.task` by name (notebooks, tests)."""
         run = ScoreRun(config, task=task)
         run.stage(1, progress)
-        save_checkpoint(Path(config.output) / "stage1", run.policy, run.tokenizer, config,
-                        {"stage": 1, "steps": run.step})
         run.stage(2, progress)
-        return save_checkpoint(Path(config.output), run.policy, run.tokenizer, config,
-                               {"stage": 2, "steps": run.step, "log": LOG_FILE})
+        return run.save(Path(config.output), {"stage": 2, "steps": run.step, "log": LOG_FILE})
 
 
 class ScoreRun:
     """The state of one run: policy, frozen reference, optimiser, problem stream, log. The reference is loaded
-    once, here, from the base checkpoint, and is the same object in both stages."""
+    once, here, from the base checkpoint, and is the same object in both stages. A saved state in OUTPUT/state/
+    is loaded here (weights, optimiser, RNGs, step, problem stream, log position)."""
 
     def __init__(self, config: ScoreConfig, task: Task | None = None):
+        from accelerate import Accelerator
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from score_bench.harness.backends.transformers import TransformersBackend, resolve_device, resolve_model_source
@@ -150,32 +168,84 @@ class ScoreRun:
 
         _validate(config)
         self.config = config
+        self.output = Path(config.output)
+        device = resolve_device(config.device)
+        # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
+        self.accelerator = Accelerator(cpu=device == "cpu", device_placement=False)
+        self.world = self.accelerator.num_processes
+        if self.world > 1:
+            device = str(self.accelerator.device)
+        if config.batch_size % self.world:
+            raise InputError(f"batch_size {config.batch_size} does not split over {self.world} processes")
         self.task = task if task is not None else load_task(config.task, **config.task_options)
         self.problems = self.task.problems(config.split)
         if not self.problems:
             raise InputError(f"task '{self.task.name}' has no problems in split '{config.split}'")
-        device = resolve_device(config.device)
+        self.eval_set = self.task.problems(config.eval_split)[:config.eval_problems] if config.eval_every else []
+        if config.eval_every and not self.eval_set:
+            raise InputError(f"task '{self.task.name}' has no problems in eval split '{config.eval_split}'")
         source = resolve_model_source(config.model)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         if not self.tokenizer.chat_template:
             raise InputError(f"model '{config.model}' has no chat template; SCoRe needs one to pose two attempts")
         torch.manual_seed(config.seed)
-        self.policy = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device)
+        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device)
+        """The bare policy: generation and checkpoints. `policy` is the same module as prepared (DDP-wrapped)."""
         self.reference = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device).eval()
         self.reference.requires_grad_(False)
-        # The policy stays in eval mode: log-probabilities are scored without dropout, like the samples were.
-        self.backend = TransformersBackend(self.policy, self.tokenizer, batch_size=config.generation_batch_size,
-                                           source=source)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate,
-                                          weight_decay=config.weight_decay)
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
+                                     weight_decay=config.weight_decay)
         self.device = torch.device(device)
         self.rng = random.Random(config.seed)
         self.order: list[Problem] = []
         self.step = 0
-        self.log = TrainingLog(Path(config.output) / LOG_FILE)
+        saved = load_state(self.output, trainer="score", config=config, world_size=self.world)
+        if saved is not None:
+            self._restore(saved, optimizer)
+        # The policy stays in eval mode: log-probabilities are scored without dropout, like the samples were.
+        self.policy, self.optimizer = self.accelerator.prepare(self.model, optimizer)
+        self.backend = TransformersBackend(self.model, self.tokenizer, batch_size=config.generation_batch_size,
+                                           source=source)
+        # A backend of its own, so evaluation never leaves KV in the training sampler's prefix store.
+        self.eval_backend = TransformersBackend(self.model, self.tokenizer, batch_size=config.generation_batch_size,
+                                                source=source)
+        self.log = TrainingLog(self.output / LOG_FILE, keep_rows=saved.log_rows if saved else None,
+                               active=self.accelerator.is_main_process)
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def _restore(self, saved: SavedState, optimizer: torch.optim.Optimizer) -> None:
+        self.model.load_state_dict(saved.model)
+        optimizer.load_state_dict(saved.optimizer)
+        set_rng_states(saved.rng)
+        version, internal, gauss = saved.extra["problem_rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        by_id = {p.id: p for p in self.problems}
+        self.order = [by_id[i] for i in saved.extra["order"]]
+        self.step = saved.step
+
+    def save_state(self, stage: int) -> None:
+        """OUTPUT/state/ from the main process; every process takes part (FSDP/DeepSpeed gather weights)."""
+        weights = self.accelerator.get_state_dict(self.policy)
+        if self.main:
+            extra = {"problem_rng": self.rng.getstate(), "order": [p.id for p in self.order]}
+            state = SavedState(self.step, stage, self.log.rows, weights, self.optimizer.state_dict(), rng_states(),
+                               extra)
+            save_state(self.output, trainer="score", config=self.config, world_size=self.world, state=state)
+        self.accelerator.wait_for_everyone()
+
+    def save(self, directory: Path, extra: dict) -> Path:
+        """A loadable checkpoint of the current policy, written by the main process."""
+        weights = self.accelerator.get_state_dict(self.policy)
+        if self.main:
+            save_checkpoint(directory, self.model, self.tokenizer, self.config, extra, state_dict=weights)
+        self.accelerator.wait_for_everyone()
+        return directory
 
     def next_problems(self) -> list[Problem]:
-        """batch_size problems, epoch by epoch in a seeded order."""
+        """batch_size problems, epoch by epoch in a seeded order (the same on every process)."""
         batch = []
         while len(batch) < self.config.batch_size:
             if not self.order:
@@ -203,15 +273,49 @@ class ScoreRun:
                            first_ended=first.n_tokens < cut, second_ended=second.n_tokens < cut)
 
     def stage(self, stage: int, progress: Progress | None = None) -> None:
-        steps = self.config.stage1_steps if stage == 1 else self.config.stage2_steps
-        with phase(progress, f"SCoRe stage {'I' if stage == 1 else 'II'}", steps) as advance:
-            for _ in range(steps):
+        """Train until the step where `stage` ends (resumed runs pick up mid-stage); Stage I's end is saved to
+        OUTPUT/stage1 before anything of Stage II runs."""
+        start, end = ((0, self.config.stage1_steps) if stage == 1 else
+                      (self.config.stage1_steps, self.config.stage1_steps + self.config.stage2_steps))
+        if stage == 1 and self.step == 0 and self.config.eval_every:
+            self.evaluate(stage)
+        with phase(progress, f"SCoRe stage {'I' if stage == 1 else 'II'}", end - start) as advance:
+            if self.step > start:
+                advance(min(self.step, end) - start, "resumed")
+            while self.step < end:
                 row = self.train_step(stage)
+                if self.config.eval_every and self.step % self.config.eval_every == 0:
+                    self.evaluate(stage)
+                if self.config.save_every and self.step % self.config.save_every == 0:
+                    self.save_state(stage)
                 advance(1, f"stage {stage} acc@t1 {row['accuracy_t1']:.2f} acc@t2 {row['accuracy_t2']:.2f}")
+        if stage == 1 and self.step == end:
+            self.save(self.output / "stage1", {"stage": 1, "steps": self.step})
+
+    def evaluate(self, stage: int) -> dict | None:
+        """Greedy two-attempt rollout of the current policy on the held-out subset, logged as an "eval" row
+        (main process only). Greedy decoding draws no random numbers; the RNGs are restored all the same."""
+        if not self.main:
+            return None
+        params = GenerationParams(max_new_tokens=self.config.max_new_tokens, temperature=0.0, seed=self.config.seed)
+        with preserved_rng():
+            traces = rollout(self.task, self.eval_set, self.eval_backend,
+                             RolloutConfig(turns=2, samples=1, params=params))
+            metrics = summarize([[a.correct for a in t.attempts] for t in traces], seed=self.config.seed)
+        names = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
+        row = {"kind": "eval", "step": self.step, "stage": stage, "split": self.config.eval_split,
+               "problems": len(traces),
+               "accuracy_t1": metrics["acc_t1"]["value"], "accuracy_t2": metrics["acc_t2"]["value"],
+               "delta": metrics["delta"]["value"], "delta_i2c": metrics["delta_i2c"]["value"],
+               "delta_c2i": metrics["delta_c2i"]["value"], "ci95": {n: metrics[n]["ci95"] for n in names},
+               "grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts)}
+        self.log.append(row)
+        return row
 
     def train_step(self, stage: int) -> dict:
         started = time.perf_counter()
-        traces = self.sample(self.next_problems())
+        problems = self.next_problems()
+        traces = self.sample(problems[self.accelerator.process_index::self.world])  # this process's shard
         samples = [self.two_attempts(t) for t in traces]
         r1 = torch.tensor([float(t.attempts[0].correct) for t in traces], device=self.device)
         r2 = torch.tensor([float(t.attempts[1].correct) for t in traces], device=self.device)
@@ -222,18 +326,26 @@ class ScoreRun:
         group = self.config.samples_per_problem if self.config.samples_per_problem > 1 else len(samples)
         result = stage_loss(stage, logp, ref_logp, batch.attempt_masks, (r1, r2), self.config, group)
         self.optimizer.zero_grad(set_to_none=True)
-        result.loss.backward()
-        grad_norm = (torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)
+        self.accelerator.backward(result.loss)  # DDP: gradients averaged over processes here
+        grad_norm = (self.accelerator.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)
                      if self.config.grad_clip > 0 else None)
         self.optimizer.step()
         self.step += 1
-        tokens = int(batch.attempt_masks[0].sum() + batch.attempt_masks[1].sum())
+        means = {"reward_t1": float(r1.mean()), "reward_t2": float(r2.mean()), **result.stats()}
+        counts = {"grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts),
+                  "attempt_tokens": int(batch.attempt_masks[0].sum() + batch.attempt_masks[1].sum())}
+        if self.world > 1:  # equal shards: the mean of the processes' means is the batch mean
+            means = dict(zip(means, self.accelerator.reduce(
+                torch.tensor(list(means.values()), device=self.device), "mean").tolist()))
+            counts = dict(zip(counts, (int(v) for v in self.accelerator.reduce(
+                torch.tensor(list(counts.values()), device=self.device), "sum").tolist())))
         seconds = time.perf_counter() - started
-        row = {"step": self.step, "stage": stage,
-               "reward_t1": float(r1.mean()), "reward_t2": float(r2.mean()),
-               "accuracy_t1": float(r1.mean()), "accuracy_t2": float(r2.mean()),
-               "grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts),
-               **result.stats(),
+        tokens = counts["attempt_tokens"]
+        row = {"kind": "train", "step": self.step, "stage": stage,
+               "reward_t1": means["reward_t1"], "reward_t2": means["reward_t2"],
+               "accuracy_t1": means["reward_t1"], "accuracy_t2": means["reward_t2"],
+               "grading_errors": counts["grading_errors"],
+               **{k: means[k] for k in result.stats()},
                "grad_norm": None if grad_norm is None else float(grad_norm),
                "attempt_tokens": tokens, "seconds": round(seconds, 3),
                "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None}

@@ -1,0 +1,134 @@
+"""Resumable training state: what a trainer needs to continue a killed run exactly where its last save left it.
+
+OUTPUT/state/ holds state.pt (weights, optimiser state, the python/numpy/torch RNG states and the trainer's own
+counters, loaded with torch.load(weights_only=True), so no pickled code runs) and meta.json (the resolved config,
+trainer, process count, step, stage and the number of training-log rows at the save, readable by people).
+
+A save is written to a temporary directory and renamed into place; the previous state is moved aside first and
+deleted last, so a kill at any moment leaves either the new state or the previous one (found as .state.old).
+Resuming with a config that differs from the saved one is refused: the result would be neither run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from score_bench.harness.errors import InputError
+
+__all__ = ["STATE_DIR", "SavedState", "rng_states", "set_rng_states", "preserved_rng", "save_state", "load_state"]
+
+STATE_DIR = "state"
+_OLD_DIR = ".state.old"
+_IGNORED_FIELDS = frozenset({"output"})
+"""Config fields that may differ on resume: the output directory is the same one however it is spelled."""
+
+
+@dataclass
+class SavedState:
+    step: int
+    stage: int
+    log_rows: int
+    """Rows of the training log written when the state was saved; later rows are dropped on resume."""
+    model: Mapping[str, torch.Tensor]
+    optimizer: Mapping[str, Any]
+    rng: Mapping[str, Any]
+    extra: Mapping[str, Any]
+    """The trainer's own counters (e.g. the problem stream's RNG state and the problems left in the epoch)."""
+
+
+def rng_states() -> dict[str, Any]:
+    """The global RNG states of python, numpy and torch (CPU and every CUDA device)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": random.getstate(),
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_states(states: Mapping[str, Any]) -> None:
+    random.setstate(states["python"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a side computation (a held-out evaluation) without moving the training RNG streams."""
+    saved = rng_states()
+    try:
+        yield
+    finally:
+        set_rng_states(saved)
+
+
+def _plain(config: Any) -> dict[str, Any]:
+    """The config as JSON values (what meta.json stores), minus fields allowed to differ."""
+    values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    return {k: v for k, v in json.loads(json.dumps(values, default=str)).items() if k not in _IGNORED_FIELDS}
+
+
+def save_state(output: Path, *, trainer: str, config: Any, world_size: int, state: SavedState) -> Path:
+    """Write OUTPUT/state/ atomically (see the module docstring). Call on the main process only."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=output, prefix=".state.tmp-"))
+    payload = {"step": state.step, "stage": state.stage, "log_rows": state.log_rows, "model": dict(state.model),
+               "optimizer": state.optimizer, "rng": dict(state.rng), "extra": dict(state.extra)}
+    with (tmp / "state.pt").open("wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    meta = {"trainer": trainer, "world_size": world_size, "step": state.step, "stage": state.stage,
+            "log_rows": state.log_rows, "config": _plain(config)}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.chmod(tmp, 0o755)
+    current, old = output / STATE_DIR, output / _OLD_DIR
+    shutil.rmtree(old, ignore_errors=True)
+    if current.exists():
+        os.replace(current, old)
+    os.replace(tmp, current)
+    shutil.rmtree(old, ignore_errors=True)
+    return current
+
+
+def load_state(output: Path, *, trainer: str, config: Any, world_size: int) -> SavedState | None:
+    """The last saved state under `output`, or None when there is none. Raises InputError when it belongs to
+    another trainer, another config or another number of processes."""
+    output = Path(output)
+    for name in (STATE_DIR, _OLD_DIR):
+        directory = output / name
+        if (directory / "meta.json").is_file() and (directory / "state.pt").is_file():
+            break
+    else:
+        return None
+    meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+    where = f"output directory {output} holds a {meta['trainer']} run"
+    if meta["trainer"] != trainer:
+        raise InputError(f"{where}, not {trainer}; use another output directory")
+    saved, current = meta["config"], _plain(config)
+    changed = [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current))
+               if saved.get(k) != current.get(k)]
+    if changed:
+        raise InputError(f"{where} with a different config ({'; '.join(changed)}); resume it with the same "
+                         "settings or use another output directory")
+    if meta["world_size"] != world_size:
+        raise InputError(f"{where} on {meta['world_size']} process(es), not {world_size}; resume it with the "
+                         "same number of processes or use another output directory")
+    payload = torch.load(directory / "state.pt", map_location="cpu", weights_only=True)
+    return SavedState(payload["step"], payload["stage"], payload["log_rows"], payload["model"],
+                      payload["optimizer"], payload["rng"], payload["extra"])
