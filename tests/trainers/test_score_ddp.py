@@ -1,0 +1,60 @@
+"""Two-process SCoRe training through `accelerate launch` on CPU (gloo): a loadable checkpoint from the main
+process, and a first step whose all-reduced gradient is the one-process gradient of the whole batch.
+
+`accelerate launch --cpu` starts a single process (CPU multi-process goes through MPI there), so the test uses
+the torchrun launcher (`--multi_gpu`); with device=cpu each process builds a gloo group (DistributedType.MULTI_CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from score_bench.harness.training import build_config
+from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreTrainer
+
+from test_score_resume import ParityTask, child_env, log_rows, write_script
+
+SETTINGS = {"split": "train", "eval_split": "train", "stage1_steps": 1, "stage2_steps": 1, "batch_size": 4,
+            "save_every": 1, "eval_every": 2, "beta1": 0.5, "beta2": 0.5}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_process_run_writes_a_loadable_checkpoint_with_averaged_gradients(tiny_model, tmp_path):
+    out = tmp_path / "ddp"
+    settings = {**SETTINGS, "model": str(tiny_model), "output": str(out)}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(free_port())]
+    done = subprocess.run([*launch, str(write_script(tmp_path)), json.dumps(settings)], env=child_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.chat_template == AutoTokenizer.from_pretrained(tiny_model).chat_template
+    AutoModelForCausalLM.from_pretrained(out)
+    AutoModelForCausalLM.from_pretrained(out / "stage1")
+    assert json.loads((out / "state" / "meta.json").read_text())["world_size"] == 2
+    rows = log_rows(out)
+    assert [(r["kind"], r["step"]) for r in rows] == [("eval", 0), ("train", 1), ("train", 2), ("eval", 2)]
+
+    # One process on the whole batch: the same problems, the same samples (seeded per problem), so step 1's
+    # batch statistics and its gradient norm (after DDP's all-reduce) must agree up to float rounding.
+    single = ScoreTrainer().train(build_config(ScoreConfig, PRESETS, "smoke",
+                                               {**settings, "output": str(tmp_path / "single")}), task=ParityTask())
+    alone = log_rows(single)[1]
+    for key in ("accuracy_t1", "accuracy_t2", "attempt_tokens", "kl_t1", "kl_t2", "loss", "return_t2", "grad_norm"):
+        assert rows[1][key] == pytest.approx(alone[key], rel=1e-4, abs=1e-6), key
+    assert rows[1]["grad_norm"] > 0
+    assert rows[0] == log_rows(single)[0]  # the step-0 evaluation of the base model, on the main process
