@@ -88,16 +88,19 @@ _MIRRORED = ("learning_rate", "batch_size", "samples_per_problem", "grad_clip", 
              "top_p", "max_new_tokens", "generation_batch_size", "device")
 
 
-def sft_presets(**extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def sft_presets(samples_per_problem: int | None = None, **extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """score's presets (paper, laptop, smoke) turned into SFT budgets: the same sampled traces, updates, lr and
-    batch size. `extra` maps a preset name to further values (e.g. star's iterations)."""
+    batch size. `samples_per_problem` re-divides each rollout batch's traces into fewer problems with more
+    samples each (the trace budget stays score's); `extra` maps a preset name to further values."""
     presets = {}
     for name in SCORE_PRESETS:
         score = build_config(ScoreConfig, SCORE_PRESETS, name)
         steps = score.stage1_steps + score.stage2_steps
+        traces = score.batch_size * score.samples_per_problem
         values = {key: getattr(score, key) for key in _MIRRORED}
-        values.update(sampling_batches=steps, updates=steps,
-                      sft_batch_size=score.batch_size * score.samples_per_problem, **extra.get(name, {}))
+        if samples_per_problem is not None and traces % samples_per_problem == 0:
+            values.update(batch_size=traces // samples_per_problem, samples_per_problem=samples_per_problem)
+        values.update(sampling_batches=steps, updates=steps, sft_batch_size=traces, **extra.get(name, {}))
         presets[name] = values
     return presets
 

@@ -4,7 +4,8 @@ Learning", section 4; after Welleck et al. 2023).
 Sample two-attempt traces from the base model once (shared rollout, temperature 1); pair each incorrect first
 attempt y1 with a y2 drawn at random from the correct responses to the same problem among all first and second
 attempts sampled (variant d_plus also pairs correct first attempts); fine-tune on y2 given (x, y1, instruction),
-attempt-2 tokens only, for the whole update budget in one iteration.
+attempt-2 tokens only, for the whole update budget in one iteration. Several samples per problem by default
+(SAMPLES_PER_PROBLEM), within score's trace budget.
 """
 
 from __future__ import annotations
@@ -20,15 +21,23 @@ from score_bench.trainers._sft import SftConfig, SftRun, pair_examples, sft_pres
 
 __all__ = ["PairSftConfig", "PRESETS", "PairSftTrainer"]
 
+SAMPLES_PER_PROBLEM = 4
+"""Pair-SFT pairs a wrong y1 with another correct sample of the same problem, so it needs several samples per
+problem: with score's one, a wrong y1 can only meet its own y2, and a model that rarely corrects itself (the
+embedded arith model: no i->c in 128 traces) gives no pair at all. Its defaults and presets keep score's traces
+per rollout batch, split as (batch_size / 4) problems x 4 samples."""
+
 
 @dataclass(frozen=True)
 class PairSftConfig(SftConfig):
-    """SftConfig; Pair-SFT has one iteration, so nothing more."""
+    """SftConfig; Pair-SFT has one iteration, so nothing more. Defaults draw several samples per problem."""
 
     output: str = "pair-sft-checkpoint"
+    batch_size: int = SftConfig.batch_size * SftConfig.samples_per_problem // SAMPLES_PER_PROBLEM
+    samples_per_problem: int = SAMPLES_PER_PROBLEM
 
 
-PRESETS = sft_presets()
+PRESETS = sft_presets(samples_per_problem=SAMPLES_PER_PROBLEM)
 
 
 class PairSftTrainer:
