@@ -216,6 +216,11 @@ def train(
         overrides[key.strip()] = value
     overrides.update(task=task, model=model, output=str(output))
     resolved = build_config(trainer_cls.config_class, trainer_cls.presets, preset, overrides)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # under `accelerate launch`, one process draws and reports
+        trainer_cls().train(resolved)
+        return
     with progress_bar() as bar:
         path = trainer_cls().train(resolved, progress=RichProgress(bar))
     console.print(f"wrote checkpoint {path}")
