@@ -21,8 +21,8 @@ TINY = BaseModelConfig(steps=3, batch_size=4, warmup_steps=1, hidden_size=32, in
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("base")
-    return {name: build_base_model(replace(TINY, seed=seed, output_dir=str(root / name)))
-            for name, seed in (("a", 0), ("again", 0), ("other", 1))}
+    return {name: build_base_model(replace(TINY, seed=seed, output_dir=str(root / name), eval_problems=n))
+            for name, seed, n in (("a", 0, 0), ("again", 0, 0), ("other", 1, 8))}
 
 
 def weights(path):
@@ -82,3 +82,11 @@ def test_card_records_config_seed_and_why(built):
 def test_refuses_a_non_empty_output(built):
     with pytest.raises(InputError, match="not empty"):
         build_base_model(replace(TINY, output_dir=str(built["a"])))
+
+
+def test_card_measures_through_the_eval_path(built):
+    measured = json.loads((built["other"] / "card.json").read_text())["measured"]
+    assert measured["problems"] == 8 and measured["split"] == "test" and measured["grading_errors"] == 0
+    for name in ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i"):
+        value, (low, high) = measured["metrics"][name]["value"], measured["metrics"][name]["ci95"]
+        assert low <= value <= high
