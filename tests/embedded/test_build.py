@@ -2,6 +2,7 @@
 template renders the two-attempt conversation exactly as the model was trained on it."""
 
 import json
+import random
 from dataclasses import replace
 
 import pytest
@@ -10,7 +11,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from score_bench.embedded import BaseModelConfig, build_base_model
-from score_bench.embedded.pretrain import encode_batch
+from score_bench.embedded.build import _rendered, conversation_maker
+from score_bench.embedded.model import create_model
+from score_bench.embedded.pretrain import encode_batch, pretrain, seeded_batches
+from score_bench.embedded.tokenizer import train_tokenizer
 from score_bench.harness.errors import InputError
 from score_bench.tasks.arith import ArithTask
 
@@ -90,3 +94,21 @@ def test_card_measures_through_the_eval_path(built):
     for name in ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i"):
         value, (low, high) = measured["metrics"][name]["value"], measured["metrics"][name]["ci95"]
         assert low <= value <= high
+
+
+def test_minutes_cap_stops_training_early_and_is_recorded():
+    config = replace(TINY, steps=50, max_minutes=2.5)
+    rng = random.Random(0)
+    make = conversation_maker(config, rng)
+    tokenizer = train_tokenizer(_rendered(make, rng, 50), config.vocab_size)
+    ticks = iter(range(0, 10_000, 60))  # every clock read is one minute later
+    log = pretrain(create_model(config, tokenizer), tokenizer, seeded_batches(make, 2, 0.5, rng), config,
+                   clock=lambda: next(ticks))
+    assert log["steps"] == 2  # reads at 1 and 2 minutes pass the 2.5-minute cap, the read at 3 minutes stops
+
+
+@pytest.mark.parametrize("bad", [{"steps": 0}, {"careless_share": 1.5}, {"hidden_size": 30, "heads": 4},
+                                 {"max_minutes": 0}, {"threads": 0}])
+def test_bad_config_is_an_input_error(bad):
+    with pytest.raises(InputError):
+        BaseModelConfig(**bad)
