@@ -204,3 +204,21 @@ def test_workers_refuse_processes_and_file_writes(tmp_path):
     done = subprocess.run([sys.executable, "-c", _HOOKED, str(target)], capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["blocked", "blocked", "blocked", "read"], done.stderr[-2000:]
     assert not target.exists()
+
+
+def test_a_script_piped_on_stdin_can_grade(tmp_path):
+    """`python - <<EOF` has a main module with no file behind it; workers must not try to re-run it."""
+    import subprocess
+    import sys
+
+    script = (
+        "from score_bench.harness.types import Problem\n"
+        "from score_bench.harness.verifiers.symbolic import SymbolicVerifier\n"
+        "with SymbolicVerifier() as v:\n"
+        "    out = v.verify_batch([(Problem('a', 'q', '4'), '4'), (Problem('b', 'q', '4'), '5')])\n"
+        "print([x.status.value for x in out])\n"
+    )
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['correct', 'incorrect']"

@@ -43,6 +43,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import sys
 import threading
 import weakref
 from collections import OrderedDict
@@ -157,6 +158,11 @@ def _malformed(text: str, max_nesting: int) -> str:
 def _mp_context():
     """A fork server with the worker module preloaded: forking from it is fast, and safe however many
     threads the caller runs (torch, pebble's own). Spawn where there is no fork server."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is not None and not os.path.isfile(main_file) and "fork" in multiprocessing.get_all_start_methods():
+        # A script read from stdin ("<stdin>"): fork server and spawn workers would re-run the main module by
+        # path, find no file and never start. Plain fork needs no main module; the workers run only sympy.
+        return multiprocessing.get_context("fork")
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
