@@ -69,6 +69,18 @@ def test_bad_samples_fail_with_one_line_and_write_nothing(tmp_path, problems, ca
     assert not out.exists()
 
 
+def test_non_utf8_and_non_object_rows_fail_by_name(tmp_path):
+    out = tmp_path / "out"
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes('{"id": "caf\xe9", "responses": ["a"]}\n'.encode("latin-1"))
+    done = run("grade", "--task", "score-toy", "--samples", str(latin1), "--output", str(out))
+    assert done.returncode == 2 and "not UTF-8" in done.stderr
+    array = write_rows(tmp_path / "array.jsonl", ['["not", "an", "object"]'])
+    done = run("grade", "--task", "score-toy", "--samples", str(array), "--output", str(out))
+    assert done.returncode == 2 and ":1: expected a JSON object" in done.stderr
+    assert not out.exists()
+
+
 def test_missing_file_and_unknown_task(tmp_path):
     out = tmp_path / "out"
     missing = run("grade", "--task", "score-toy", "--samples", str(tmp_path / "none.jsonl"), "--output", str(out))

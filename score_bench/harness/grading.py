@@ -6,13 +6,13 @@ This is the path `score-bench grade` takes, and the one eval and the trainers sh
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from score_bench.harness.errors import InputError
+from score_bench.harness.jsonl import read_jsonl_objects
 from score_bench.harness.metrics import pass_at_k_by_turn, summarize
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
@@ -47,25 +47,14 @@ class SampleRow:
 def read_samples(path: Path) -> list[SampleRow]:
     """Rows {"id": ..., "responses": [attempt1, attempt2, ...]}; any malformed line fails naming its number."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"samples file not found: {path}")
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict) or "id" not in row or "responses" not in row:
-                raise InputError(f'{path}:{number}: a row must be an object with "id" and "responses"')
-            responses = row["responses"]
-            if not isinstance(responses, list) or not responses or not all(isinstance(r, str) for r in responses):
-                raise InputError(f'{path}:{number}: "responses" must be a non-empty list of strings')
-            rows.append(SampleRow(str(row["id"]), tuple(responses)))
-    if not rows:
-        raise InputError(f"samples file is empty: {path}")
+    for number, row in read_jsonl_objects(path, "samples file"):
+        if "id" not in row or "responses" not in row:
+            raise InputError(f'{path}:{number}: a row must be an object with "id" and "responses"')
+        responses = row["responses"]
+        if not isinstance(responses, list) or not responses or not all(isinstance(r, str) for r in responses):
+            raise InputError(f'{path}:{number}: "responses" must be a non-empty list of strings')
+        rows.append(SampleRow(str(row["id"]), tuple(responses)))
     attempts = {len(row.responses) for row in rows}
     if len(attempts) > 1:
         raise InputError(f"{path}: rows have different numbers of attempts ({sorted(attempts)}); grade them apart")

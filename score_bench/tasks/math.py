@@ -12,13 +12,13 @@ Data comes from a local directory (the `data_dir` option, else SCORE_BENCH_DATA_
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cached_property
 from pathlib import Path
 
 from score_bench.harness import settings
 from score_bench.harness.errors import InputError
+from score_bench.harness.jsonl import read_jsonl_objects
 from score_bench.harness.types import Message, Problem
 from score_bench.harness.verifiers.symbolic import SymbolicConfig, SymbolicVerifier
 
@@ -141,23 +141,7 @@ def _problem(row: dict, where: str) -> Problem:
 
 
 def _read_jsonl(path: Path) -> list[tuple[str, dict]]:
-    if not path.is_file():
-        raise InputError(f"MATH data file not found: {path}")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{path}:{number}: expected a JSON object")
-            rows.append((f"{path}:{number}", row))
-    if not rows:
-        raise InputError(f"MATH data file {path} has no rows")
-    return rows
+    return [(f"{path}:{number}", row) for number, row in read_jsonl_objects(path, "MATH data file")]
 
 
 def _load_hub(dataset_id: str, split: str) -> list[tuple[str, dict]]:
