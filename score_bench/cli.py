@@ -36,7 +36,18 @@ class RichProgress:
         self._bar.update(handle, advance=amount, **({"description": status} if status else {}))
 
     def finish(self, handle: object) -> None:
-        self._bar.refresh()
+        task = self._bar.tasks[self._bar.task_ids.index(handle)]
+        if task.total is None:  # an open-ended phase: show it done, with its time frozen
+            self._bar.update(handle, total=1, completed=1)
+        self._bar.stop_task(handle)
+
+
+def quiet_transformers() -> None:
+    """Commands that load models call this: transformers' tqdm bars would interleave with ours on stderr.
+    Not done at start-up, since importing transformers costs seconds that `tasks` or `grade` need not pay."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
 
 def progress_bar() -> Progress:
@@ -122,6 +133,8 @@ def evaluate(
     """Two-attempt self-correction evaluation of a causal LM: samples.jsonl, results.json and a table."""
     from score_bench.harness.evaluation import EvalConfig, run_eval
 
+    quiet_transformers()
+
     if output is None:
         output = Path("runs") / "eval" / f"{task}-{Path(model.rstrip('/')).name}"
     config = EvalConfig(
@@ -151,6 +164,8 @@ def base_model(
 
     from score_bench.embedded.build import build_base_model
     from score_bench.embedded.config import BaseModelConfig
+
+    quiet_transformers()
 
     config = BaseModelConfig(output_dir=str(output), seed=seed, max_minutes=minutes)
     if steps is not None:
@@ -206,6 +221,8 @@ def train(
 ):
     """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`."""
     from score_bench.harness.training import build_config
+
+    quiet_transformers()
 
     trainer_cls = registry.load(registry.TRAINERS, trainer)
     overrides = _read_yaml_config(config) if config else {}
