@@ -118,7 +118,8 @@ def mcnemar(first: Sequence[bool], second: Sequence[bool]) -> dict:
 def paired_bootstrap(first, second, metric: str, *, seed: int = 0,
                      resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
     """Difference second − first in `metric` (e.g. "delta") with a 95% interval from resampling the shared
-    problems, and a two-sided bootstrap p-value (twice the smaller tail mass around zero)."""
+    problems, and a two-sided bootstrap p-value (twice the smaller tail mass around zero, never below
+    1/resamples, the smallest value the bootstrap can resolve)."""
     a, b = as_correctness(first), as_correctness(second)
     if a.shape[0] != b.shape[0]:
         raise InputError(f"paired test needs the same problems, got {a.shape[0]} and {b.shape[0]}")
@@ -133,6 +134,7 @@ def paired_bootstrap(first, second, metric: str, *, seed: int = 0,
     boot = (_point_metrics({k: v[None, :] for k, v in pb.items()}, counts)[metric]
             - _point_metrics({k: v[None, :] for k, v in pa.items()}, counts)[metric])
     boot = boot[~np.isnan(boot)]
-    p = min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean()))
+    # A bootstrap cannot resolve p below one resample in `resamples`: report that bound rather than 0.
+    p = min(1.0, max(2 * min((boot <= 0).mean(), (boot >= 0).mean()), 1 / resamples))
     return {"metric": metric, "difference": float(diff),
             "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))], "p_value": float(p)}

@@ -99,3 +99,10 @@ def test_a_single_attempt_has_accuracy_only():
     m = summarize([[True], [False], [True], [True]])
     assert m["acc_t1"]["value"] == pytest.approx(0.75)
     assert set(m) == {"acc_t1"}
+
+
+def test_bootstrap_p_value_is_floored_at_its_resolution():
+    base = np.zeros((200, 2), dtype=bool)
+    better = np.ones((200, 2), dtype=bool)
+    result = paired_bootstrap(base, better, "acc_t2", resamples=500)
+    assert result["p_value"] == pytest.approx(1 / 500)
