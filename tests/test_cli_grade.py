@@ -38,7 +38,7 @@ def test_grade_writes_grades_in_input_order_and_metrics(tmp_path, problems):
     assert results["metrics"]["acc_t1"]["value"] == 0.0
     assert results["metrics"]["acc_t2"]["value"] == pytest.approx(0.9)
     assert results["metrics"]["delta_i2c"]["value"] == pytest.approx(0.9)
-    assert results["counts"]["problems"] == 10 and results["task"] == "score-toy"
+    assert results["counts"]["problems"] == 10 and results["task"]["name"] == "score-toy"
     assert results["versions"]["numpy"] and "commit" in results["git"]
 
 

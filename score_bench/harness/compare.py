@@ -60,7 +60,9 @@ def load_run(path: Path, name: str | None = None) -> Run:
         correct = np.array([grouped[i] for i in ids], dtype=bool)
     except ValueError:
         raise InputError(f"{directory}: problems have unequal numbers of samples or attempts") from None
-    return Run(name or directory.name, directory, results.get("task", "?"), results["metrics"], ids, correct)
+    task = results.get("task", {})
+    task_name = task.get("name", "?") if isinstance(task, dict) else str(task)
+    return Run(name or directory.name, directory, task_name, results["metrics"], ids, correct)
 
 
 def _paired(a: Run, b: Run) -> dict:

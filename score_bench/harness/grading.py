@@ -124,16 +124,14 @@ def grade_file(task: Task, samples: Path, output: Path, split: str | None = None
     graded = [problems[row_id] for row_id in dict.fromkeys(row.id for row in rows)]
     results = {
         "kind": "grade",
-        "task": task.name,
-        "split": split,
+        "task": {"name": task.name, "split": split, "problems": len(graded), "problems_sha256": problems_hash(graded),
+                 "correction_instruction": task.correction_instruction},
         "samples_file": str(samples),
         "samples_sha256": hashlib.sha256(Path(samples).read_bytes()).hexdigest(),
-        "problems_sha256": problems_hash(graded),
         "counts": {"rows": len(rows), "problems": len(correct), "samples_per_problem": len(correct[0]),
                    "attempts": len(rows[0].responses),
                    "errors": sum(status == "error" for g in grades for status in g["status"])},
         "metrics": metrics_block(correct),
-        "correction_instruction": task.correction_instruction,
         "wall_time_s": round(time.time() - started, 3),
         **provenance(),
     }

@@ -14,7 +14,7 @@ def make_run(directory, ids, correct, task="arith"):
     directory.mkdir(parents=True)
     rows = [{"id": i, "correct": [bool(x) for x in c]} for i, c in zip(ids, correct)]
     (directory / "grades.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (directory / "results.json").write_text(json.dumps({"task": task, "metrics": summarize(correct)}))
+    (directory / "results.json").write_text(json.dumps({"task": {"name": task}, "metrics": summarize(correct)}))
     return directory
 
 
@@ -65,3 +65,17 @@ def test_refuses_different_problems_or_tasks(tmp_path, problems):
         compare_runs([a, c])
     with pytest.raises(InputError, match="not a run directory"):
         compare_runs([tmp_path / "missing"])
+
+
+def test_an_eval_run_and_a_grade_run_on_the_same_problems_compare(tmp_path, problems):
+    ids, t1, _ = problems
+    graded = make_run(tmp_path / "graded", ids, np.stack([t1, t1], 1))
+    evaluated = tmp_path / "evaluated"
+    evaluated.mkdir()
+    rows = [{"id": i, "sample": 0, "attempts": [{"correct": bool(c)}, {"correct": True}]} for i, c in zip(ids, t1)]
+    (evaluated / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = summarize(np.stack([t1, np.ones_like(t1)], 1))
+    (evaluated / "results.json").write_text(json.dumps({"task": {"name": "arith", "split": "test"}, "metrics": metrics}))
+    tests = compare_runs([graded, evaluated])["pairs"][0]["tests"]
+    assert tests["acc_final"]["difference"] == pytest.approx(1 - t1.mean())
+    assert tests["acc_final"]["better"] == "evaluated"
