@@ -8,7 +8,6 @@ the torchrun launcher (`--multi_gpu`); with device=cpu each process builds a glo
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
