@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -17,7 +17,7 @@ from score_bench.harness.metrics import pass_at_k_by_turn, summarize
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
 from score_bench.harness.provenance import problems_hash, provenance, write_json_atomic, write_jsonl_atomic
-from score_bench.harness.types import Problem, Verdict
+from score_bench.harness.types import Problem, Status, Verdict
 
 DETAIL_CAP = 500
 """Characters of a verdict's detail and of each extracted answer kept in grades.jsonl: enough to debug."""
@@ -27,15 +27,41 @@ VERIFY_CHUNK = 256
 
 def grade_attempts(task: Task, pairs: Sequence[tuple[Problem, str]], progress: Progress | None = None,
                    description: str = "grading") -> list[Verdict]:
-    """Verdicts for (problem, response) pairs, in order: extraction by the task, judgement by its verifier."""
-    items = [(problem, task.extract(problem, response)) for problem, response in pairs]
-    verdicts: list[Verdict] = []
+    """Verdicts for (problem, response) pairs, in order: extraction by the task, judgement by its verifier.
+    Each verdict's `extracted` is the task's extraction. A sample that fails to extract, or a verifier that
+    fails, gives verdicts with status error for the samples concerned, never a crashed run."""
+    items: list[tuple[Problem, str | None]] = []
+    failed: dict[int, Verdict] = {}
+    for problem, response in pairs:
+        try:
+            items.append((problem, task.extract(problem, response)))
+        except Exception as err:
+            failed[len(items)] = Verdict(Status.ERROR, None, _error_detail("extraction failed", err))
+            items.append((problem, None))
+    to_verify = [(i, item) for i, item in enumerate(items) if i not in failed]
+    verdicts: dict[int, Verdict] = dict(failed)
     with phase(progress, description, len(items)) as step:
-        for start in range(0, len(items), VERIFY_CHUNK):
-            chunk = items[start:start + VERIFY_CHUNK]
-            verdicts.extend(task.verifier.verify_batch(chunk))
+        for start in range(0, len(to_verify), VERIFY_CHUNK):
+            chunk = to_verify[start:start + VERIFY_CHUNK]
+            for (i, (_, extracted)), verdict in zip(chunk, _verify([item for _, item in chunk], task)):
+                verdicts[i] = replace(verdict, extracted=extracted, detail=verdict.detail[:DETAIL_CAP])
             step(len(chunk))
+    return [verdicts[i] for i in range(len(items))]
+
+
+def _verify(items: list[tuple[Problem, str | None]], task: Task) -> list[Verdict]:
+    try:
+        verdicts = list(task.verifier.verify_batch(items))
+    except Exception as err:
+        return [Verdict(Status.ERROR, None, _error_detail("verifier failed", err))] * len(items)
+    if len(verdicts) != len(items):
+        detail = f"verifier returned {len(verdicts)} verdicts for {len(items)} answers"
+        return [Verdict(Status.ERROR, None, detail)] * len(items)
     return verdicts
+
+
+def _error_detail(what: str, err: BaseException) -> str:
+    return f"{what}: {type(err).__name__}: {err}"[:DETAIL_CAP]
 
 
 @dataclass(frozen=True)

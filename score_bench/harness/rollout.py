@@ -18,13 +18,10 @@ from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
-from score_bench.harness.types import Message, Problem, Status, Verdict
+from score_bench.harness.grading import grade_attempts
+from score_bench.harness.types import Message, Problem, Verdict
 
 __all__ = ["Attempt", "RolloutConfig", "Trace", "iter_rollout", "plan", "rollout"]
-
-DETAIL_CHARS = 500
-"""A verdict's detail (a traceback, a failing assertion) is cut to this when it leaves the grader."""
-
 
 @dataclass(frozen=True)
 class RolloutConfig:
@@ -157,43 +154,14 @@ def _seed(seed: int, sample: int, turn: int) -> int:
 
 
 def _grade(task: Task, chunk: list[tuple[Problem, int]], conversations: list[_Conversation]) -> list[Trace]:
-    """Extract and verify every attempt of the chunk in one verifier batch. A failure to grade is a verdict
-    with status error for the samples concerned, never a crashed run."""
-    items, failed = [], {}
-    for (problem, _), conversation in zip(chunk, conversations):
-        for text in conversation.texts:
-            try:
-                extracted = task.extract(problem, text)
-            except Exception as err:
-                failed[len(items)] = Verdict(Status.ERROR, None, _detail("extraction failed", err))
-                extracted = None
-            items.append((problem, extracted))
-    verdicts = _verify(task, [item for i, item in enumerate(items) if i not in failed])
-    ordered = iter(verdicts)
-    all_verdicts = [failed[i] if i in failed else next(ordered) for i in range(len(items))]
-    traces, position = [], 0
+    """Extract and verify every attempt of the chunk in one grading call (harness.grading, the path `grade`
+    takes too): a failure to grade is a verdict with status error, never a crashed run."""
+    pairs = [(problem, text) for (problem, _), conversation in zip(chunk, conversations) for text in conversation.texts]
+    verdicts = iter(grade_attempts(task, pairs))
+    traces = []
     for (problem, sample), conversation in zip(chunk, conversations):
-        attempts = []
-        for text, n_tokens, given in zip(conversation.texts, conversation.tokens, conversation.given):
-            verdict = all_verdicts[position]
-            attempts.append(Attempt(text, items[position][1], verdict, n_tokens, given))
-            position += 1
-        traces.append(Trace(problem, sample, tuple(conversation.messages), tuple(attempts)))
+        attempts = tuple(Attempt(text, verdict.extracted, verdict, n_tokens, given)
+                         for text, n_tokens, given, verdict
+                         in zip(conversation.texts, conversation.tokens, conversation.given, verdicts))
+        traces.append(Trace(problem, sample, tuple(conversation.messages), attempts))
     return traces
-
-
-def _verify(task: Task, items: list[tuple[Problem, str | None]]) -> list[Verdict]:
-    if not items:
-        return []
-    try:
-        verdicts = list(task.verifier.verify_batch(items))
-    except Exception as err:
-        return [Verdict(Status.ERROR, extracted, _detail("verifier failed", err)) for _, extracted in items]
-    if len(verdicts) != len(items):
-        detail = f"verifier returned {len(verdicts)} verdicts for {len(items)} answers"
-        return [Verdict(Status.ERROR, extracted, detail) for _, extracted in items]
-    return [replace(v, detail=v.detail[:DETAIL_CHARS]) for v in verdicts]
-
-
-def _detail(what: str, err: BaseException) -> str:
-    return f"{what}: {type(err).__name__}: {err}"[:DETAIL_CHARS]
