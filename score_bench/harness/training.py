@@ -14,7 +14,7 @@ import difflib
 import json
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping, Protocol, Sequence
 
@@ -26,7 +26,7 @@ from score_bench.harness.progress import Progress
 from score_bench.harness.provenance import provenance, write_json_atomic
 from score_bench.harness.types import Message
 
-__all__ = ["Trainer", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts", "token_logprobs",
+__all__ = ["Trainer", "RunConfig", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts", "token_logprobs",
            "masked_sum", "TrainingLog", "save_checkpoint", "CONFIG_FILE", "LOG_FILE"]
 
 CONFIG_FILE = "trainer_config.json"
@@ -46,6 +46,25 @@ class Trainer(Protocol):
 
 
 # -- configs ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The fields every trainer's config starts with: where a run starts, on what, where it writes, its seed.
+    Trainer configs subclass it and add their own knobs."""
+
+    model: str = ""
+    """Base checkpoint (directory or Hub id) the run starts from; for SCoRe also the frozen reference."""
+    task: str = "arith"
+    """Registered task name (`score-bench tasks`)."""
+    output: str = "checkpoint"
+    """Directory for the final checkpoint, trainer_config.json and training_log.jsonl."""
+    task_options: dict = field(default_factory=dict)
+    """Keyword arguments for the task's constructor (e.g. {"digits": 2}); JSON on the command line."""
+    split: str = "train"
+    """Task split the training problems are drawn from (never the evaluation split)."""
+    seed: int = 0
+    """Seeds problem order and sampling (and, for the SFT baselines, pair drawing and minibatch order)."""
+
 
 def build_config(config_class: type, presets: Mapping[str, Mapping[str, Any]], preset: str | None = None,
                  overrides: Mapping[str, Any] | None = None):

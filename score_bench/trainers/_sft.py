@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -30,7 +30,7 @@ from score_bench.harness.generation import GenerationParams
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
-from score_bench.harness.training import (LOG_FILE, EncodedBatch, TrainingLog, TwoAttempts, build_config,
+from score_bench.harness.training import (LOG_FILE, EncodedBatch, RunConfig, TrainingLog, TwoAttempts, build_config,
                                           encode_two_attempts, masked_sum, token_logprobs)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
@@ -41,21 +41,9 @@ _SCORE = ScoreConfig()
 
 
 @dataclass(frozen=True)
-class SftConfig:
+class SftConfig(RunConfig):
     """Every knob of an SFT baseline run. Budget defaults are score's defaults (the paper's MATH setting)."""
 
-    model: str = ""
-    """Base checkpoint (directory or Hub id) the run starts from."""
-    task: str = "arith"
-    """Registered task name (`score-bench tasks`)."""
-    output: str = "sft-checkpoint"
-    """Directory for the checkpoint, trainer_config.json and training_log.jsonl."""
-    task_options: dict = field(default_factory=dict)
-    """Keyword arguments for the task's constructor; JSON on the command line."""
-    split: str = "train"
-    """Task split the training problems are drawn from (never the evaluation split)."""
-    seed: int = 0
-    """Seeds problem order, sampling, pair drawing and minibatch order."""
     variant: Literal["d", "d_plus"] = "d"
     """'d': only incorrect-y1 examples (D_STaR / Pair-SFT). 'd_plus': also correct->correct examples (D+)."""
     sampling_batches: int = _SCORE.stage1_steps + _SCORE.stage2_steps

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +33,7 @@ from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
 from score_bench.harness.resume import SavedState, load_state, preserved_rng, rng_states, save_state, set_rng_states
 from score_bench.harness.rollout import RolloutConfig, Trace, rollout
-from score_bench.harness.training import (LOG_FILE, TrainingLog, TwoAttempts, encode_two_attempts,
+from score_bench.harness.training import (LOG_FILE, RunConfig, TrainingLog, TwoAttempts, encode_two_attempts,
                                           save_checkpoint, token_logprobs)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers._losses import stage_loss
@@ -42,21 +42,9 @@ __all__ = ["ScoreConfig", "PRESETS", "ScoreTrainer", "ScoreRun"]
 
 
 @dataclass(frozen=True)
-class ScoreConfig:
+class ScoreConfig(RunConfig):
     """Every knob of a SCoRe run. Defaults are the paper's MATH setting where it gives one."""
 
-    model: str = ""
-    """Base checkpoint (directory or Hub id): where the policy starts, and the frozen reference of both stages."""
-    task: str = "arith"
-    """Registered task name (`score-bench tasks`)."""
-    output: str = "score-checkpoint"
-    """Directory for the final checkpoint, trainer_config.json, training_log.jsonl and stage1/."""
-    task_options: dict = field(default_factory=dict)
-    """Keyword arguments for the task's constructor (e.g. {"digits": 2}); JSON on the command line."""
-    split: str = "train"
-    """Task split the training problems are drawn from (never the evaluation split)."""
-    seed: int = 0
-    """Seeds problem order and sampling."""
     stage1_steps: int = 100
     """Optimiser steps of Stage I. The paper gives no step counts; these are placeholders to set per task."""
     stage2_steps: int = 100
