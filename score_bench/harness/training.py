@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import random
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,9 +25,10 @@ import torch.nn.functional as F
 from score_bench.harness.errors import InputError
 from score_bench.harness.progress import Progress
 from score_bench.harness.provenance import provenance, write_json_atomic
-from score_bench.harness.types import Message
+from score_bench.harness.rollout import Attempt, Trace
+from score_bench.harness.types import Message, Problem
 
-__all__ = ["Trainer", "RunConfig", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts", "token_logprobs",
+__all__ = ["Trainer", "RunConfig", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts", "two_attempts_of", "draw_problems", "token_logprobs",
            "masked_sum", "TrainingLog", "save_checkpoint", "CONFIG_FILE", "LOG_FILE"]
 
 CONFIG_FILE = "trainer_config.json"
@@ -139,6 +141,29 @@ class TwoAttempts:
     """Whether attempt 1 ended with the end-of-turn token (False when cut at max_new_tokens): the end token is
     trained only when it was sampled."""
     second_ended: bool = True
+
+
+def two_attempts_of(trace: Trace, first: Attempt, second: Attempt, max_new_tokens: int) -> TwoAttempts:
+    """(x, y1, instruction, y2) in the trace's own conversation: the prompt is everything before its attempt 1,
+    the instruction the user turn after it. `first` and `second` may come from other traces of the same problem
+    (Pair-SFT). An attempt that used all max_new_tokens was cut, so its end token is not trained."""
+    messages = trace.messages
+    prompt = list(messages[:len(messages) - 2 * len(trace.attempts) + 1])
+    instruction = messages[len(prompt) + 1]["content"]
+    return TwoAttempts(prompt, first.text, instruction, second.text,
+                       first_ended=first.n_tokens < max_new_tokens, second_ended=second.n_tokens < max_new_tokens)
+
+
+def draw_problems(problems: Sequence[Problem], order: list[Problem], rng: random.Random, size: int) -> list[Problem]:
+    """`size` problems, epoch by epoch: `order` holds what is left of the current epoch (refilled from `problems`
+    and shuffled by `rng` when empty), so saving `order` and the rng state is enough to resume the stream."""
+    batch = []
+    while len(batch) < size:
+        if not order:
+            order.extend(problems)
+            rng.shuffle(order)
+        batch.append(order.pop())
+    return batch
 
 
 @dataclass(frozen=True)

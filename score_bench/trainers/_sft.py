@@ -31,7 +31,8 @@ from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
 from score_bench.harness.training import (LOG_FILE, EncodedBatch, RunConfig, TrainingLog, TwoAttempts, build_config,
-                                          encode_two_attempts, masked_sum, token_logprobs)
+                                          draw_problems, encode_two_attempts, masked_sum, token_logprobs,
+                                          two_attempts_of)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 
@@ -108,15 +109,6 @@ def validate(config: SftConfig, trainer: str) -> None:
 
 # -- example selection -----------------------------------------------------------------------------------------
 
-def _example(trace: Trace, first: Attempt, second: Attempt, max_new_tokens: int) -> TwoAttempts:
-    """(x, y1, instruction, y2) in the trace's own conversation: the prompt is everything before attempt 1."""
-    messages = trace.messages
-    prompt = list(messages[:len(messages) - 2 * len(trace.attempts) + 1])
-    instruction = messages[len(prompt) + 1]["content"]
-    return TwoAttempts(prompt, first.text, instruction, second.text,
-                       first_ended=first.n_tokens < max_new_tokens, second_ended=second.n_tokens < max_new_tokens)
-
-
 def star_examples(traces: Sequence[Trace], plus: bool, max_new_tokens: int) -> list[TwoAttempts]:
     """D_STaR: the traces whose incorrect y1 was revised to a correct y2; with `plus` (D+) also correct->correct.
     A grading error is neither correct nor incorrect, so such a trace is never kept."""
@@ -125,7 +117,7 @@ def star_examples(traces: Sequence[Trace], plus: bool, max_new_tokens: int) -> l
         first, second = trace.attempts[:2]
         if second.verdict.status is Status.CORRECT and (
                 first.verdict.status is Status.INCORRECT or (plus and first.verdict.status is Status.CORRECT)):
-            kept.append(_example(trace, first, second, max_new_tokens))
+            kept.append(two_attempts_of(trace, first, second, max_new_tokens))
     return kept
 
 
@@ -144,7 +136,7 @@ def pair_examples(traces: Sequence[Trace], plus: bool, max_new_tokens: int, rng:
         pool = correct.get(trace.problem.id)
         wanted = first.verdict.status is Status.INCORRECT or (plus and first.verdict.status is Status.CORRECT)
         if pool and wanted:
-            kept.append(_example(trace, first, rng.choice(pool), max_new_tokens))
+            kept.append(two_attempts_of(trace, first, rng.choice(pool), max_new_tokens))
     return kept
 
 
@@ -207,15 +199,6 @@ class SftRun:
         self.updates_skipped = 0
         self.log = TrainingLog(Path(config.output) / LOG_FILE)
 
-    def _next_problems(self) -> list[Problem]:
-        batch = []
-        while len(batch) < self.config.batch_size:
-            if not self.order:
-                self.order = list(self.problems)
-                self.rng.shuffle(self.order)
-            batch.append(self.order.pop())
-        return batch
-
     def sample(self, batches: int, progress: Progress | None = None) -> list[Trace]:
         """`batches` rollout batches from the current model at the configured temperature, graded."""
         traces: list[Trace] = []
@@ -225,7 +208,7 @@ class SftRun:
                 params = GenerationParams(max_new_tokens=self.config.max_new_tokens,
                                           temperature=self.config.temperature, top_p=self.config.top_p,
                                           seed=self.config.seed * 1_000_003 + self.batches_sampled)
-                problems = self._next_problems()
+                problems = draw_problems(self.problems, self.order, self.rng, self.config.batch_size)
                 traces.extend(rollout(self.task, problems, self.backend,
                                       RolloutConfig(turns=2, samples=k, params=params,
                                                     chunk_size=len(problems) * k)))

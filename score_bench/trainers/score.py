@@ -33,8 +33,8 @@ from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
 from score_bench.harness.resume import SavedState, load_state, preserved_rng, rng_states, save_state, set_rng_states
 from score_bench.harness.rollout import RolloutConfig, Trace, rollout
-from score_bench.harness.training import (LOG_FILE, RunConfig, TrainingLog, TwoAttempts, encode_two_attempts,
-                                          save_checkpoint, token_logprobs)
+from score_bench.harness.training import (LOG_FILE, RunConfig, TrainingLog, TwoAttempts, draw_problems,
+                                          encode_two_attempts, save_checkpoint, token_logprobs, two_attempts_of)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers._losses import stage_loss
 
@@ -234,13 +234,7 @@ class ScoreRun:
 
     def next_problems(self) -> list[Problem]:
         """batch_size problems, epoch by epoch in a seeded order (the same on every process)."""
-        batch = []
-        while len(batch) < self.config.batch_size:
-            if not self.order:
-                self.order = list(self.problems)
-                self.rng.shuffle(self.order)
-            batch.append(self.order.pop())
-        return batch
+        return draw_problems(self.problems, self.order, self.rng, self.config.batch_size)
 
     def sample(self, problems: list[Problem]) -> list[Trace]:
         """samples_per_problem graded two-attempt traces per problem from the current policy (the shared
@@ -255,10 +249,7 @@ class ScoreRun:
 
     def two_attempts(self, trace: Trace) -> TwoAttempts:
         first, second = trace.attempts
-        prompt = list(trace.messages[:len(trace.messages) - 3])  # drop attempt 1, instruction, attempt 2
-        cut = self.config.max_new_tokens
-        return TwoAttempts(prompt, first.text, self.task.correction_instruction, second.text,
-                           first_ended=first.n_tokens < cut, second_ended=second.n_tokens < cut)
+        return two_attempts_of(trace, first, second, self.config.max_new_tokens)
 
     def stage(self, stage: int, progress: Progress | None = None) -> None:
         """Train until the step where `stage` ends (resumed runs pick up mid-stage); Stage I's end is saved to
