@@ -193,9 +193,11 @@ def training_curves_figure(logs: Mapping[str, Path]) -> Figure:
     for ax in axes[::columns]:
         ax.set_ylabel("held-out accuracy (greedy)")
     handles = [line for line in axes[0].get_lines() if line.get_label() in ATTEMPT_LABELS]
-    band = Patch(color="0.5", alpha=0.3, linewidth=0)
-    figure.legend([*handles, band], [*ATTEMPT_LABELS, "95% interval"], loc="outside upper center", ncols=3,
-                  frameon=False)
+    labels = list(ATTEMPT_LABELS)
+    if any(ax.collections for ax in axes):  # a log without ci95 draws no band, so the legend names none
+        handles.append(Patch(color="0.5", alpha=0.3, linewidth=0))
+        labels.append("95% interval")
+    figure.legend(handles, labels, loc="outside upper center", ncols=len(labels), frameon=False)
     if skipped:  # supxlabel, unlike a free text, gets its own room from the constrained layout
         figure.supxlabel(f"not shown, no held-out evaluations logged: {', '.join(skipped)}",
                          x=0.01, ha="left", fontsize=8, color="0.3")
