@@ -17,6 +17,10 @@ from score_bench.harness.errors import InputError
 from score_bench.harness.metrics import mcnemar, paired_bootstrap
 
 TABLE_METRICS = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
+HEADERS = {"acc_t1": "Acc@t1 [95% CI]", "acc_t2": "Acc@t2 [95% CI]", "delta": "Δ(t1,t2) [95% CI]",
+           "delta_i2c": "Δ i→c", "delta_c2i": "Δ c→i"}
+TESTED = {"acc_final": "final accuracy", "delta": "Δ(t1,t2)"}
+TESTS = {"mcnemar": "McNemar", "paired_bootstrap": "paired bootstrap"}
 SIGNIFICANCE = 0.05
 
 
@@ -115,7 +119,7 @@ def _cell(entry: dict | None) -> str:
 
 
 def as_rows(comparison: dict) -> tuple[list[str], list[list[str]]]:
-    header = ["run", *TABLE_METRICS]
+    header = ["run", *(HEADERS[m] for m in TABLE_METRICS)]
     return header, [[run["name"], *(_cell(run["metrics"].get(m)) for m in TABLE_METRICS)]
                     for run in comparison["runs"]]
 
@@ -125,7 +129,7 @@ def pair_rows(comparison: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     for pair in comparison["pairs"]:
         for metric, test in pair["tests"].items():
-            rows.append([pair["a"], pair["b"], f"{metric} ({test['test']})", f"{test['difference']:+.3f}",
+            rows.append([pair["a"], pair["b"], f"{TESTED.get(metric, metric)} ({TESTS.get(test['test'], test['test'])})", f"{test['difference']:+.3f}",
                          f"{test['p_value']:.3g}", test["better"] or "—"])
     return header, rows
 
