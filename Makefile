@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DATA ?= $(abspath ../shared/data)
 BASE ?= models/base-seed0
 
-.PHONY: setup test demo
+.PHONY: setup test demo demo-quick
 
 setup: $(VENV)/.installed
 
@@ -22,5 +22,7 @@ test: setup
 	SCORE_BENCH_DATA_DIR=$${SCORE_BENCH_DATA_DIR:-$(DATA)} $(PY) -m pytest -q
 
 demo: setup
-	test -f $(BASE)/config.json || $(VENV)/bin/score-bench base-model --output $(BASE) --seed 0
-	$(VENV)/bin/score-bench eval --model $(BASE) --task arith --split test --max-new-tokens 64 --output runs/demo/base
+	$(VENV)/bin/score-bench demo --base-model $(BASE)
+
+demo-quick: setup
+	$(VENV)/bin/score-bench demo --quick

@@ -210,6 +210,55 @@ def compare(
 
 
 @app.command()
+def plot(
+    runs: list[Path] = typer.Argument(..., help="Training run directories (curves) and/or eval run directories (transitions)."),
+    output: Path = typer.Option(Path("."), help="Directory for training_curves.png and transitions.png."),
+):
+    """Training curves (held-out Accuracy@t1/t2 per step) and attempt-1 → attempt-2 transition charts, as PNG."""
+    from score_bench.harness.plots import plot_training_curves, plot_transitions
+    from score_bench.harness.training import LOG_FILE
+
+    logs = {path.name: path for path in runs if (path / LOG_FILE).is_file() or path.suffix == ".jsonl"}
+    results = {path.name: path for path in runs if (path / "results.json").is_file() or path.name == "results.json"}
+    unknown = [str(path) for path in runs if path.name not in logs and path.name not in results]
+    if unknown:
+        raise ScoreBenchError(f"not a training run (no {LOG_FILE}) or an eval run (no results.json): {unknown[0]}")
+    written = []
+    if logs:
+        written.append(plot_training_curves(logs, output / "training_curves.png"))
+    if results:
+        written.append(plot_transitions(results, output / "transitions.png"))
+    console.print("wrote " + " and ".join(str(path) for path in written))
+
+
+@app.command()
+def demo(
+    quick: bool = typer.Option(False, help="A few steps per trainer and 50 problems: checks the pipeline in minutes."),
+    seed: int = typer.Option(0, help="Training seed of every trainer."),
+    base_model: Optional[Path] = typer.Option(None, help="Base model, built if missing [models/base-seed0; quick: runs/demo-quick/base-model]."),
+    runs_dir: Optional[Path] = typer.Option(None, help="Checkpoints, logs and evaluations [runs/demo; quick: runs/demo-quick]."),
+    results_dir: Optional[Path] = typer.Option(None, help="summary.json, comparison.md, plots [results/demo; quick: runs/demo-quick/results]."),
+    jobs: int = typer.Option(2, help="Commands run side by side, one torch thread each."),
+):
+    """Base model, pair-sft, star and SCoRe on arith side by side: trains, evaluates, compares, plots."""
+    from score_bench.demo import DemoConfig, run_demo
+
+    quiet_transformers()
+    scratch = Path("runs/demo-quick")
+    config = DemoConfig(
+        base_model=base_model or (scratch / "base-model" if quick else Path("models/base-seed0")),
+        runs_dir=runs_dir or (scratch if quick else Path("runs/demo")),
+        results_dir=results_dir or (scratch / "results" if quick else Path("results/demo")),
+        seed=seed, quick=quick, jobs=jobs)
+    with progress_bar() as bar:
+        summary = run_demo(config, progress=RichProgress(bar))
+    comparison_md = (config.results_dir / "comparison.md").read_text(encoding="utf-8")
+    print(comparison_md)
+    console.print(f"demo took {summary['wall_time_s'] / 60:.1f} min; wrote {config.results_dir / 'summary.json'}, "
+                  f"comparison.md and the plots")
+
+
+@app.command()
 def train(
     task: str = typer.Option(..., help="Task whose problems and verifier drive training."),
     trainer: str = typer.Option(..., help="Trainer plugin (see `score-bench trainers`)."),
