@@ -1,6 +1,7 @@
 """What every trainer shares: the Trainer protocol, building a config from a preset and `--set key=value`
 overrides, turning two-attempt conversations into token ids with per-attempt masks, per-token log-probabilities
-under a model, and writing a checkpoint with its config and training log.
+under a model, the held-out evaluation rows of the training log, and writing a checkpoint with its config and
+training log.
 
 The masks and the log-probabilities are where public SCoRe reproductions went wrong (no attention mask on
 left-padded batches, pad tokens trained when pad == eos), so both are built from the structure of the
@@ -23,13 +24,18 @@ import torch
 import torch.nn.functional as F
 
 from score_bench.harness.errors import InputError
+from score_bench.harness.generation import Backend, GenerationParams
+from score_bench.harness.metrics import summarize
 from score_bench.harness.progress import Progress
+from score_bench.harness.protocols import Task
 from score_bench.harness.provenance import provenance, write_json_atomic
-from score_bench.harness.rollout import Attempt, Trace
-from score_bench.harness.types import Message, Problem
+from score_bench.harness.resume import preserved_rng
+from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
+from score_bench.harness.types import Message, Problem, Status
 
-__all__ = ["Trainer", "RunConfig", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts", "two_attempts_of", "draw_problems", "token_logprobs",
-           "masked_sum", "TrainingLog", "save_checkpoint", "CONFIG_FILE", "LOG_FILE"]
+__all__ = ["Trainer", "RunConfig", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts",
+           "two_attempts_of", "draw_problems", "token_logprobs", "masked_sum", "HeldOutEval", "TrainingLog",
+           "save_checkpoint", "CONFIG_FILE", "LOG_FILE"]
 
 CONFIG_FILE = "trainer_config.json"
 LOG_FILE = "training_log.jsonl"
@@ -66,6 +72,15 @@ class RunConfig:
     """Task split the training problems are drawn from (never the evaluation split)."""
     seed: int = 0
     """Seeds problem order and sampling (and, for the SFT baselines, pair drawing and minibatch order)."""
+    eval_every: int = 0
+    """Optimiser steps between held-out evaluations (greedy, two attempts, logged as rows with kind "eval");
+    the base model is evaluated at step 0 and the final model at the end of training too. 0 turns evaluation
+    off."""
+    eval_split: str = "test"
+    eval_problems: int = 100
+    """The first N problems of eval_split: the same fixed subset at every evaluation, so curves compare."""
+    save_every: int = 10
+    """Optimiser steps between resumable states in OUTPUT/state/ (0: never; a killed run then starts over)."""
 
 
 def build_config(config_class: type, presets: Mapping[str, Mapping[str, Any]], preset: str | None = None,
@@ -277,6 +292,48 @@ def masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Per-row sum of `values` where `mask` is True: [batch, length] -> [batch]. Masked-off entries cannot
     leak in, even as NaN or inf (torch.where, not multiplication)."""
     return torch.where(mask, values, torch.zeros_like(values)).sum(-1)
+
+
+# -- held-out evaluation ------------------------------------------------------------------------------------
+
+class HeldOutEval:
+    """Greedy two-attempt rollouts of the model being trained on a fixed held-out subset (the first
+    `eval_problems` of `eval_split`), as "eval" rows of the training log: Accuracy@t1, Accuracy@t2, Δ and its
+    parts with bootstrap 95% intervals, the same for every trainer so their curves compare.
+
+    `backend` generates with the trained model; give it a backend of its own, so evaluation never leaves KV in
+    the training sampler's prefix store. Greedy decoding draws no random numbers; the RNGs are restored all the
+    same, so evaluating never changes what training does."""
+
+    def __init__(self, task: Task, config: RunConfig, backend: Backend, max_new_tokens: int):
+        self.task = task
+        self.backend = backend
+        self.every = config.eval_every
+        self.split = config.eval_split
+        self.params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0, seed=config.seed)
+        self.seed = config.seed
+        self.problems = task.problems(config.eval_split)[:config.eval_problems] if config.eval_every else []
+        if config.eval_every and not self.problems:
+            raise InputError(f"task '{task.name}' has no problems in eval split '{config.eval_split}'")
+
+    def due(self, step: int) -> bool:
+        """Whether the model after `step` optimiser steps is on the eval_every schedule (step 0: the base model)."""
+        return self.every > 0 and step % self.every == 0
+
+    def row(self, step: int, stage: int, **labels: Any) -> dict[str, Any]:
+        """The "eval" row of the current model: kind, step, stage, `labels` (e.g. the SFT iteration), split,
+        problems, accuracy_t1, accuracy_t2, delta, delta_i2c, delta_c2i, ci95 (of each), grading_errors."""
+        with preserved_rng():
+            traces = rollout(self.task, self.problems, self.backend,
+                             RolloutConfig(turns=2, samples=1, params=self.params))
+            metrics = summarize([[a.correct for a in t.attempts] for t in traces], seed=self.seed)
+        names = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
+        return {"kind": "eval", "step": step, "stage": stage, **labels, "split": self.split,
+                "problems": len(traces),
+                "accuracy_t1": metrics["acc_t1"]["value"], "accuracy_t2": metrics["acc_t2"]["value"],
+                "delta": metrics["delta"]["value"], "delta_i2c": metrics["delta_i2c"]["value"],
+                "delta_c2i": metrics["delta_c2i"]["value"], "ci95": {n: metrics[n]["ci95"] for n in names},
+                "grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts)}
 
 
 # -- outputs -------------------------------------------------------------------------------------------------

@@ -28,12 +28,11 @@ import torch
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
-from score_bench.harness.metrics import summarize
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
-from score_bench.harness.resume import SavedState, load_state, preserved_rng, rng_states, save_state, set_rng_states
+from score_bench.harness.resume import SavedState, load_state, rng_states, save_state, set_rng_states
 from score_bench.harness.rollout import RolloutConfig, Trace, rollout
-from score_bench.harness.training import (LOG_FILE, RunConfig, TrainingLog, TwoAttempts, draw_problems,
+from score_bench.harness.training import (LOG_FILE, HeldOutEval, RunConfig, TrainingLog, TwoAttempts, draw_problems,
                                           encode_two_attempts, save_checkpoint, token_logprobs, two_attempts_of)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers._losses import stage_loss
@@ -88,14 +87,7 @@ class ScoreConfig(RunConfig):
     generation_batch_size: int = 64
     device: str = "auto"
     """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
-    eval_every: int = 0
-    """Steps between held-out evaluations (greedy, two attempts, logged as rows with kind "eval"); the base
-    model is evaluated at step 0 too. 0 turns evaluation off."""
-    eval_split: str = "test"
-    eval_problems: int = 100
-    """The first N problems of eval_split: the same fixed subset at every evaluation, so curves compare."""
-    save_every: int = 10
-    """Steps between resumable states in OUTPUT/state/ (0: never; a killed run then starts over)."""
+    # eval_every, eval_split, eval_problems and save_every: RunConfig.
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -172,9 +164,6 @@ class ScoreRun:
         self.problems = self.task.problems(config.split)
         if not self.problems:
             raise InputError(f"task '{self.task.name}' has no problems in split '{config.split}'")
-        self.eval_set = self.task.problems(config.eval_split)[:config.eval_problems] if config.eval_every else []
-        if config.eval_every and not self.eval_set:
-            raise InputError(f"task '{self.task.name}' has no problems in eval split '{config.eval_split}'")
         source = resolve_model_source(config.model)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         if not self.tokenizer.chat_template:
@@ -198,8 +187,8 @@ class ScoreRun:
         self.backend = TransformersBackend(self.model, self.tokenizer, batch_size=config.generation_batch_size,
                                            source=source)
         # A backend of its own, so evaluation never leaves KV in the training sampler's prefix store.
-        self.eval_backend = TransformersBackend(self.model, self.tokenizer, batch_size=config.generation_batch_size,
-                                                source=source)
+        self.evaluator = HeldOutEval(self.task, config, TransformersBackend(
+            self.model, self.tokenizer, batch_size=config.generation_batch_size, source=source), config.max_new_tokens)
         self.log = TrainingLog(self.output / LOG_FILE, keep_rows=saved.log_rows if saved else None,
                                active=self.accelerator.is_main_process)
 
@@ -257,17 +246,17 @@ class ScoreRun:
     def stage(self, stage: int, progress: Progress | None = None) -> None:
         """Train until the step where `stage` ends (resumed runs pick up mid-stage); Stage I's end is saved to
         OUTPUT/stage1 before anything of Stage II runs."""
-        start, end = ((0, self.config.stage1_steps) if stage == 1 else
-                      (self.config.stage1_steps, self.config.stage1_steps + self.config.stage2_steps))
-        if stage == 1 and self.step == 0 and self.config.eval_every:
+        last = self.config.stage1_steps + self.config.stage2_steps
+        start, end = (0, self.config.stage1_steps) if stage == 1 else (self.config.stage1_steps, last)
+        if stage == 1 and self.step == 0 and self.evaluator.due(0):
             self.evaluate(stage)
         with phase(progress, f"SCoRe stage {'I' if stage == 1 else 'II'}", end - start) as advance:
             if self.step > start:
                 advance(min(self.step, end) - start, "resumed")
             while self.step < end:
                 row = self.train_step(stage)
-                if self.config.eval_every and self.step % self.config.eval_every == 0:
-                    self.evaluate(stage)
+                if self.evaluator.due(self.step) or (self.evaluator.every and self.step == last):
+                    self.evaluate(stage)  # on the schedule, and the final model
                 if self.config.save_every and self.step % self.config.save_every == 0:
                     self.save_state(stage)
                 advance(1, f"stage {stage} acc@t1 {row['accuracy_t1']:.2f} acc@t2 {row['accuracy_t2']:.2f}")
@@ -275,22 +264,11 @@ class ScoreRun:
             self.save(self.output / "stage1", {"stage": 1, "steps": self.step})
 
     def evaluate(self, stage: int) -> dict | None:
-        """Greedy two-attempt rollout of the current policy on the held-out subset, logged as an "eval" row
-        (main process only). Greedy decoding draws no random numbers; the RNGs are restored all the same."""
+        """The held-out "eval" row of the current policy (harness.training.HeldOutEval), logged by the main
+        process only."""
         if not self.main:
             return None
-        params = GenerationParams(max_new_tokens=self.config.max_new_tokens, temperature=0.0, seed=self.config.seed)
-        with preserved_rng():
-            traces = rollout(self.task, self.eval_set, self.eval_backend,
-                             RolloutConfig(turns=2, samples=1, params=params))
-            metrics = summarize([[a.correct for a in t.attempts] for t in traces], seed=self.config.seed)
-        names = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
-        row = {"kind": "eval", "step": self.step, "stage": stage, "split": self.config.eval_split,
-               "problems": len(traces),
-               "accuracy_t1": metrics["acc_t1"]["value"], "accuracy_t2": metrics["acc_t2"]["value"],
-               "delta": metrics["delta"]["value"], "delta_i2c": metrics["delta_i2c"]["value"],
-               "delta_c2i": metrics["delta_c2i"]["value"], "ci95": {n: metrics[n]["ci95"] for n in names},
-               "grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts)}
+        row = self.evaluator.row(self.step, stage)
         self.log.append(row)
         return row
 

@@ -1,9 +1,11 @@
 """harness.training: per-attempt masks through the chat template, left-padded log-probabilities, configs,
-checkpoints. The masks are where public SCoRe code trained pad tokens and prompts; each test can fail."""
+held-out evaluation rows, checkpoints. The masks are where public SCoRe code trained pad tokens and prompts;
+each test can fail."""
 
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,8 +14,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from score_bench.harness.errors import InputError
-from score_bench.harness.training import (CONFIG_FILE, TwoAttempts, build_config, encode_two_attempts, masked_sum,
-                                          save_checkpoint, token_logprobs)
+from score_bench.harness.generation import GenerationParams
+from score_bench.harness.rollout import RolloutConfig, rollout
+from score_bench.harness.training import (CONFIG_FILE, HeldOutEval, RunConfig, TwoAttempts, build_config,
+                                          encode_two_attempts, masked_sum, save_checkpoint, token_logprobs)
+from score_bench.harness.types import Problem, Status, Verdict
 
 PROMPT = [{"role": "user", "content": "What is 12 + 7?"}]
 INSTRUCTION = "There might be an error in the solution above. Please correct the error, if any."
@@ -150,6 +155,63 @@ def test_build_config_applies_preset_then_typed_overrides():
 def test_build_config_rejects_bad_input_by_name(preset, overrides, message):
     with pytest.raises(InputError, match=message):
         build_config(_Config, {"fast": {"steps": 5}}, preset, overrides)
+
+
+class _EvenLengthDrawingRandomNumbers:
+    """Correct when the answer has an even length; draws from the global RNGs as a grader might."""
+
+    def verify_batch(self, items):
+        random.random(), torch.rand(1)
+        return [Verdict(Status.CORRECT if len(answer or "") % 2 == 0 else Status.INCORRECT, answer)
+                for _, answer in items]
+
+
+class ParityTask:
+    name = "parity"
+    splits = ("train", "test", "empty")
+    correction_instruction = "Check your answer and rewrite it."
+    verifier = _EvenLengthDrawingRandomNumbers()
+
+    def problems(self, split):
+        count = {"train": 3, "test": 8, "empty": 0}[split]
+        return [Problem(id=f"{split}{i}", question=f"Say something {i}.", reference="") for i in range(count)]
+
+    def first_prompt(self, problem):
+        return [{"role": "user", "content": problem.question}]
+
+    def extract(self, problem, response):
+        return response
+
+
+def test_held_out_eval_uses_the_first_problems_of_the_eval_split_on_its_schedule(tiny_backend):
+    task = ParityTask()
+    on = HeldOutEval(task, RunConfig(eval_every=2, eval_split="test", eval_problems=5), tiny_backend, 8)
+    assert on.problems == task.problems("test")[:5]
+    assert [step for step in range(7) if on.due(step)] == [0, 2, 4, 6]
+    off = HeldOutEval(task, RunConfig(eval_every=0, eval_split="empty"), tiny_backend, 8)
+    assert off.problems == [] and not any(off.due(step) for step in range(7))
+    with pytest.raises(InputError, match="no problems in eval split 'empty'"):
+        HeldOutEval(task, RunConfig(eval_every=1, eval_split="empty"), tiny_backend, 8)
+
+
+def test_held_out_row_is_a_greedy_two_attempt_rollout_that_leaves_the_rngs_alone(tiny_backend):
+    task = ParityTask()
+    evaluator = HeldOutEval(task, RunConfig(eval_every=1, eval_split="test", eval_problems=6), tiny_backend, 8)
+    random.seed(1)
+    torch.manual_seed(1)
+    row = evaluator.row(7, 2, iteration=2)
+    assert (random.random(), torch.rand(1).item()) == (random.Random(1).random(),
+                                                       torch.rand(1, generator=torch.Generator().manual_seed(1)).item())
+    assert list(row)[:5] == ["kind", "step", "stage", "iteration", "split"]
+    assert (row["kind"], row["step"], row["stage"], row["iteration"], row["split"]) == ("eval", 7, 2, 2, "test")
+    traces = rollout(task, task.problems("test")[:6], tiny_backend,
+                     RolloutConfig(turns=2, params=GenerationParams(max_new_tokens=8, temperature=0.0)))
+    acc = [sum(t.attempts[i].correct for t in traces) / 6 for i in (0, 1)]
+    assert row["problems"] == 6 and (row["accuracy_t1"], row["accuracy_t2"]) == pytest.approx(acc)
+    assert row["delta"] == pytest.approx(acc[1] - acc[0]) and row["grading_errors"] == 0
+    assert row["delta_i2c"] - row["delta_c2i"] == pytest.approx(row["delta"])
+    assert set(row["ci95"]) == {"acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i"}
+    assert 0 < acc[0] < 1 or 0 < acc[1] < 1  # the comparison above is not between two trivial values
 
 
 def test_checkpoint_loads_with_transformers_and_keeps_the_chat_template(tmp_path, tokenizer, model):

@@ -1,7 +1,7 @@
 """Resume and periodic evaluation of the SCoRe trainer: a run killed with SIGKILL and started again ends with the
 same weights and log as one that never stopped; a different config is refused; held-out evaluation rows do not
-disturb training. The tiny model and the parity task (test_score_trainer.py) give every batch both rewards, so
-the weights really move."""
+disturb training and end with the final model. The tiny model and the parity task (test_score_trainer.py) give
+every batch both rewards, so the weights really move."""
 
 from __future__ import annotations
 
@@ -147,3 +147,12 @@ def test_periodic_evaluation_logs_greedy_metrics_without_changing_training(tiny_
     assert first["problems"] == 5 and (first["accuracy_t1"], first["accuracy_t2"]) == pytest.approx(acc)
     assert first["delta"] == pytest.approx(acc[1] - acc[0])
     assert 0 < acc[0] < 1 or 0 < acc[1] < 1  # the comparison above is not between two trivial zeros
+
+
+def test_the_final_model_is_evaluated_when_its_step_is_off_the_schedule(tiny_model, tmp_path):
+    out = ScoreTrainer().train(smoke(tiny_model, tmp_path, save_every=0, eval_every=3, eval_split="train"),
+                               task=ParityTask())
+    rows = log_rows(out)
+    assert [(r["kind"], r["step"], r["stage"]) for r in rows] == [
+        ("eval", 0, 1), ("train", 1, 1), ("train", 2, 1), ("train", 3, 2), ("eval", 3, 2), ("train", 4, 2),
+        ("eval", 4, 2)]
