@@ -12,16 +12,23 @@ such batch per optimiser step) and `updates` optimiser steps (score's stage1_ste
 When selection keeps no example (a model that never corrects itself), the iteration makes no update: its log
 row says so (`warning`, `updates_skipped`), a Python warning is raised, and the checkpoint is the model as it
 is. The budget actually used is in the log and in trainer_config.json.
+
+Held-out evaluation and resume work as in `score`: "eval" rows (harness.training.HeldOutEval) at step 0, every
+`eval_every` optimiser steps and at the end; a resumable state in OUTPUT/state/ every `save_every` steps and at
+each iteration's boundaries (after its examples are chosen, so a resumed run never samples an iteration again,
+and after its last step). Starting the same command again continues from it, mid-fit included, with the same
+result as a run that never stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import torch
 
@@ -29,10 +36,11 @@ from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
+from score_bench.harness.resume import SavedState, load_state, rng_states, save_state, set_rng_states
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
-from score_bench.harness.training import (LOG_FILE, EncodedBatch, RunConfig, TrainingLog, TwoAttempts, build_config,
-                                          draw_problems, encode_two_attempts, masked_sum, token_logprobs,
-                                          two_attempts_of)
+from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, RunConfig, TrainingLog, TwoAttempts,
+                                          build_config, draw_problems, encode_two_attempts, masked_sum,
+                                          token_logprobs, two_attempts_of)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 
@@ -71,10 +79,12 @@ class SftConfig(RunConfig):
     generation_batch_size: int = _SCORE.generation_batch_size
     device: str = "auto"
     """cpu, cuda, cuda:N or auto."""
+    # eval_every, eval_split, eval_problems and save_every: RunConfig, counted in optimiser steps as in score.
 
 
 _MIRRORED = ("learning_rate", "batch_size", "samples_per_problem", "grad_clip", "weight_decay", "temperature",
-             "top_p", "max_new_tokens", "generation_batch_size", "device")
+             "top_p", "max_new_tokens", "generation_batch_size", "device", "eval_every", "eval_split",
+             "eval_problems")
 
 
 def sft_presets(samples_per_problem: int | None = None, **extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -97,10 +107,11 @@ def sft_presets(samples_per_problem: int | None = None, **extra: dict[str, Any])
 def validate(config: SftConfig, trainer: str) -> None:
     if not config.model:
         raise InputError(f"{trainer} trainer needs a model (the base checkpoint to start from)")
-    for name in ("sampling_batches", "updates"):
+    for name in ("sampling_batches", "updates", "eval_every", "save_every"):
         if getattr(config, name) < 0:
             raise InputError(f"{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("batch_size", "samples_per_problem", "sft_batch_size", "max_new_tokens", "generation_batch_size"):
+    for name in ("batch_size", "samples_per_problem", "sft_batch_size", "max_new_tokens", "generation_batch_size",
+                 "eval_problems"):
         if getattr(config, name) < 1:
             raise InputError(f"{name} must be >= 1, got {getattr(config, name)}")
     if config.temperature <= 0:
@@ -161,8 +172,35 @@ def trace_stats(traces: Sequence[Trace]) -> dict[str, Any]:
             "grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts)}
 
 
+@dataclass
+class _Fit:
+    """The iteration being trained on: what a state saved mid-fit holds to continue it."""
+
+    examples: list[TwoAttempts]
+    stats: dict[str, Any]
+    """The sampling statistics (trace_stats) its log rows carry."""
+    updates: int
+    done: int = 0
+    order: list[int] = field(default_factory=list)
+    """What is left of the current epoch's shuffled example indices."""
+
+    def plain(self) -> dict[str, Any]:
+        """Plain lists and dicts: what torch.load(weights_only=True) reads back."""
+        return {"examples": [dataclasses.asdict(e) for e in self.examples], "stats": self.stats,
+                "updates": self.updates, "done": self.done, "order": self.order}
+
+    @classmethod
+    def from_plain(cls, values: dict[str, Any]) -> "_Fit":
+        return cls([TwoAttempts(**e) for e in values["examples"]], dict(values["stats"]), values["updates"],
+                   values["done"], list(values["order"]))
+
+
+_COUNTERS = ("batches_sampled", "traces_sampled", "examples_kept", "updates_skipped")
+
+
 class SftRun:
-    """The state of one SFT run: model, optimiser, problem stream, log, and the budget used so far."""
+    """The state of one SFT run: model, optimiser, problem stream, log, the iteration in progress and the budget
+    used so far. A saved state in OUTPUT/state/ is loaded here, so `train` continues where it was saved."""
 
     def __init__(self, config: SftConfig, trainer: str, task: Task | None = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -172,35 +210,101 @@ class SftRun:
 
         validate(config, trainer)
         self.config = config
+        self.trainer = trainer
+        self.output = Path(config.output)
         self.task = task if task is not None else load_task(config.task, **config.task_options)
         self.problems: list[Problem] = self.task.problems(config.split)
         if not self.problems:
             raise InputError(f"task '{self.task.name}' has no problems in split '{config.split}'")
         device = resolve_device(config.device)
-        source = resolve_model_source(config.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
+        self.source = resolve_model_source(config.model)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.source)
         if not self.tokenizer.chat_template:
             raise InputError(f"model '{config.model}' has no chat template; {trainer} needs one to pose two attempts")
         torch.manual_seed(config.seed)
-        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device)
+        self.model = AutoModelForCausalLM.from_pretrained(self.source, dtype=torch.float32).to(device)
         # Eval mode throughout, as score: the methods differ in their loss only, not in dropout.
         self.model.eval()
-        self.backend = TransformersBackend(self.model, self.tokenizer, batch_size=config.generation_batch_size,
-                                           source=source)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
                                           weight_decay=config.weight_decay)
         self.device = torch.device(device)
+        self.evaluator = HeldOutEval(self.task, config, TransformersBackend(
+            self.model, self.tokenizer, batch_size=config.generation_batch_size, source=self.source),
+            config.max_new_tokens)
         self.rng = random.Random(config.seed)
+        """The problem stream and the minibatch order."""
+        self.pair_rng = random.Random(config.seed + 1)
+        """Pair-SFT's y2 draws: a stream of their own, so the pairs do not depend on how many problems were drawn."""
         self.order: list[Problem] = []
         self.step = 0
+        self.iteration = 0
+        """The last iteration whose examples were chosen (0: none yet)."""
+        self.current: _Fit | None = None
+        """That iteration's fit while it has updates left to take; None once done."""
         self.batches_sampled = 0
         self.traces_sampled = 0
         self.examples_kept = 0
         self.updates_skipped = 0
-        self.log = TrainingLog(Path(config.output) / LOG_FILE)
+        saved = load_state(self.output, trainer=trainer, config=config, world_size=1)
+        if saved is not None:
+            self._restore(saved)
+        self.log = TrainingLog(self.output / LOG_FILE, keep_rows=saved.log_rows if saved else None)
+        self._saved_at = (self.iteration, self.step, self.log.rows) if saved else None
+
+    def _restore(self, saved: SavedState) -> None:
+        self.model.load_state_dict(saved.model)
+        self.optimizer.load_state_dict(saved.optimizer)
+        set_rng_states(saved.rng)
+        extra = saved.extra
+        self.rng.setstate(extra["problem_rng"])
+        self.pair_rng.setstate(extra["pair_rng"])
+        by_id = {p.id: p for p in self.problems}
+        self.order = [by_id[i] for i in extra["order"]]
+        self.step = saved.step
+        self.iteration = extra["iteration"]
+        self.current = _Fit.from_plain(extra["fit"]) if extra["fit"] is not None else None
+        for name in _COUNTERS:
+            setattr(self, name, extra["counters"][name])
+
+    def save_state(self) -> None:
+        """OUTPUT/state/ (harness.resume), unless save_every is 0 or nothing was done since the last save."""
+        mark = (self.iteration, self.step, self.log.rows)
+        if not self.config.save_every or mark == self._saved_at:
+            return
+        extra = {"problem_rng": self.rng.getstate(), "order": [p.id for p in self.order],
+                 "pair_rng": self.pair_rng.getstate(), "iteration": self.iteration,
+                 "fit": None if self.current is None else self.current.plain(),
+                 "counters": {name: getattr(self, name) for name in _COUNTERS}}
+        state = SavedState(self.step, self.iteration, self.log.rows, self.model.state_dict(),
+                           self.optimizer.state_dict(), rng_states(), extra)
+        save_state(self.output, trainer=self.trainer, config=self.config, world_size=1, state=state)
+        self._saved_at = mark
+
+    def train(self, plan: Sequence[tuple[int, int]], select: Callable[[list[Trace]], list[TwoAttempts]],
+              progress: Progress | None = None) -> None:
+        """Iteration i (from 1) samples plan[i-1][0] rollout batches from the current model, keeps select(traces)
+        and takes plan[i-1][1] optimiser steps on them. A resumed run skips what its state had done: it never
+        samples an iteration again."""
+        if self.iteration == 0 and self.evaluator.due(0):
+            self.evaluate()  # the base model
+        for number, (batches, updates) in enumerate(plan, start=1):
+            if number < self.iteration or (number == self.iteration and self.current is None):
+                continue
+            if number > self.iteration:
+                traces = self.sample(batches, progress)
+                self.begin(number, select(traces), updates, trace_stats(traces))
+            self.fit(progress)
+            if number == len(plan) and self.evaluator.every and self.step % self.evaluator.every:
+                self.evaluate()  # the final model, whose step was not on the schedule
+            self.save_state()
 
     def sample(self, batches: int, progress: Progress | None = None) -> list[Trace]:
-        """`batches` rollout batches from the current model at the configured temperature, graded."""
+        """`batches` rollout batches from the current model at the configured temperature, graded. A backend of
+        its own per call: no KV of an earlier iteration is reused, as none is in a run resumed in between."""
+        from score_bench.harness.backends.transformers import TransformersBackend
+
+        backend = TransformersBackend(self.model, self.tokenizer, batch_size=self.config.generation_batch_size,
+                                      source=self.source)
         traces: list[Trace] = []
         k = self.config.samples_per_problem
         with phase(progress, "sampling traces", batches) as advance:
@@ -209,7 +313,7 @@ class SftRun:
                                           temperature=self.config.temperature, top_p=self.config.top_p,
                                           seed=self.config.seed * 1_000_003 + self.batches_sampled)
                 problems = draw_problems(self.problems, self.order, self.rng, self.config.batch_size)
-                traces.extend(rollout(self.task, problems, self.backend,
+                traces.extend(rollout(self.task, problems, backend,
                                       RolloutConfig(turns=2, samples=k, params=params,
                                                     chunk_size=len(problems) * k)))
                 self.batches_sampled += 1
@@ -217,32 +321,53 @@ class SftRun:
         self.traces_sampled += len(traces)
         return traces
 
-    def fit(self, examples: list[TwoAttempts], updates: int, iteration: int, stats: dict[str, Any],
-            progress: Progress | None = None) -> None:
-        """`updates` optimiser steps on minibatches drawn epoch by epoch from `examples`, one log row each.
+    def begin(self, iteration: int, examples: list[TwoAttempts], updates: int, stats: dict[str, Any]) -> None:
+        """Make `examples` the data of `iteration`, with `updates` optimiser steps to take, and save a state.
         With no examples: no step, one row and a warning saying so."""
+        self.iteration = iteration
         self.examples_kept += len(examples)
-        common = {"iteration": iteration, "examples": len(examples), "traces_sampled": self.traces_sampled, **stats}
-        if not examples:
-            if updates > 0:
-                message = (f"iteration {iteration}: no training example kept from {stats['traces']} traces; "
-                           f"{updates} updates skipped")
-                warnings.warn(message, RuntimeWarning, stacklevel=2)
-                self.updates_skipped += updates
-                self.log.append({"step": self.step, **common, "loss": None, "updates_skipped": updates,
-                                 "warning": message})
-            return
-        order: list[int] = []
-        size = min(self.config.sft_batch_size, len(examples))
-        with phase(progress, f"SFT iteration {iteration}", updates) as advance:
-            for _ in range(updates):
-                if len(order) < size:  # a new epoch; a short tail is dropped so no batch repeats an example
-                    order = list(range(len(examples)))
-                    self.rng.shuffle(order)
-                picked, order = order[:size], order[size:]
-                row = self._update([examples[i] for i in picked])
-                self.log.append({"step": self.step, **common, **row})
+        self.current = _Fit(examples, stats, updates if examples else 0)
+        if not examples and updates > 0:
+            message = (f"iteration {iteration}: no training example kept from {stats['traces']} traces; "
+                       f"{updates} updates skipped")
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+            self.updates_skipped += updates
+            self.log.append({"kind": "train", "step": self.step, **self._common(), "loss": None,
+                             "updates_skipped": updates, "warning": message})
+        self.save_state()
+
+    def fit(self, progress: Progress | None = None) -> None:
+        """The current iteration's remaining optimiser steps on minibatches drawn epoch by epoch from its
+        examples, one log row each, with evaluations and states on their schedules."""
+        fit = self.current
+        size = min(self.config.sft_batch_size, len(fit.examples))
+        with phase(progress, f"SFT iteration {self.iteration}", fit.updates) as advance:
+            if fit.done:
+                advance(fit.done, "resumed")
+            while fit.done < fit.updates:
+                if len(fit.order) < size:  # a new epoch; a short tail is dropped so no batch repeats an example
+                    fit.order = list(range(len(fit.examples)))
+                    self.rng.shuffle(fit.order)
+                picked, fit.order = fit.order[:size], fit.order[size:]
+                row = self._update([fit.examples[i] for i in picked])
+                fit.done += 1
+                self.log.append({"kind": "train", "step": self.step, **self._common(), **row})
+                if self.evaluator.due(self.step):
+                    self.evaluate()
+                if self.config.save_every and self.step % self.config.save_every == 0:
+                    self.save_state()
                 advance(1, f"loss {row['loss']:.3f}")
+        self.current = None
+
+    def _common(self) -> dict[str, Any]:
+        """What every row of the current iteration carries."""
+        return {"iteration": self.iteration, "examples": len(self.current.examples),
+                "traces_sampled": self.traces_sampled, **self.current.stats}
+
+    def evaluate(self) -> None:
+        """The held-out "eval" row of the current model; its stage is the iteration (pair-sft: 1)."""
+        iteration = max(self.iteration, 1)
+        self.log.append(self.evaluator.row(self.step, iteration, iteration=iteration))
 
     def _update(self, examples: list[TwoAttempts]) -> dict[str, Any]:
         started = time.perf_counter()

@@ -10,14 +10,13 @@ attempt-2 tokens only, for the whole update budget in one iteration. Several sam
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
 from score_bench.harness.training import LOG_FILE, save_checkpoint
-from score_bench.trainers._sft import SftConfig, SftRun, pair_examples, sft_presets, trace_stats
+from score_bench.trainers._sft import SftConfig, SftRun, pair_examples, sft_presets
 
 __all__ = ["PairSftConfig", "PRESETS", "PairSftTrainer"]
 
@@ -48,13 +47,11 @@ class PairSftTrainer:
     presets = PRESETS
 
     def train(self, config: PairSftConfig, progress: Progress | None = None, task: Task | None = None) -> Path:
-        """Sample, pair, fine-tune; return the output directory (a loadable checkpoint). `task` overrides
-        loading `config.task` by name (for notebooks and tests)."""
+        """Sample, pair, fine-tune (resuming from OUTPUT/state/ when a saved state is there); return the output
+        directory (a loadable checkpoint). `task` overrides loading `config.task` by name (notebooks, tests)."""
         run = SftRun(config, "pair-sft", task=task)
-        traces = run.sample(config.sampling_batches, progress)
-        # Its own stream, so the pairs drawn do not depend on how many problems the run shuffled.
-        examples = pair_examples(traces, config.variant == "d_plus", config.max_new_tokens,
-                                 random.Random(config.seed + 1))
-        run.fit(examples, config.updates, 1, trace_stats(traces), progress)
+        plus = config.variant == "d_plus"
+        run.train([(config.sampling_batches, config.updates)],
+                  lambda traces: pair_examples(traces, plus, config.max_new_tokens, run.pair_rng), progress)
         return save_checkpoint(Path(config.output), run.model, run.tokenizer, config,
                                {"budget": run.budget(), "log": LOG_FILE})

@@ -18,7 +18,7 @@ from score_bench.harness.errors import InputError
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
 from score_bench.harness.training import LOG_FILE, save_checkpoint
-from score_bench.trainers._sft import SftConfig, SftRun, sft_presets, split_evenly, star_examples, trace_stats
+from score_bench.trainers._sft import SftConfig, SftRun, sft_presets, split_evenly, star_examples
 
 __all__ = ["StarConfig", "PRESETS", "StarTrainer"]
 
@@ -43,19 +43,17 @@ class StarTrainer:
     presets = PRESETS
 
     def train(self, config: StarConfig, progress: Progress | None = None, task: Task | None = None) -> Path:
-        """Run every iteration; return the output directory (a loadable checkpoint). `task` overrides loading
-        `config.task` by name (for notebooks and tests)."""
+        """Run every iteration (resuming from OUTPUT/state/ when a saved state is there); return the output
+        directory (a loadable checkpoint). `task` overrides loading `config.task` by name (notebooks, tests)."""
         if config.iterations < 1:
             raise InputError(f"iterations must be >= 1, got {config.iterations}")
         if config.sampling_batches < config.iterations:
             raise InputError(f"star needs at least one sampling batch per iteration: sampling_batches "
                              f"{config.sampling_batches} < iterations {config.iterations}")
         run = SftRun(config, "star", task=task)
-        batches = split_evenly(config.sampling_batches, config.iterations)
-        updates = split_evenly(config.updates, config.iterations)
-        for iteration in range(config.iterations):
-            traces = run.sample(batches[iteration], progress)
-            examples = star_examples(traces, config.variant == "d_plus", config.max_new_tokens)
-            run.fit(examples, updates[iteration], iteration + 1, trace_stats(traces), progress)
+        plan = list(zip(split_evenly(config.sampling_batches, config.iterations),
+                        split_evenly(config.updates, config.iterations)))
+        plus = config.variant == "d_plus"
+        run.train(plan, lambda traces: star_examples(traces, plus, config.max_new_tokens), progress)
         return save_checkpoint(Path(config.output), run.model, run.tokenizer, config,
                                {"budget": run.budget(), "log": LOG_FILE})

@@ -98,6 +98,7 @@ def test_presets_keep_score_trace_budget_with_several_samples_per_problem():
         pair = build_config(PairSftConfig, PRESETS, name)
         assert pair.samples_per_problem > 1  # a wrong y1 must be able to meet another sample's correct answer
         assert pair.updates == score.stage1_steps + score.stage2_steps
+        assert (pair.eval_every, pair.eval_problems) == (score.eval_every, score.eval_problems)
         assert pair.sampling_batches * pair.batch_size * pair.samples_per_problem == \
             (score.stage1_steps + score.stage2_steps) * score.batch_size * score.samples_per_problem
     default = PairSftConfig()

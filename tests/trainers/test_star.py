@@ -122,6 +122,8 @@ def test_presets_mirror_score_budget():
             (score.stage1_steps + score.stage2_steps) * score.batch_size * score.samples_per_problem
         assert (star.learning_rate, star.sft_batch_size) == (score.learning_rate,
                                                              score.batch_size * score.samples_per_problem)
+        assert (star.eval_every, star.eval_split, star.eval_problems) == (score.eval_every, score.eval_split,
+                                                                          score.eval_problems)
 
 
 def test_smoke_run_writes_a_loadable_checkpoint_config_and_log(tiny_model, tmp_path):
@@ -140,7 +142,7 @@ def test_smoke_run_writes_a_loadable_checkpoint_config_and_log(tiny_model, tmp_p
     rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
     updates = [r for r in rows if r["loss"] is not None]
     assert [r["step"] for r in updates] == list(range(1, budget["updates"] + 1))
-    assert {r["iteration"] for r in rows} == {1, 2}
+    assert {r["iteration"] for r in rows} == {1, 2} and {r["kind"] for r in rows} == {"train"}  # eval is off
     assert [r["traces_sampled"] for r in rows if r["iteration"] == 1][0] == 8
     for key in ("loss", "examples", "accuracy_t1", "accuracy_t2", "tokens_per_s"):
         assert all(r[key] is not None for r in updates), key
