@@ -104,7 +104,8 @@ def _phase_label(key: str, value) -> str:
 def _phases(rows: list[tuple[int, dict]]) -> tuple[tuple[str, int, int], ...]:
     """Stages (score trainer) or iterations (SFT trainers) over every row that has a step, train rows included,
     so a boundary sits at the last step of the earlier phase even when no evaluation fell there."""
-    key = next((k for k in ("stage", "iteration") if any(k in row for _, row in rows)), None)
+    # SFT rows carry "iteration" on every row (their eval rows repeat it as "stage"); score rows only "stage".
+    key = next((k for k in ("iteration", "stage") if any(k in row for _, row in rows)), None)
     phases: list[list] = []
     for _, row in rows:
         if key is None or key not in row or not isinstance(row.get("step"), int):

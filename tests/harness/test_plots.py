@@ -67,8 +67,8 @@ def test_training_curves_plot_the_logged_evaluations_with_the_stage_boundary(tmp
 def test_runs_without_a_stage_get_no_boundary_and_sft_iterations_are_phases(tmp_path):
     plain = write_jsonl(tmp_path / "plain.jsonl", [eval_row(0, 0.5, 0.5), eval_row(5, 0.6, 0.5)])
     iterations = write_jsonl(tmp_path / "star.jsonl", [
-        {"step": 1, "iteration": 1}, {"step": 2, "iteration": 1}, eval_row(2, 0.3, 0.4, iteration=1),
-        {"step": 3, "iteration": 2}, eval_row(4, 0.5, 0.6, iteration=2)])
+        {"step": 1, "iteration": 1}, {"step": 2, "iteration": 1}, eval_row(2, 0.3, 0.4, iteration=1, stage=1),
+        {"step": 3, "iteration": 2}, eval_row(4, 0.5, 0.6, iteration=2, stage=2)])  # SFT eval rows: both keys
     figure = training_curves_figure({"plain": plain, "star": iterations})
     plain_ax, star_ax = figure.axes
     assert not [line for line in plain_ax.get_lines() if line.get_label() == "_phase boundary"]
