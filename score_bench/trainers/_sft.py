@@ -18,6 +18,15 @@ Held-out evaluation and resume work as in `score`: "eval" rows (harness.training
 each iteration's boundaries (after its examples are chosen, so a resumed run never samples an iteration again,
 and after its last step). Starting the same command again continues from it, mid-fit included, with the same
 result as a run that never stopped.
+
+Multi-process (accelerate, as `score`; docs/distributed.md): every process draws the same problems, minibatch
+orders and Pair-SFT draws (the same seeded streams) and samples only its shard of each rollout batch
+(`problems[rank::world]`). The shards' traces are gathered to every process and put back in the order one process
+samples them (whole_batch), so selection, statistics and the example list are exactly those of one process on the
+whole batch. Gathering traces rather than kept examples keeps selection whole: Pair-SFT's y2 draws come from one
+stream in one order on every process, as in one process. Each process then trains on its slice of each minibatch,
+with a loss weighted so that DDP's gradient average is the whole minibatch's gradient (SftRun._update). Only the
+main process evaluates and writes the log, states and checkpoints.
 """
 
 from __future__ import annotations
@@ -40,11 +49,12 @@ from score_bench.harness.resume import SavedState, load_state, rng_states, save_
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
 from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, RunConfig, TrainingLog, TwoAttempts,
                                           build_config, draw_problems, encode_two_attempts, masked_sum,
-                                          token_logprobs, two_attempts_of)
+                                          save_checkpoint, token_logprobs, two_attempts_of)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 
-__all__ = ["SftConfig", "sft_presets", "star_examples", "pair_examples", "sft_loss", "SftRun"]
+__all__ = ["SftConfig", "sft_presets", "star_examples", "pair_examples", "attempt2_nll", "sft_loss", "whole_batch",
+           "SftRun"]
 
 _SCORE = ScoreConfig()
 
@@ -78,7 +88,7 @@ class SftConfig(RunConfig):
     """Per attempt. An attempt cut here keeps its tokens but its end-of-turn token is not trained."""
     generation_batch_size: int = _SCORE.generation_batch_size
     device: str = "auto"
-    """cpu, cuda, cuda:N or auto."""
+    """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
     # eval_every, eval_split, eval_problems and save_every: RunConfig, counted in optimiser steps as in score.
 
 
@@ -153,13 +163,27 @@ def pair_examples(traces: Sequence[Trace], plus: bool, max_new_tokens: int, rng:
 
 # -- the supervised step ---------------------------------------------------------------------------------------
 
+def attempt2_nll(model, batch: EncodedBatch) -> tuple[torch.Tensor, int]:
+    """Summed negative log-likelihood of the attempt-2 tokens of the batch, and their count. Prompt, y1,
+    instruction and padding contribute nothing."""
+    mask = batch.attempt_masks[1]
+    logp = token_logprobs(model, batch.input_ids, batch.attention_mask)
+    return -masked_sum(logp, mask).sum(), int(mask.sum())
+
+
 def sft_loss(model, batch: EncodedBatch) -> tuple[torch.Tensor, int]:
     """Mean negative log-likelihood over the attempt-2 tokens of the batch (token-weighted, as in standard SFT),
-    and that token count. Prompt, y1, instruction and padding contribute nothing."""
-    mask = batch.attempt_masks[1]
-    tokens = int(mask.sum())
-    logp = token_logprobs(model, batch.input_ids, batch.attention_mask)
-    return -masked_sum(logp, mask).sum() / max(tokens, 1), tokens
+    and that token count."""
+    nll, tokens = attempt2_nll(model, batch)
+    return nll / max(tokens, 1), tokens
+
+
+def whole_batch(shards: Sequence[Sequence[Trace]], samples: int) -> list[Trace]:
+    """One rollout batch's traces in the order one process samples them, from the processes' shards: the rollout
+    is sample-major (sample s of problem i at s * n + i), and process r sampled problems r, r + world, ... of
+    the batch, sample-major over its shard."""
+    world, per = len(shards), len(shards[0]) // samples
+    return [shards[i % world][s * per + i // world] for s in range(samples) for i in range(per * world)]
 
 
 def trace_stats(traces: Sequence[Trace]) -> dict[str, Any]:
@@ -203,6 +227,7 @@ class SftRun:
     used so far. A saved state in OUTPUT/state/ is loaded here, so `train` continues where it was saved."""
 
     def __init__(self, config: SftConfig, trainer: str, task: Task | None = None):
+        from accelerate import Accelerator
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from score_bench.harness.backends.transformers import TransformersBackend, resolve_device, resolve_model_source
@@ -212,17 +237,26 @@ class SftRun:
         self.config = config
         self.trainer = trainer
         self.output = Path(config.output)
+        device = resolve_device(config.device)
+        # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
+        self.accelerator = Accelerator(cpu=device == "cpu", device_placement=False)
+        self.world = self.accelerator.num_processes
+        self.rank = self.accelerator.process_index
+        if self.world > 1:
+            device = str(self.accelerator.device)
+        if config.batch_size % self.world:
+            raise InputError(f"batch_size {config.batch_size} does not split over {self.world} processes")
         self.task = task if task is not None else load_task(config.task, **config.task_options)
         self.problems: list[Problem] = self.task.problems(config.split)
         if not self.problems:
             raise InputError(f"task '{self.task.name}' has no problems in split '{config.split}'")
-        device = resolve_device(config.device)
         self.source = resolve_model_source(config.model)
         self.tokenizer = AutoTokenizer.from_pretrained(self.source)
         if not self.tokenizer.chat_template:
             raise InputError(f"model '{config.model}' has no chat template; {trainer} needs one to pose two attempts")
         torch.manual_seed(config.seed)
         self.model = AutoModelForCausalLM.from_pretrained(self.source, dtype=torch.float32).to(device)
+        """The bare model: generation and checkpoints. `policy` is the same module as prepared (DDP-wrapped)."""
         # Eval mode throughout, as score: the methods differ in their loss only, not in dropout.
         self.model.eval()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
@@ -245,11 +279,17 @@ class SftRun:
         self.traces_sampled = 0
         self.examples_kept = 0
         self.updates_skipped = 0
-        saved = load_state(self.output, trainer=trainer, config=config, world_size=1)
+        saved = load_state(self.output, trainer=trainer, config=config, world_size=self.world)
         if saved is not None:
             self._restore(saved)
-        self.log = TrainingLog(self.output / LOG_FILE, keep_rows=saved.log_rows if saved else None)
+        self.policy, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.log = TrainingLog(self.output / LOG_FILE, keep_rows=saved.log_rows if saved else None,
+                               active=self.main)
         self._saved_at = (self.iteration, self.step, self.log.rows) if saved else None
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
 
     def _restore(self, saved: SavedState) -> None:
         self.model.load_state_dict(saved.model)
@@ -267,18 +307,31 @@ class SftRun:
             setattr(self, name, extra["counters"][name])
 
     def save_state(self) -> None:
-        """OUTPUT/state/ (harness.resume), unless save_every is 0 or nothing was done since the last save."""
+        """OUTPUT/state/ (harness.resume), unless save_every is 0 or nothing was done since the last save. Written
+        by the main process; every process takes part (FSDP/DeepSpeed gather weights) and decides alike, as
+        they agree on the log's length."""
         mark = (self.iteration, self.step, self.log.rows)
         if not self.config.save_every or mark == self._saved_at:
             return
-        extra = {"problem_rng": self.rng.getstate(), "order": [p.id for p in self.order],
-                 "pair_rng": self.pair_rng.getstate(), "iteration": self.iteration,
-                 "fit": None if self.current is None else self.current.plain(),
-                 "counters": {name: getattr(self, name) for name in _COUNTERS}}
-        state = SavedState(self.step, self.iteration, self.log.rows, self.model.state_dict(),
-                           self.optimizer.state_dict(), rng_states(), extra)
-        save_state(self.output, trainer=self.trainer, config=self.config, world_size=1, state=state)
+        weights = self.accelerator.get_state_dict(self.policy)
+        if self.main:
+            extra = {"problem_rng": self.rng.getstate(), "order": [p.id for p in self.order],
+                     "pair_rng": self.pair_rng.getstate(), "iteration": self.iteration,
+                     "fit": None if self.current is None else self.current.plain(),
+                     "counters": {name: getattr(self, name) for name in _COUNTERS}}
+            state = SavedState(self.step, self.iteration, self.log.rows, weights, self.optimizer.state_dict(),
+                               rng_states(), extra)
+            save_state(self.output, trainer=self.trainer, config=self.config, world_size=self.world, state=state)
+        self.accelerator.wait_for_everyone()
         self._saved_at = mark
+
+    def save(self, directory: Path, extra: dict[str, Any]) -> Path:
+        """A loadable checkpoint of the current model, written by the main process."""
+        weights = self.accelerator.get_state_dict(self.policy)
+        if self.main:
+            save_checkpoint(directory, self.model, self.tokenizer, self.config, extra, state_dict=weights)
+        self.accelerator.wait_for_everyone()
+        return directory
 
     def train(self, plan: Sequence[tuple[int, int]], select: Callable[[list[Trace]], list[TwoAttempts]],
               progress: Progress | None = None) -> None:
@@ -299,8 +352,10 @@ class SftRun:
             self.save_state()
 
     def sample(self, batches: int, progress: Progress | None = None) -> list[Trace]:
-        """`batches` rollout batches from the current model at the configured temperature, graded. A backend of
-        its own per call: no KV of an earlier iteration is reused, as none is in a run resumed in between."""
+        """`batches` rollout batches from the current model at the configured temperature, graded: every trace of
+        each batch on every process, in one process's order (this process samples its shard, the rest is
+        gathered). A backend of its own per call: no KV of an earlier iteration is reused, as none is in a run
+        resumed in between."""
         from score_bench.harness.backends.transformers import TransformersBackend
 
         backend = TransformersBackend(self.model, self.tokenizer, batch_size=self.config.generation_batch_size,
@@ -313,13 +368,23 @@ class SftRun:
                                           temperature=self.config.temperature, top_p=self.config.top_p,
                                           seed=self.config.seed * 1_000_003 + self.batches_sampled)
                 problems = draw_problems(self.problems, self.order, self.rng, self.config.batch_size)
-                traces.extend(rollout(self.task, problems, backend,
-                                      RolloutConfig(turns=2, samples=k, params=params,
-                                                    chunk_size=len(problems) * k)))
+                shard = problems[self.rank::self.world]
+                mine = rollout(self.task, shard, backend,
+                               RolloutConfig(turns=2, samples=k, params=params, chunk_size=len(shard) * k))
+                traces.extend(mine if self.world == 1 else self._gathered(mine))
                 self.batches_sampled += 1
                 advance(1)
         self.traces_sampled += len(traces)
         return traces
+
+    def _gathered(self, mine: list[Trace]) -> list[Trace]:
+        """Every process's shard of a rollout batch (equal sizes, concatenated by rank), in one process's order."""
+        from accelerate.utils import gather_object
+
+        everything = gather_object(mine)
+        size = len(mine)
+        return whole_batch([everything[r * size:(r + 1) * size] for r in range(self.world)],
+                           self.config.samples_per_problem)
 
     def begin(self, iteration: int, examples: list[TwoAttempts], updates: int, stats: dict[str, Any]) -> None:
         """Make `examples` the data of `iteration`, with `updates` optimiser steps to take, and save a state.
@@ -330,7 +395,8 @@ class SftRun:
         if not examples and updates > 0:
             message = (f"iteration {iteration}: no training example kept from {stats['traces']} traces; "
                        f"{updates} updates skipped")
-            warnings.warn(message, RuntimeWarning, stacklevel=3)
+            if self.main:
+                warnings.warn(message, RuntimeWarning, stacklevel=3)
             self.updates_skipped += updates
             self.log.append({"kind": "train", "step": self.step, **self._common(), "loss": None,
                              "updates_skipped": updates, "warning": message})
@@ -365,24 +431,40 @@ class SftRun:
                 "traces_sampled": self.traces_sampled, **self.current.stats}
 
     def evaluate(self) -> None:
-        """The held-out "eval" row of the current model; its stage is the iteration (pair-sft: 1)."""
+        """The held-out "eval" row of the current model; its stage is the iteration (pair-sft: 1). Only the main
+        process evaluates; the others count an empty row (their log writes nothing), so every process agrees on
+        the log's length and so on when a state is due."""
         iteration = max(self.iteration, 1)
-        self.log.append(self.evaluator.row(self.step, iteration, iteration=iteration))
+        self.log.append(self.evaluator.row(self.step, iteration, iteration=iteration) if self.main else {})
 
     def _update(self, examples: list[TwoAttempts]) -> dict[str, Any]:
+        """One optimiser step on the minibatch `examples` (the same list on every process).
+
+        Each process scores its slice examples[rank::world]. Its summed attempt-2 NLL is scaled by
+        world / (attempt-2 tokens of the whole minibatch), so DDP's average of the processes' gradients is the
+        gradient of the whole minibatch's token-weighted mean NLL, as in one process; a plain average of the
+        slices' means would weight each token by 1 / (its slice's tokens). A process whose slice is empty (fewer
+        examples than processes) still runs forward and backward, as each all-reduce needs every process, on one
+        example with weight 0."""
         started = time.perf_counter()
-        batch = encode_two_attempts(self.tokenizer, examples).to(self.device)
-        loss, tokens = sft_loss(self.model, batch)
+        mine = examples[self.rank::self.world]
+        batch = encode_two_attempts(self.tokenizer, mine or examples[:1]).to(self.device)
+        nll, tokens = attempt2_nll(self.policy, batch)
+        if not mine:
+            nll, tokens = nll * 0, 0
+        total = int(self.accelerator.reduce(torch.tensor(tokens, device=self.device), "sum"))
+        loss = nll * self.world / max(total, 1)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = (torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.accelerator.backward(loss)  # DDP: gradients averaged over processes here
+        grad_norm = (self.accelerator.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)
                      if self.config.grad_clip > 0 else None)
         self.optimizer.step()
         self.step += 1
+        mean_loss = float(self.accelerator.reduce(loss.detach(), "mean"))  # the whole minibatch's mean NLL
         seconds = time.perf_counter() - started
-        return {"loss": loss.item(), "batch_examples": len(examples), "attempt2_tokens": tokens,
+        return {"loss": mean_loss, "batch_examples": len(examples), "attempt2_tokens": total,
                 "grad_norm": None if grad_norm is None else float(grad_norm), "seconds": round(seconds, 3),
-                "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None}
+                "tokens_per_s": round(total / seconds, 1) if seconds > 0 else None}
 
     def budget(self) -> dict[str, int]:
         """The budget actually used, for trainer_config.json."""

@@ -5,7 +5,8 @@ Sample two-attempt traces from the base model once (shared rollout, temperature 
 attempt y1 with a y2 drawn at random from the correct responses to the same problem among all first and second
 attempts sampled (variant d_plus also pairs correct first attempts); fine-tune on y2 given (x, y1, instruction),
 attempt-2 tokens only, for the whole update budget in one iteration. Several samples per problem by default
-(SAMPLES_PER_PROBLEM), within score's trace budget.
+(SAMPLES_PER_PROBLEM), within score's trace budget. Runs on one process or several under `accelerate launch`,
+as score (trainers/_sft.py, docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
-from score_bench.harness.training import LOG_FILE, save_checkpoint
+from score_bench.harness.training import LOG_FILE
 from score_bench.trainers._sft import SftConfig, SftRun, pair_examples, sft_presets
 
 __all__ = ["PairSftConfig", "PRESETS", "PairSftTrainer"]
@@ -53,5 +54,4 @@ class PairSftTrainer:
         plus = config.variant == "d_plus"
         run.train([(config.sampling_batches, config.updates)],
                   lambda traces: pair_examples(traces, plus, config.max_new_tokens, run.pair_rng), progress)
-        return save_checkpoint(Path(config.output), run.model, run.tokenizer, config,
-                               {"budget": run.budget(), "log": LOG_FILE})
+        return run.save(Path(config.output), {"budget": run.budget(), "log": LOG_FILE})

@@ -6,7 +6,8 @@ keep the traces where an incorrect y1 was revised to a correct y2 (D_STaR; varia
 correct->correct), and fine-tune on y2 given (x, y1, instruction), attempt-2 tokens only. The budget of traces
 and updates is split evenly over the iterations. Each iteration continues from the current weights and
 optimiser (ReST-EM restarts from the base model; continuing spends the whole update budget on one model, as
-score does). Data is not carried over between iterations.
+score does). Data is not carried over between iterations. Runs on one process or several under
+`accelerate launch`, as score (trainers/_sft.py, docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from score_bench.harness.errors import InputError
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
-from score_bench.harness.training import LOG_FILE, save_checkpoint
+from score_bench.harness.training import LOG_FILE
 from score_bench.trainers._sft import SftConfig, SftRun, sft_presets, split_evenly, star_examples
 
 __all__ = ["StarConfig", "PRESETS", "StarTrainer"]
@@ -55,5 +56,4 @@ class StarTrainer:
                         split_evenly(config.updates, config.iterations)))
         plus = config.variant == "d_plus"
         run.train(plan, lambda traces: star_examples(traces, plus, config.max_new_tokens), progress)
-        return save_checkpoint(Path(config.output), run.model, run.tokenizer, config,
-                               {"budget": run.budget(), "log": LOG_FILE})
+        return run.save(Path(config.output), {"budget": run.budget(), "log": LOG_FILE})
