@@ -167,13 +167,14 @@ def demo_jobs(config: DemoConfig) -> list[Job]:
 def run_demo(config: DemoConfig, progress: Progress | None = None) -> dict:
     """Run the whole demo (resuming what a previous run left); return summary.json's content."""
     started = time.monotonic()
+    started_from = provenance()  # the code the commands start from; a commit made while the demo runs is not in it
     progress = progress or SilentProgress()
     base_seconds = _ensure_base_model(config, progress)
     jobs = demo_jobs(config)
     (config.runs_dir / "logs").mkdir(parents=True, exist_ok=True)
     seconds = _run_jobs(jobs, config, progress)
     with phase(progress, "comparison, summary and plots", None):
-        summary = _write_results(config, jobs, {"base model": base_seconds, **seconds})
+        summary = _write_results(config, jobs, {"base model": base_seconds, **seconds}, started_from)
     summary["wall_time_s"] = round(time.monotonic() - started, 1)
     write_json_atomic(config.results_dir / "summary.json", summary)
     return summary
@@ -274,7 +275,7 @@ def _last_line(log: Path) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def _write_results(config: DemoConfig, jobs: list[Job], seconds: dict[str, float]) -> dict:
+def _write_results(config: DemoConfig, jobs: list[Job], seconds: dict[str, float], started_from: dict) -> dict:
     """summary.json's content, comparison.md, copies of the logs and results, and the plots."""
     from score_bench.harness.compare import compare_runs, to_markdown
     from score_bench.harness.plots import plot_training_curves, plot_transitions
@@ -301,7 +302,7 @@ def _write_results(config: DemoConfig, jobs: list[Job], seconds: dict[str, float
                      for job in jobs},
         "seconds": seconds,
         "plots": {name: str(path) for name, path in plots.items()},
-        **provenance(),
+        **started_from,
     }
 
 
