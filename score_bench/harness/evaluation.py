@@ -87,6 +87,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
 
     `backend` replaces loading config.model (e.g. a model already in memory); config.model then only names it."""
     started = time.time()
+    started_from = provenance()  # the code that evaluates is what was checked out now, not at the end
     _check_numbers(config)
     task, problems = _load_problems(config)
     first_attempts = _first_attempts(config, problems)
@@ -117,7 +118,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
                                    skip=set(done), progress=progress):
             _append(out / SAMPLES_FILE, [_row(trace) for trace in traces])
         rows = _recover(out / SAMPLES_FILE)
-        results = _results(config, task, problems, rows, model_info, identity)
+        results = _results(config, task, problems, rows, model_info, identity, started_from)
         results["resumed_rows"] = len(done)
         results["wall_time_s"] = round(time.time() - started, 3)
         write_json_atomic(out / RESULTS_FILE, results)
@@ -313,7 +314,7 @@ def _row(trace: Trace) -> dict:
 
 
 def _results(config: EvalConfig, task, problems: list[Problem], rows: dict[tuple[str, int], dict],
-             model_info: dict, identity: dict) -> dict:
+             model_info: dict, identity: dict, started_from: dict) -> dict:
     """results.json, computed from the samples file alone."""
     grid = [[rows[(p.id, k)] for k in range(config.samples)] for p in problems]
     correct = [[[a["correct"] for a in row["attempts"]] for row in cell] for cell in grid]
@@ -344,5 +345,5 @@ def _results(config: EvalConfig, task, problems: list[Problem], rows: dict[tuple
     results["seed"] = config.seed
     results["tokens_generated"] = sum(a["tokens"] for r in flat for a in r["attempts"])
     results["config"] = identity["config"]
-    results.update(provenance())
+    results.update(started_from)
     return results

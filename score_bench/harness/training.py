@@ -371,14 +371,18 @@ class TrainingLog:
 
 
 def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mapping[str, Any] | None = None,
-                    state_dict: Mapping[str, torch.Tensor] | None = None) -> Path:
+                    state_dict: Mapping[str, torch.Tensor] | None = None,
+                    started_from: Mapping[str, Any] | None = None) -> Path:
     """A Hugging Face checkpoint (weights, config, generation config, tokenizer with its chat template) plus
     trainer_config.json: the resolved trainer config, provenance and `extra` (e.g. steps run). `state_dict`
-    replaces the model's own (accelerate's get_state_dict gathers one from FSDP/DeepSpeed shards)."""
+    replaces the model's own (accelerate's get_state_dict gathers one from FSDP/DeepSpeed shards).
+    `started_from` is the provenance taken when the run started: the code that trained is what was checked out
+    then, not at the save (a commit during a long run would otherwise be recorded)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(directory, state_dict=dict(state_dict) if state_dict is not None else None)
     tokenizer.save_pretrained(directory)
     resolved = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-    write_json_atomic(directory / CONFIG_FILE, {"config": resolved, **dict(extra or {}), **provenance()})
+    write_json_atomic(directory / CONFIG_FILE, {"config": resolved, **dict(extra or {}),
+                                               **(started_from or provenance())})
     return directory

@@ -44,6 +44,7 @@ import torch
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
 from score_bench.harness.progress import Progress, phase
+from score_bench.harness.provenance import provenance
 from score_bench.harness.protocols import Task
 from score_bench.harness.resume import SavedState, load_state, rng_states, save_state, set_rng_states
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
@@ -235,6 +236,7 @@ class SftRun:
 
         validate(config, trainer)
         self.config = config
+        self.started_from = provenance()
         self.trainer = trainer
         self.output = Path(config.output)
         device = resolve_device(config.device)
@@ -329,7 +331,8 @@ class SftRun:
         """A loadable checkpoint of the current model, written by the main process."""
         weights = self.accelerator.get_state_dict(self.policy)
         if self.main:
-            save_checkpoint(directory, self.model, self.tokenizer, self.config, extra, state_dict=weights)
+            save_checkpoint(directory, self.model, self.tokenizer, self.config, extra, state_dict=weights,
+                            started_from=self.started_from)
         self.accelerator.wait_for_everyone()
         return directory
 

@@ -29,6 +29,7 @@ import torch
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
 from score_bench.harness.progress import Progress, phase
+from score_bench.harness.provenance import provenance
 from score_bench.harness.protocols import Task
 from score_bench.harness.resume import SavedState, load_state, rng_states, save_state, set_rng_states
 from score_bench.harness.rollout import RolloutConfig, Trace, rollout
@@ -151,6 +152,7 @@ class ScoreRun:
 
         _validate(config)
         self.config = config
+        self.started_from = provenance()
         self.output = Path(config.output)
         device = resolve_device(config.device)
         # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
@@ -220,7 +222,8 @@ class ScoreRun:
         """A loadable checkpoint of the current policy, written by the main process."""
         weights = self.accelerator.get_state_dict(self.policy)
         if self.main:
-            save_checkpoint(directory, self.model, self.tokenizer, self.config, extra, state_dict=weights)
+            save_checkpoint(directory, self.model, self.tokenizer, self.config, extra, state_dict=weights,
+                            started_from=self.started_from)
         self.accelerator.wait_for_everyone()
         return directory
 

@@ -145,3 +145,15 @@ def test_full_run_scores_stage2_against_the_base_model(tiny_model, tmp_path):
     first_stage2 = next(r for r in rows if r["stage"] == 2)
     assert rows[0]["kl_t1"] == 0 and rows[0]["kl_t2"] == 0  # the policy starts as the reference
     assert abs(first_stage2["kl_t1"]) + abs(first_stage2["kl_t2"]) > 1e-6  # not reset to the Stage I output
+
+
+def test_checkpoints_record_the_code_the_run_started_from(tiny_model, tmp_path, monkeypatch):
+    """A commit made during a long run must not be recorded as the code that trained: provenance is taken once,
+    when the run starts, and every checkpoint of the run (stage1 and final) carries that one."""
+    import score_bench.trainers.score as score_module
+
+    calls = iter(range(1000))
+    monkeypatch.setattr(score_module, "provenance", lambda: {"git": {"commit": f"c{next(calls)}", "dirty": False}})
+    out = ScoreTrainer().train(smoke(tiny_model, tmp_path, task="score-toy", split="test"), task=ScoreToyTask())
+    for checkpoint in (out, out / "stage1"):
+        assert json.loads((checkpoint / CONFIG_FILE).read_text())["git"] == {"commit": "c0", "dirty": False}
