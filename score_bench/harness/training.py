@@ -35,7 +35,7 @@ from score_bench.harness.types import Message, Problem, Status
 
 __all__ = ["Trainer", "RunConfig", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts",
            "two_attempts_of", "draw_problems", "token_logprobs", "masked_sum", "HeldOutEval", "TrainingLog",
-           "save_checkpoint", "CONFIG_FILE", "LOG_FILE"]
+           "save_checkpoint", "save_run_checkpoint", "CONFIG_FILE", "LOG_FILE"]
 
 CONFIG_FILE = "trainer_config.json"
 LOG_FILE = "training_log.jsonl"
@@ -386,3 +386,15 @@ def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mappi
     write_json_atomic(directory / CONFIG_FILE, {"config": resolved, **dict(extra or {}),
                                                **(started_from or provenance())})
     return directory
+
+
+def save_run_checkpoint(run: Any, directory: Path, extra: Mapping[str, Any]) -> Path:
+    """save_checkpoint for a trainer's run under accelerate: every process takes part in gathering the weights
+    (FSDP/DeepSpeed shards), the main process writes, all wait. `run` has accelerator, policy (as prepared),
+    model (bare), tokenizer, config and started_from."""
+    weights = run.accelerator.get_state_dict(run.policy)
+    if run.accelerator.is_main_process:
+        save_checkpoint(directory, run.model, run.tokenizer, run.config, extra, state_dict=weights,
+                        started_from=run.started_from)
+    run.accelerator.wait_for_everyone()
+    return Path(directory)

@@ -50,7 +50,7 @@ from score_bench.harness.resume import SavedState, load_state, rng_states, save_
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
 from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, RunConfig, TrainingLog, TwoAttempts,
                                           build_config, draw_problems, encode_two_attempts, masked_sum,
-                                          save_checkpoint, token_logprobs, two_attempts_of)
+                                          save_run_checkpoint, token_logprobs, two_attempts_of)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 
@@ -329,12 +329,7 @@ class SftRun:
 
     def save(self, directory: Path, extra: dict[str, Any]) -> Path:
         """A loadable checkpoint of the current model, written by the main process."""
-        weights = self.accelerator.get_state_dict(self.policy)
-        if self.main:
-            save_checkpoint(directory, self.model, self.tokenizer, self.config, extra, state_dict=weights,
-                            started_from=self.started_from)
-        self.accelerator.wait_for_everyone()
-        return directory
+        return save_run_checkpoint(self, directory, extra)
 
     def train(self, plan: Sequence[tuple[int, int]], select: Callable[[list[Trace]], list[TwoAttempts]],
               progress: Progress | None = None) -> None:

@@ -34,7 +34,7 @@ from score_bench.harness.protocols import Task
 from score_bench.harness.resume import SavedState, load_state, rng_states, save_state, set_rng_states
 from score_bench.harness.rollout import RolloutConfig, Trace, rollout
 from score_bench.harness.training import (LOG_FILE, HeldOutEval, RunConfig, TrainingLog, TwoAttempts, draw_problems,
-                                          encode_two_attempts, save_checkpoint, token_logprobs, two_attempts_of)
+                                          encode_two_attempts, save_run_checkpoint, token_logprobs, two_attempts_of)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers._losses import stage_loss
 
@@ -97,7 +97,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # a tiny model needs to move within a few hundred steps. Stage I needs its 150 steps for attempt 1 to settle
     # back at the base model (held-out Acc@t1 was still .59 at step 100 on one seed). Stage II anchors attempt 1
     # (stage2_attempt1_kl=1.0): as published it taught attempt 1 the carry on both seeds tried and Δ fell back to
-    # about 0 (results/arith_laptop/README.md); anchored, attempt 2 reached held-out 1.0 within 50 Stage II steps.
+    # about 0 (results/arith_laptop/); anchored, attempt 2 reached held-out 1.0 within 50 Stage II steps.
     "laptop": dict(learning_rate=1e-4, batch_size=64, stage1_steps=150, stage2_steps=50, stage2_attempt1_kl=1.0,
                    max_new_tokens=48, generation_batch_size=64, device="cpu", eval_every=25, eval_problems=200),
     # For tests: a couple of steps per stage on a tiny model.
@@ -220,12 +220,7 @@ class ScoreRun:
 
     def save(self, directory: Path, extra: dict) -> Path:
         """A loadable checkpoint of the current policy, written by the main process."""
-        weights = self.accelerator.get_state_dict(self.policy)
-        if self.main:
-            save_checkpoint(directory, self.model, self.tokenizer, self.config, extra, state_dict=weights,
-                            started_from=self.started_from)
-        self.accelerator.wait_for_everyone()
-        return directory
+        return save_run_checkpoint(self, directory, extra)
 
     def next_problems(self) -> list[Problem]:
         """batch_size problems, epoch by epoch in a seeded order (the same on every process)."""
