@@ -73,7 +73,7 @@ class DemoConfig:
 
 @dataclass
 class Job:
-    """One CLI command of the demo: what it needs first, how far along it is, where its output goes."""
+    """One CLI command of the demo: the jobs it waits for, its size, and how to read its progress from its files."""
 
     name: str
     command: list[str]
