@@ -35,7 +35,8 @@ from score_bench.harness.types import Message, Problem, Status
 
 __all__ = ["Trainer", "RunConfig", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts",
            "two_attempts_of", "draw_problems", "token_logprobs", "masked_sum", "HeldOutEval", "TrainingLog",
-           "save_checkpoint", "save_run_checkpoint", "CONFIG_FILE", "LOG_FILE"]
+           "RunStart", "start_run", "save_checkpoint", "save_run_checkpoint",
+           "CONFIG_FILE", "LOG_FILE"]
 
 CONFIG_FILE = "trainer_config.json"
 LOG_FILE = "training_log.jsonl"
@@ -368,6 +369,55 @@ class TrainingLog:
             return
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What every trainer's run opens with, in the same order for all (the seed is set just before the weights
+    load, so runs are reproducible whatever the trainer)."""
+
+    accelerator: Any
+    device: str
+    """Where this process's model lives: the configured device in one process, accelerate's under a launcher."""
+    task: Task
+    problems: list[Problem]
+    """The training split's problems."""
+    source: str
+    """The resolved model source (local directory or hub id)."""
+    tokenizer: Any
+    model: Any
+    """The bare policy, float32, on `device`."""
+
+
+def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
+    """Accelerator, task, training problems, tokenizer and seeded model for a trainer config with device,
+    batch_size, task, split, model and seed. Refuses, naming `who`, a batch that does not split over the
+    processes, an empty split and a model without a chat template."""
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from score_bench.harness.backends.transformers import resolve_device, resolve_model_source
+    from score_bench.harness.registry import load_task
+
+    device = resolve_device(config.device)
+    # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
+    accelerator = Accelerator(cpu=device == "cpu", device_placement=False)
+    world = accelerator.num_processes
+    if world > 1:
+        device = str(accelerator.device)
+    if config.batch_size % world:
+        raise InputError(f"batch_size {config.batch_size} does not split over {world} processes")
+    task = task if task is not None else load_task(config.task, **config.task_options)
+    problems = task.problems(config.split)
+    if not problems:
+        raise InputError(f"task '{task.name}' has no problems in split '{config.split}'")
+    source = resolve_model_source(config.model)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if not tokenizer.chat_template:
+        raise InputError(f"model '{config.model}' has no chat template; {who} needs one to pose two attempts")
+    torch.manual_seed(config.seed)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device)
+    return RunStart(accelerator, device, task, problems, source, tokenizer, model)
 
 
 def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mapping[str, Any] | None = None,

@@ -50,7 +50,7 @@ from score_bench.harness.resume import SavedState, load_state, rng_states, save_
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
 from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, RunConfig, TrainingLog, TwoAttempts,
                                           build_config, draw_problems, encode_two_attempts, masked_sum,
-                                          save_run_checkpoint, token_logprobs, two_attempts_of)
+                                          save_run_checkpoint, start_run, token_logprobs, two_attempts_of)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 
@@ -228,36 +228,19 @@ class SftRun:
     used so far. A saved state in OUTPUT/state/ is loaded here, so `train` continues where it was saved."""
 
     def __init__(self, config: SftConfig, trainer: str, task: Task | None = None):
-        from accelerate import Accelerator
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from score_bench.harness.backends.transformers import TransformersBackend, resolve_device, resolve_model_source
-        from score_bench.harness.registry import load_task
+        from score_bench.harness.backends.transformers import TransformersBackend
 
         validate(config, trainer)
         self.config = config
         self.started_from = provenance()
         self.trainer = trainer
         self.output = Path(config.output)
-        device = resolve_device(config.device)
-        # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
-        self.accelerator = Accelerator(cpu=device == "cpu", device_placement=False)
+        start = start_run(config, trainer, task)
+        self.accelerator, self.task, self.problems = start.accelerator, start.task, start.problems
         self.world = self.accelerator.num_processes
         self.rank = self.accelerator.process_index
-        if self.world > 1:
-            device = str(self.accelerator.device)
-        if config.batch_size % self.world:
-            raise InputError(f"batch_size {config.batch_size} does not split over {self.world} processes")
-        self.task = task if task is not None else load_task(config.task, **config.task_options)
-        self.problems: list[Problem] = self.task.problems(config.split)
-        if not self.problems:
-            raise InputError(f"task '{self.task.name}' has no problems in split '{config.split}'")
-        self.source = resolve_model_source(config.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.source)
-        if not self.tokenizer.chat_template:
-            raise InputError(f"model '{config.model}' has no chat template; {trainer} needs one to pose two attempts")
-        torch.manual_seed(config.seed)
-        self.model = AutoModelForCausalLM.from_pretrained(self.source, dtype=torch.float32).to(device)
+        device, self.source, self.tokenizer = start.device, start.source, start.tokenizer
+        self.model = start.model
         """The bare model: generation and checkpoints. `policy` is the same module as prepared (DDP-wrapped)."""
         # Eval mode throughout, as score: the methods differ in their loss only, not in dropout.
         self.model.eval()

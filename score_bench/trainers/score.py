@@ -34,7 +34,7 @@ from score_bench.harness.protocols import Task
 from score_bench.harness.resume import SavedState, load_state, rng_states, save_state, set_rng_states
 from score_bench.harness.rollout import RolloutConfig, Trace, rollout
 from score_bench.harness.training import (LOG_FILE, HeldOutEval, RunConfig, TrainingLog, TwoAttempts, draw_problems,
-                                          encode_two_attempts, save_run_checkpoint, token_logprobs, two_attempts_of)
+                                          encode_two_attempts, save_run_checkpoint, start_run, token_logprobs, two_attempts_of)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers._losses import stage_loss
 
@@ -144,34 +144,19 @@ class ScoreRun:
     is loaded here (weights, optimiser, RNGs, step, problem stream, log position)."""
 
     def __init__(self, config: ScoreConfig, task: Task | None = None):
-        from accelerate import Accelerator
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        from score_bench.harness.backends.transformers import TransformersBackend, resolve_device, resolve_model_source
-        from score_bench.harness.registry import load_task
+        from score_bench.harness.backends.transformers import TransformersBackend
 
         _validate(config)
         self.config = config
         self.started_from = provenance()
         self.output = Path(config.output)
-        device = resolve_device(config.device)
-        # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
-        self.accelerator = Accelerator(cpu=device == "cpu", device_placement=False)
+        start = start_run(config, "SCoRe", task)
+        self.accelerator, self.task, self.problems = start.accelerator, start.task, start.problems
         self.world = self.accelerator.num_processes
-        if self.world > 1:
-            device = str(self.accelerator.device)
-        if config.batch_size % self.world:
-            raise InputError(f"batch_size {config.batch_size} does not split over {self.world} processes")
-        self.task = task if task is not None else load_task(config.task, **config.task_options)
-        self.problems = self.task.problems(config.split)
-        if not self.problems:
-            raise InputError(f"task '{self.task.name}' has no problems in split '{config.split}'")
-        source = resolve_model_source(config.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
-        if not self.tokenizer.chat_template:
-            raise InputError(f"model '{config.model}' has no chat template; SCoRe needs one to pose two attempts")
-        torch.manual_seed(config.seed)
-        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device)
+        device, source, self.tokenizer = start.device, start.source, start.tokenizer
+        self.model = start.model
         """The bare policy: generation and checkpoints. `policy` is the same module as prepared (DDP-wrapped)."""
         self.reference = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device).eval()
         self.reference.requires_grad_(False)
