@@ -27,6 +27,9 @@ class Completion:
     text: str
     n_tokens: int
     """Generated tokens, for throughput and budget accounting."""
+    token_ids: tuple[int, ...] = ()
+    """The sampled token ids, in order, including a sampled end-of-turn token: what a trainer scores, since the
+    text's re-tokenization need not be the sampled split. Empty where a backend cannot report them."""
 
 
 class Backend(Protocol):

@@ -49,6 +49,8 @@ class Attempt:
     """Tokens the model generated for this attempt; 0 when the attempt was given."""
     given: bool = False
     """True for a fixed first attempt (repair evaluation): the model did not write it."""
+    token_ids: tuple[int, ...] = ()
+    """The sampled token ids (harness.generation.Completion.token_ids); empty when given or not reported."""
 
     @property
     def correct(self) -> bool:
@@ -115,6 +117,7 @@ class _Conversation:
     texts: list[str] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     given: list[bool] = field(default_factory=list)
+    token_ids: list[tuple[int, ...]] = field(default_factory=list)
 
 
 def _generate(task: Task, chunk: list[tuple[Problem, int]], backend: Backend, config: RolloutConfig,
@@ -126,7 +129,7 @@ def _generate(task: Task, chunk: list[tuple[Problem, int]], backend: Backend, co
                 conversation.messages.append({"role": "user", "content": task.correction_instruction})
         if turn == 0 and first_attempts is not None:
             for (problem, _), conversation in zip(chunk, conversations):
-                _append(conversation, first_attempts[problem.id], 0, given=True)
+                _append(conversation, first_attempts[problem.id], 0, (), given=True)
             continue
         by_seed: dict[int, list[int]] = {}
         for index, (_, sample) in enumerate(chunk):  # greedy needs no seed: one call for the whole chunk
@@ -136,14 +139,16 @@ def _generate(task: Task, chunk: list[tuple[Problem, int]], backend: Backend, co
             params = replace(config.params, seed=seed)
             completions = backend.generate([conversations[i].messages for i in indices], params)
             for i, completion in zip(indices, completions):
-                _append(conversations[i], completion.text, completion.n_tokens, given=False)
+                _append(conversations[i], completion.text, completion.n_tokens, completion.token_ids, given=False)
     return conversations
 
 
-def _append(conversation: _Conversation, text: str, n_tokens: int, *, given: bool) -> None:
+def _append(conversation: _Conversation, text: str, n_tokens: int, token_ids: tuple[int, ...], *,
+            given: bool) -> None:
     conversation.messages.append({"role": "assistant", "content": text})
     conversation.texts.append(text)
     conversation.tokens.append(n_tokens)
+    conversation.token_ids.append(tuple(token_ids))
     conversation.given.append(given)
 
 
@@ -160,8 +165,9 @@ def _grade(task: Task, chunk: list[tuple[Problem, int]], conversations: list[_Co
     verdicts = iter(grade_attempts(task, pairs))
     traces = []
     for (problem, sample), conversation in zip(chunk, conversations):
-        attempts = tuple(Attempt(text, verdict.extracted, verdict, n_tokens, given)
-                         for text, n_tokens, given, verdict
-                         in zip(conversation.texts, conversation.tokens, conversation.given, verdicts))
+        attempts = tuple(Attempt(text, verdict.extracted, verdict, n_tokens, given, token_ids)
+                         for text, n_tokens, given, token_ids, verdict
+                         in zip(conversation.texts, conversation.tokens, conversation.given, conversation.token_ids,
+                                verdicts))
         traces.append(Trace(problem, sample, tuple(conversation.messages), attempts))
     return traces

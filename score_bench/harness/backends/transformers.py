@@ -326,4 +326,4 @@ class TransformersBackend:
         if stop:  # the stop string and anything decoded after it are not part of the answer
             cut = min((text.find(s) for s in stop if s in text), default=len(text))
             text = text[:cut]
-        return Completion(text=text, n_tokens=len(tokens))
+        return Completion(text=text, n_tokens=len(tokens), token_ids=tuple(tokens))
