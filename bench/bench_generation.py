@@ -195,20 +195,21 @@ def ceiling(backend, batch_size: int, prompt_length: int, steps: int, repeats: i
     from transformers import DynamicCache
 
     model = backend.model
+    cache_kw = backend.cache_arg
     best_total = best_decode = 0.0
     for _ in range(repeats):
         ids = torch.randint(0, model.config.vocab_size, (batch_size, prompt_length))
         mask = torch.ones_like(ids)
         cache = DynamicCache(config=model.config)
         started = time.perf_counter()
-        logits = model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True,
-                       logits_to_keep=1).logits
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=1,
+                       **{cache_kw: cache}).logits
         decode_started = time.perf_counter()
         for step in range(steps - 1):  # the prefill already gave the first token's logits
             mask = torch.cat([mask, mask.new_ones((batch_size, 1))], dim=1)
             positions = torch.full((batch_size, 1), prompt_length + step)
             logits = model(input_ids=logits[:, -1].argmax(-1, keepdim=True), attention_mask=mask,
-                           position_ids=positions, past_key_values=cache, use_cache=True).logits
+                           position_ids=positions, use_cache=True, **{cache_kw: cache}).logits
         ended = time.perf_counter()
         best_total = max(best_total, batch_size * steps / (ended - started))
         if steps > 1:

@@ -247,3 +247,25 @@ def test_changed_weights_empty_the_prefix_cache_and_train_mode_is_kept(model_bui
     assert [c.text for c in backend.generate(follow_ups, GREEDY)] == \
            [c.text for c in fresh.generate(follow_ups, GREEDY)]
     assert backend.prefix_cache.tokens_reused == 0 and backend.model.training
+
+
+def test_generation_and_a_continuation_raise_no_deprecation_warning(tiny_backend):
+    """The current cache API: transformers deprecates `past_key_values` (removed in a coming release), so a
+    normal run must not lean on it; turned into errors here, any such warning fails the test."""
+    import warnings
+
+    backend = variant(tiny_backend, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        first = backend.generate(CONVERSATIONS[:10], GREEDY)
+        backend.generate(second_turn(CONVERSATIONS[:10], first), GREEDY)
+    assert backend.prefix_cache.tokens_reused > 0  # the continuation really went through the spliced cache
+
+
+def test_completions_carry_the_sampled_token_ids(tiny_backend):
+    sampled = GenerationParams(max_new_tokens=16, temperature=1.0, seed=3)
+    for completion in variant(tiny_backend, 8).generate(CONVERSATIONS[:8], sampled):
+        assert len(completion.token_ids) == completion.n_tokens
+        body = [t for t in completion.token_ids if t not in tiny_backend.stop_ids]
+        assert tiny_backend.tokenizer.decode(body, skip_special_tokens=True) == completion.text

@@ -5,12 +5,20 @@ backend's loading and scheduling so each reads in one sitting."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections import Counter, OrderedDict
 
 import torch
 
 from score_bench.harness.generation import GenerationParams
+
+
+def cache_argument(model) -> str:
+    """The name under which `model.forward` takes its KV cache: `cache` in current transformers, where
+    `past_key_values` is deprecated (and due to be removed), `past_key_values` in the releases before it (vLLM's
+    CPU build pins one of those)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def row_seed(seed: int, prompt: tuple[int, ...], occurrence: int) -> int:
@@ -42,10 +50,12 @@ class Batch:
     """Rows decoding together: their KV cache, attention mask (0 = padding), last position and next logits."""
 
     def __init__(self, rows: list[int], cache, mask: torch.Tensor, positions: torch.Tensor, logits: torch.Tensor,
-                 splice: bool):
+                 splice: bool, cache_arg: str):
         self.rows, self.cache, self.mask, self.positions, self.logits = rows, cache, mask, positions, logits
         self.splice = splice
         """Whether the cache is plain full-attention layers, which may be cut and joined along the sequence."""
+        self.cache_arg = cache_arg
+        """The forward argument that takes the cache (harness.backends._decoding.cache_argument)."""
 
     def select(self, slots: list[int]) -> None:
         index = torch.tensor(slots, device=self.mask.device)
@@ -64,7 +74,7 @@ class Batch:
         self.mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
         self.positions = self.positions + 1
         self.logits = model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.positions[:, None],
-                            past_key_values=self.cache, use_cache=True).logits[:, -1, :]
+                            use_cache=True, **{self.cache_arg: self.cache}).logits[:, -1, :]
 
     def merge(self, other: "Batch") -> "Batch":
         """Both batches' rows in one, the shorter cache left-padded (masked) to the longer one's length."""

@@ -19,7 +19,8 @@ from typing import Iterator, Sequence
 
 import torch
 
-from score_bench.harness.backends._decoding import Batch, PrefixStore, Sampler, row_seed, stack_prefixes
+from score_bench.harness.backends._decoding import (Batch, PrefixStore, Sampler, cache_argument, row_seed,
+                                                    stack_prefixes)
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Completion, GenerationParams
 from score_bench.harness.types import Message
@@ -159,6 +160,7 @@ class TransformersBackend:
         # pad == eos is fine: padding is described by the attention mask, never inferred from token ids.
         self.pad_id = pad if pad is not None else min(self.stop_ids, default=0)
         self.splice = self._can_splice()
+        self.cache_arg = cache_argument(model)
         self.prefix_cache = PrefixStore(int(prefix_cache_mb * 2**20)) if self.splice and prefix_cache_mb > 0 else None
         """KV of finished rows, reused when a later prompt continues one (attempt k+1 extends attempt k)."""
 
@@ -310,9 +312,9 @@ class TransformersBackend:
         if prefix_width:
             for layer, (keys, values) in enumerate(stack_prefixes(found, reused, prefix_width)):
                 cache.update(keys.to(self.device), values.to(self.device), layer)
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                            use_cache=True, logits_to_keep=1).logits[:, -1, :]
-        return Batch(list(rows), cache, mask, positions[:, -1], logits, splice=self.splice)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                            logits_to_keep=1, **{self.cache_arg: cache}).logits[:, -1, :]
+        return Batch(list(rows), cache, mask, positions[:, -1], logits, splice=self.splice, cache_arg=self.cache_arg)
 
     def _hit_stop(self, tokens: list[int], stop: tuple[str, ...]) -> bool:
         """Whether the text's tail contains a stop string; a tail long enough for any stop string is decoded."""
