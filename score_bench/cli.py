@@ -129,6 +129,18 @@ def evaluate(
     correction_instruction: Optional[str] = typer.Option(None, help="Replace the task's correction instruction."),
     data_dir: Optional[Path] = typer.Option(None, help="Local dataset directory (tasks that read files)."),
     unsafe: bool = typer.Option(False, help="Code tasks: run programs without a sandbox where none exists."),
+    backend: str = typer.Option("transformers", help="transformers | vllm (pip install 'score-bench[vllm]') | "
+                                "openai (an OpenAI-compatible endpoint; --model is the served name)."),
+    base_url: Optional[str] = typer.Option(None, help="openai: the endpoint, e.g. http://127.0.0.1:8000/v1 "
+                                           "(API key from OPENAI_API_KEY)."),
+    max_concurrency: Optional[int] = typer.Option(None, help="openai: requests in flight at most [8]."),
+    request_timeout: Optional[float] = typer.Option(None, help="openai: seconds per request [600]."),
+    max_retries: Optional[int] = typer.Option(None, help="openai: retries on 429/5xx/connection errors [5]."),
+    tensor_parallel_size: Optional[int] = typer.Option(None, help="vllm: GPUs per model replica [1]."),
+    data_parallel_size: Optional[int] = typer.Option(None, help="vllm: model replicas [1]."),
+    gpu_memory_utilization: Optional[float] = typer.Option(None, help="vllm: fraction of GPU memory [0.9]."),
+    max_model_len: Optional[int] = typer.Option(None, help="vllm: context length (default: the model's)."),
+    enforce_eager: Optional[bool] = typer.Option(None, "--enforce-eager", help="vllm: no CUDA graphs or compile."),
 ):
     """Two-attempt self-correction evaluation of a causal LM: samples.jsonl, results.json and a table."""
     from score_bench.harness.evaluation import EvalConfig, run_eval
@@ -142,7 +154,12 @@ def evaluate(
         max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
         dtype=dtype, device=device, chat_template=chat_template, first_attempts=first_attempt,
         task_first_attempts=task_first_attempts, correction_instruction=correction_instruction,
-        task_options=_task_options(task, data_dir=str(data_dir) if data_dir else None, unsafe=unsafe))
+        task_options=_task_options(task, data_dir=str(data_dir) if data_dir else None, unsafe=unsafe),
+        backend=backend, backend_options=_backend_options(
+            backend, base_url=base_url, max_concurrency=max_concurrency, request_timeout=request_timeout,
+            max_retries=max_retries, tensor_parallel_size=tensor_parallel_size,
+            data_parallel_size=data_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len, enforce_eager=enforce_eager))
     with progress_bar() as bar:
         results = run_eval(config, progress=RichProgress(bar))
     counts = results.get("counts", {})
@@ -304,6 +321,28 @@ def _read_yaml_config(path: Path) -> dict:
     if not isinstance(loaded, dict):
         raise ScoreBenchError(f"config file {path} must hold a mapping of config fields")
     return loaded
+
+
+BACKEND_OPTIONS = {
+    "transformers": (),
+    "vllm": ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_model_len",
+             "enforce_eager"),
+    "openai": ("base_url", "max_concurrency", "request_timeout", "max_retries"),
+}
+
+
+def _backend_options(backend: str, **given) -> dict:
+    """The options given on the command line, checked against the backend they belong to."""
+    from score_bench.harness.backends import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ScoreBenchError(f"unknown --backend '{backend}'; use {', '.join(BACKENDS)}")
+    options = {name: value for name, value in given.items() if value is not None}
+    for name in options:
+        if name not in BACKEND_OPTIONS[backend]:
+            owner = next(b for b, names in BACKEND_OPTIONS.items() if name in names)
+            raise ScoreBenchError(f"--{name.replace('_', '-')} applies to --backend {owner}, not {backend}")
+    return options
 
 
 def _task_options(task: str, **options) -> dict:

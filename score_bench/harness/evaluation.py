@@ -76,6 +76,10 @@ class EvalConfig:
     """Replaces the attempt-1 user message; "{question}" marks where the problem goes."""
     system_prompt: str | None = None
     backend: str = "transformers"
+    """transformers, vllm or openai (harness.backends)."""
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    """The backend's own options (e.g. vllm: tensor_parallel_size, max_model_len; openai: base_url,
+    max_concurrency, request_timeout): see the backend's `load`. Part of the run's identity, like the rest."""
 
     def generation_params(self) -> GenerationParams:
         return GenerationParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
@@ -96,7 +100,8 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
             from score_bench.harness.backends import load_backend
 
             backend = load_backend(config.backend, model=config.model, dtype=config.dtype, device=config.device,
-                                   chat_template=config.chat_template, batch_size=config.batch_size)
+                                   chat_template=config.chat_template, batch_size=config.batch_size,
+                                   **dict(config.backend_options))
     model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
     identity = _identity(config, problems, first_attempts, model_info)
     out = Path(config.output)

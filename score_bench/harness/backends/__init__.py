@@ -5,23 +5,30 @@ from __future__ import annotations
 
 import difflib
 
-from score_bench.harness.errors import PluginNotFound, ScoreBenchError
+from score_bench.harness.errors import PluginNotFound
 from score_bench.harness.generation import Backend
 
 __all__ = ["BACKENDS", "load_backend"]
 
-BACKENDS = ("transformers", "vllm")
+BACKENDS = ("transformers", "vllm", "openai")
 
 
 def load_backend(name: str = "transformers", **options) -> Backend:
-    """A ready backend; `options` go to the backend's loader (for transformers: model, dtype, device,
-    chat_template, batch_size — see backends.transformers.TransformersBackend.load)."""
+    """A ready backend; `options` go to the backend's loader (model, dtype, device, chat_template, batch_size,
+    plus each backend's own: see TransformersBackend.load, VllmBackend.load, OpenAIBackend.load). The vllm and
+    openai backends import their optional dependency here, and say which extra to install when it is missing."""
     if name == "transformers":
         from score_bench.harness.backends.transformers import TransformersBackend
 
         return TransformersBackend.load(**options)
     if name == "vllm":
-        raise ScoreBenchError("the vllm backend is not available yet; when it is: pip install 'score-bench[vllm]'")
+        from score_bench.harness.backends.vllm import VllmBackend
+
+        return VllmBackend.load(**options)
+    if name == "openai":
+        from score_bench.harness.backends.openai import OpenAIBackend
+
+        return OpenAIBackend.load(**options)
     near = difflib.get_close_matches(name, BACKENDS, n=1)
     hint = f" Did you mean '{near[0]}'?" if near else ""
     raise PluginNotFound(f"unknown backend '{name}'. Available: {', '.join(BACKENDS)}.{hint}")
