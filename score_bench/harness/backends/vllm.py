@@ -110,6 +110,18 @@ class VllmBackend:
             raise InputError(f"vLLM cannot load model '{model}': {_first_line(err)}") from None
         return cls(llm, tokenizer, source=source, dtype=resolved, engine_options=options)
 
+    @classmethod
+    def colocated(cls, model, *, source: str) -> "VllmBackend":
+        """A trainer's sampler: an in-process engine started on the checkpoint `source` (the one time weights
+        come from disk), then loaded with `model`'s current weights (a resumed run's differ from the file).
+        Eager on CPU, where vLLM's graph compilation would cost minutes per run for little."""
+        from vllm.platforms import current_platform
+
+        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        backend = cls.load(source, dtype=dtype, enforce_eager=current_platform.is_cpu(), in_process=True)
+        backend.sync(model)
+        return backend
+
     def describe(self) -> dict:
         """What results.json records about the model and the engine."""
         import vllm
