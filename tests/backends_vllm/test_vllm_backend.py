@@ -112,6 +112,7 @@ def test_describe_records_the_engine(engine, smollm2):
     ({"dtype": "float8"}, "unknown dtype"),
     ({"tensor_parallel_size": 0}, "tensor parallel size must be at least 1"),
     ({"gpu_memory_utilization": 1.5}, "gpu memory utilization"),
+    ({"data_parallel_size": 2}, "vllm serve --data-parallel-size 2"),
     ({"device": "cuda"}, "this vLLM build runs on cpu"),
 ])
 def test_bad_options_fail_before_an_engine_starts(smollm2, options, message):

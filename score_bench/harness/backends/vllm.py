@@ -83,6 +83,11 @@ class VllmBackend:
                             ("data parallel size", data_parallel_size)):
             if value < 1:
                 raise InputError(f"{name} must be at least 1, got {value}")
+        if data_parallel_size > 1:
+            # vLLM's offline LLM refuses it in one process (it may hang); its server does it.
+            raise InputError(f"data parallel size {data_parallel_size}: vLLM's offline engine runs one replica "
+                             f"per process; serve the model with `vllm serve --data-parallel-size "
+                             f"{data_parallel_size}` and evaluate it with --backend openai")
         if not 0 < gpu_memory_utilization <= 1:
             raise InputError(f"gpu memory utilization must be in (0, 1], got {gpu_memory_utilization}")
         if max_model_len is not None and max_model_len < 1:
