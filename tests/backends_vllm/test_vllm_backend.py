@@ -8,6 +8,7 @@ import torch
 
 pytest.importorskip("vllm")
 
+from score_bench.harness.backends.transformers import render_prompt  # noqa: E402
 from score_bench.harness.errors import InputError  # noqa: E402
 from score_bench.harness.generation import GenerationParams  # noqa: E402
 from score_bench.tasks.arith import ArithTask  # noqa: E402
@@ -88,16 +89,20 @@ def test_token_ids_decode_to_the_text_and_end_with_the_end_of_turn_token(engine)
 
 
 def test_prefix_caching_reuses_attempt_one_for_attempt_two(engine):
-    first = [[{"role": "user", "content": f"Name {n} colours of the rainbow, one per line."}] for n in (3, 4)]
+    block = engine.llm.llm_engine.vllm_config.cache_config.block_size
+    # vLLM caches whole blocks (128 tokens on CPU): attempt 1 must span a few of them to be found again
+    story = "A list of colours and where they are seen: " + ", ".join(f"colour {i} on wall {i}" for i in range(60))
+    first = [[{"role": "user", "content": f"{story}. Which colour is on wall {n}?"}] for n in (3, 4)]
     engine.llm.reset_prefix_cache()
     answers = engine.generate(first, GREEDY)
     before = engine.tokens_reused
     second = [c + [{"role": "assistant", "content": a.text}, {"role": "user", "content": "Check and rewrite."}]
               for c, a in zip(first, answers)]
     engine.generate(second, GREEDY)
-    prompt_one = len(engine.tokenizer.apply_chat_template(first[0], add_generation_prompt=True, tokenize=True))
-    # vLLM caches whole blocks: at least the blocks covering attempt 1's prompt are reused
-    assert engine.tokens_reused - before >= 16 and engine.tokens_reused - before >= prompt_one // 16 * 16
+    prompt_one = len(render_prompt(engine.tokenizer, first[0], engine.source))
+    full_blocks = prompt_one // block * block
+    assert full_blocks >= block
+    assert engine.tokens_reused - before >= 2 * full_blocks  # both conversations reuse all of attempt 1's blocks
 
 
 def test_describe_records_the_engine(engine, smollm2):
