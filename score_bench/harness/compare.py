@@ -6,7 +6,6 @@ A run is a directory (or its results.json) written by `eval` (samples.jsonl besi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from score_bench.harness.errors import InputError
+from score_bench.harness.jsonl import read_json, read_jsonl_objects
 from score_bench.harness.metrics import mcnemar, paired_bootstrap
 
 TABLE_METRICS = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
@@ -37,12 +37,22 @@ class Run:
 
 def _per_problem_rows(directory: Path) -> list[tuple[str, list[bool]]]:
     samples, grades = directory / "samples.jsonl", directory / "grades.jsonl"
-    if samples.is_file():
-        rows = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [(row["id"], [attempt["correct"] for attempt in row["attempts"]]) for row in rows]
-    if grades.is_file():
-        rows = [json.loads(line) for line in grades.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [(row["id"], row["correct"]) for row in rows]
+    for path, correct_of in ((samples, lambda row: [attempt["correct"] for attempt in row["attempts"]]),
+                             (grades, lambda row: row["correct"])):
+        if not path.is_file():
+            continue
+        rows = []
+        for number, row in read_jsonl_objects(path, "run file"):
+            try:
+                correct = correct_of(row)
+                problem_id = row["id"]
+                if not isinstance(problem_id, str) or not all(isinstance(c, bool) for c in correct) or not correct:
+                    raise TypeError
+            except (KeyError, TypeError, IndexError):
+                raise InputError(f"{path}:{number}: not a row of an eval or grade run (needs an id and "
+                                 "per-attempt correctness)") from None
+            rows.append((problem_id, list(correct)))
+        return rows
     raise InputError(f"{directory}: no samples.jsonl or grades.jsonl beside results.json; paired tests need them")
 
 
@@ -52,18 +62,20 @@ def load_run(path: Path, name: str | None = None) -> Run:
     results_file = directory / "results.json"
     if not results_file.is_file():
         raise InputError(f"{path}: not a run directory or results.json (no {results_file})")
-    try:
-        results = json.loads(results_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise InputError(f"{results_file}: not valid JSON ({err.msg})") from None
+    results = read_json(results_file, "results file")
+    if not isinstance(results, dict) or not isinstance(results.get("metrics"), dict):
+        raise InputError(f"{results_file}: not a results file of score-bench (no \"metrics\" object)")
     grouped: dict[str, list[list[bool]]] = {}
     for problem_id, correct in _per_problem_rows(directory):
         grouped.setdefault(problem_id, []).append(correct)
     ids = tuple(sorted(grouped))
-    try:
-        correct = np.array([grouped[i] for i in ids], dtype=bool)
-    except ValueError:
-        raise InputError(f"{directory}: problems have unequal numbers of samples or attempts") from None
+    samples = {len(grouped[i]) for i in ids}
+    if len(samples) > 1:
+        raise InputError(f"{directory}: problems have unequal numbers of samples ({min(samples)} to "
+                         f"{max(samples)}); paired tests need the same number for every problem")
+    if len({len(c) for i in ids for c in grouped[i]}) > 1:
+        raise InputError(f"{directory}: rows have unequal numbers of attempts")
+    correct = np.array([grouped[i] for i in ids], dtype=bool)
     task = results.get("task", {})
     task_name = task.get("name", "?") if isinstance(task, dict) else str(task)
     return Run(name or directory.name, directory, task_name, results["metrics"], ids, correct)

@@ -21,6 +21,23 @@ BOOTSTRAP_RESAMPLES = 2000
 """Enough for stable 95% percentile bounds at the third decimal on a few hundred problems."""
 
 
+def _ragged(correct) -> list[np.ndarray] | None:
+    """Per-problem [sample, attempt] arrays when problems have different numbers of samples, else None."""
+    if isinstance(correct, np.ndarray) or not len(correct):
+        return None
+    try:
+        lengths = {len(cell) for cell in correct}
+    except TypeError:
+        return None
+    if len(lengths) == 1:
+        return None
+    problems = [np.asarray(cell, dtype=bool) for cell in correct]
+    if any(cell.ndim != 2 or cell.shape[0] == 0 for cell in problems) or len({c.shape[1] for c in problems}) > 1:
+        raise InputError("correctness with unequal samples per problem must be [problem][sample][attempt] "
+                         "with at least one sample per problem and the same number of attempts")
+    return problems
+
+
 def as_correctness(correct) -> np.ndarray:
     """A [problem, sample, attempt] bool array from nested lists or a 2-D/3-D array."""
     array = np.asarray(correct, dtype=bool)
@@ -60,10 +77,16 @@ def _per_problem(correct: np.ndarray) -> dict[str, np.ndarray]:
 def summarize(correct, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, dict]:
     """{"acc_t1": {"value": v, "ci95": [lo, hi]}, "acc_t2", "delta", "delta_i2c", "delta_c2i",
     "p_i2c_given_i", "p_c2i_given_c", "acc_tN"...}; the two-attempt entries only with >= 2 attempts.
-    Conditional rates are None when nothing conditions them (e.g. no problem wrong at attempt 1)."""
-    array = as_correctness(correct)
-    per_problem = _per_problem(array)
-    n_problems = array.shape[0]
+    Conditional rates are None when nothing conditions them (e.g. no problem wrong at attempt 1).
+    Problems may have different numbers of samples (nested lists): each problem's rates average its own
+    samples, so every problem weighs the same whatever its count."""
+    ragged = _ragged(correct)
+    if ragged is not None:
+        rates = [_per_problem(cell[None]) for cell in ragged]
+        per_problem = {name: np.concatenate([r[name] for r in rates]) for name in rates[0]}
+    else:
+        per_problem = _per_problem(as_correctness(correct))
+    n_problems = len(next(iter(per_problem.values())))
     point = _point_metrics(per_problem, np.ones(n_problems))
     rng = np.random.default_rng(seed)
     counts = np.stack([np.bincount(rng.integers(0, n_problems, n_problems), minlength=n_problems)
@@ -91,15 +114,16 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def pass_at_k_by_turn(correct, ks: Sequence[int] = (1,)) -> dict[str, float]:
-    """{"pass@k_tT": mean over problems} for every k not above the samples per problem."""
-    array = as_correctness(correct)
-    n = array.shape[1]
+    """{"pass@k_tT": mean over problems} for every k not above the fewest samples of a problem; each problem's
+    estimate uses its own n (problems may have different numbers of samples)."""
+    problems = _ragged(correct) or list(as_correctness(correct))
+    fewest = min(cell.shape[0] for cell in problems)
     out = {}
-    for turn in range(array.shape[2]):
-        hits = array[:, :, turn].sum(axis=1)
+    for turn in range(problems[0].shape[1]):
         for k in ks:
-            if k <= n:
-                out[f"pass@{k}_t{turn + 1}"] = float(np.mean([pass_at_k(n, int(c), k) for c in hits]))
+            if k <= fewest:
+                out[f"pass@{k}_t{turn + 1}"] = float(np.mean(
+                    [pass_at_k(cell.shape[0], int(cell[:, turn].sum()), k) for cell in problems]))
     return out
 
 

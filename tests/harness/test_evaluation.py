@@ -238,7 +238,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, tmp_path):
              (replace(base, model=str(bare)), InputError, "no tokenizer"),
              (replace(base, task="score-tyo"), PluginNotFound, "Did you mean 'score-toy'"),
              (replace(base, split="validation"), InputError, "unknown split"),
-             (replace(base, limit=-1), InputError, "limit must be at least 1"),
+             (replace(base, limit=-1), InputError, "'limit' must be >= 1"),
              (replace(base, turns=0), InputError, "turns"),
              (replace(base, chat_template=tmp_path / "none.jinja"), InputError, "chat template")]
     for config, error, message in cases:
