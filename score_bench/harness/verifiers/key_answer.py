@@ -77,22 +77,18 @@ def is_hangul(ch: str) -> bool:
 
 
 def strip_particles(key: str) -> str:
-    """A key without the copula or particle Korean attaches to its last word ("32입니다" -> "32",
-    "원자핵이라고" -> "원자핵"): multi-syllable endings always, one-syllable case particles only where two
-    syllables of the word remain (so 사과 keeps its 과)."""
+    """A key without the copula or multi-syllable particle Korean attaches to its last word ("32입니다" -> "32",
+    "원자핵이라고" -> "원자핵", "유교였습니다" -> "유교"). One-syllable particles stay: too many nouns end in one
+    (주의, 결과, 가을), and a key ending in a particle still matches, only more narrowly."""
     if not key or not is_hangul(key[-1]):
         return key
-    for ending in sorted((p for p in _ENDINGS if key.endswith(p)), key=len, reverse=True)[:1]:
+    for ending in sorted((e for e in _ENDINGS if key.endswith(e) and len(key) > len(e)), key=len, reverse=True)[:1]:
         key = key[:-len(ending)].rstrip()
-    word = key.split(" ")[-1] if key else ""
-    if len(word) >= 3 and word[-1] in _CASE_PARTICLES and is_hangul(word[-2]):
-        key = key[:-1]
     return key
 
 
 _ENDINGS = ("입니다", "이었습니다", "였습니다", "이었다", "였다", "이다", "이에요", "예요", "이라고", "라고", "이라는",
-            "라는", "으로", "에서", "에게", "보다", "까지", "부터", "이며", "이고", "이나", "이었고", "였고")
-_CASE_PARTICLES = "은는이가을를의와과로에도"
+            "라는", "으로", "에서", "에게", "보다", "까지", "부터", "이며", "이고", "이었고", "였고")
 
 
 def _word_char(ch: str) -> bool:
