@@ -228,6 +228,21 @@ def base_model(
     console.print(f"wrote base model {path} (card: {path / 'card.json'})")
 
 
+@app.command(name="import-gguf")
+def import_gguf(
+    gguf_file: Path = typer.Argument(..., help="A GGUF file (llama.cpp's format), quantized or not."),
+    output: Path = typer.Option(..., help="New directory for the Hugging Face checkpoint (must not exist)."),
+):
+    """Dequantize a GGUF file into a plain Hugging Face checkpoint (model, tokenizer with its chat template,
+    generation config) that eval, train and vLLM load. Needs the gguf extra: pip install 'score-bench[gguf]'."""
+    from score_bench.harness.gguf_import import import_gguf as run_import
+
+    quiet_transformers()
+    with progress_bar() as bar:
+        path = run_import(gguf_file, output, progress=RichProgress(bar))
+    console.print(f"wrote checkpoint {path}")
+
+
 @app.command()
 def compare(
     runs: list[Path] = typer.Argument(..., help="Run directories or their results.json files."),
