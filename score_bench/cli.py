@@ -4,6 +4,7 @@ knows typer and rich; library code reports progress through harness.progress."""
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -267,6 +268,7 @@ def train(
     preset: Optional[str] = typer.Option(None, help="Named preset of the trainer's config (e.g. paper, laptop, smoke)."),
     config: Optional[Path] = typer.Option(None, help="YAML file of config fields, applied over the preset."),
     set_: list[str] = typer.Option([], "--set", help="key=value config override, applied last; repeatable."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print a memory estimate of the run and exit; writes nothing."),
 ):
     """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`."""
     from score_bench.harness.training import build_config
@@ -282,14 +284,44 @@ def train(
         overrides[key.strip()] = value
     overrides.update(task=task, model=model, output=str(output))
     resolved = build_config(trainer_cls.config_class, trainer_cls.presets, preset, overrides)
+    if dry_run:
+        _print_memory_estimate(resolved, getattr(trainer_cls, "keeps_reference", False))
+        return
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under `accelerate launch`, one process draws and reports
         trainer_cls().train(resolved)
         return
-    with progress_bar() as bar:
-        path = trainer_cls().train(resolved, progress=RichProgress(bar))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        with progress_bar() as bar:
+            path = trainer_cls().train(resolved, progress=RichProgress(bar))
+    for warning in caught:  # a trainer's RuntimeWarning (e.g. no learning signal) is the user's to read
+        if issubclass(warning.category, RuntimeWarning):
+            console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     console.print(f"wrote checkpoint {path}")
+
+
+def _print_memory_estimate(config, keeps_reference: bool) -> None:
+    """The run's memory estimate per process (harness.memory_estimate), from the model's config, the tokenizer
+    and the task's prompts: no weights loaded, nothing written."""
+    from transformers import AutoTokenizer
+
+    from score_bench.harness.backends.transformers import resolve_model_source
+    from score_bench.harness.memory_estimate import for_config
+    from score_bench.harness.registry import load_task
+
+    source = resolve_model_source(config.model)
+    task = load_task(config.task, **config.task_options)
+    estimate = for_config(config, reference=keeps_reference, task=task,
+                          tokenizer=AutoTokenizer.from_pretrained(source), source=source)
+    console.print(f"memory estimate per process for {config.traces_per_step()} traces per step "
+                  f"(micro_batch_size {config.micro_batch_size}, micro_batch_tokens {config.micro_batch_tokens}):")
+    for name, size in estimate.lines():
+        console.print(f"  {name:<60} {size / 2**30:9.3f} GiB", highlight=False)
+    console.print("dry run: nothing loaded beyond config and tokenizer, nothing written")
 
 
 def _read_yaml_config(path: Path) -> dict:
