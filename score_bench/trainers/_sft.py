@@ -44,6 +44,7 @@ import torch
 from score_bench.harness.accumulation import accumulate, micro_batches, validate_micro_batching
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
+from score_bench.harness.guards import check_finite_loss
 from score_bench.harness.learning_signal import SignalTracker, count_attempts, no_signal
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance
@@ -459,6 +460,7 @@ class SftRun:
         # DDP: gradients averaged over processes at the last micro-batch's backward
         loss = accumulate(self.accelerator, self.policy, parts,
                           lambda part: attempt2_nll(self.policy, batch.rows(part))[0] * weight)
+        check_finite_loss(loss, self.step + 1, self.output)  # before the step can write NaN into the weights
         grad_norm = (self.accelerator.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)
                      if self.config.grad_clip > 0 else None)
         self.optimizer.step()

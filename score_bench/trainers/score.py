@@ -35,6 +35,7 @@ import torch
 from score_bench.harness.accumulation import accumulate, micro_batches, validate_micro_batching
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
+from score_bench.harness.guards import check_finite_loss
 from score_bench.harness.learning_signal import AttemptCounts, SignalTracker, count_attempts, no_signal
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance
@@ -330,6 +331,7 @@ class ScoreRun:
         batch = encode_two_attempts(self.tokenizer, samples).to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
         result = self.backward(stage, batch, (r1, r2))  # DDP: gradients averaged over processes here
+        check_finite_loss(result.loss, self.step + 1, self.output)  # before the step can write NaN into weights
         grad_norm = (self.accelerator.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)
                      if self.config.grad_clip > 0 else None)
         self.optimizer.step()
