@@ -56,6 +56,7 @@ SPLITS = {"prompt": (1, 10), "test": (11, 510), "validation": (511, 600), "train
 CASE_FUNCTION = "__mbpp_case__"
 """Entry point of rows whose calls need program-defined objects: the checker calls it with a case index."""
 
+_DEFINITION_LINE = re.compile(r"(?:@|(?:async[ \t]+)?def[ \t]|class[ \t]|import[ \t]|from[ \t])")
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
 
@@ -153,14 +154,31 @@ class MbppTask:
         return [{"role": "user", "content": problem.question}]
 
     def extract(self, problem: Problem, response: str) -> str | None:
-        """The program in a response: the last fenced block that defines the function the tests call (else the
-        last non-empty block, else the bare text when there is no fence at all)."""
+        """Strict: the program in the response's ```python blocks (the format the prompt asks for): the last
+        block that defines the function the tests call, else the last non-empty block; an unterminated fence
+        still counts. None without a block. The block runs as written, example asserts included."""
+        blocks = [block for block in _FENCE.findall(response) if block.strip()]
+        if not blocks:
+            return None
+        defining = [block for block in blocks if _defines(block, problem.metadata["function"])]
+        return (defining or blocks)[-1].strip("\n") + "\n"
+
+    def extract_flexible(self, problem: Problem, response: str) -> str | None:
+        """Flexible: the response's top-level imports, functions and classes (fenced or not), without the other
+        top-level statements (example asserts, prints, calls), when they define the function the tests call;
+        else what strict extraction finds."""
         entry = problem.metadata["function"]
-        fenced = _FENCE.findall(response)
-        blocks = [block for block in fenced if block.strip()]
-        defining = [block for block in blocks if _defines(block, entry)]
-        code = (defining or blocks or ([] if fenced else [response]) or [""])[-1]
-        return code.strip("\n") + "\n" if code.strip() else None
+        strict = self.extract(problem, response)
+        source = strict if strict is not None and _defines(strict, entry) else response
+        lines = [line for line in source.splitlines() if not line.lstrip().startswith("```")]
+        kept, keeping = [], False
+        for line in lines:
+            if line.strip() and line[:1] not in " \t)]}":  # a top-level statement starts here
+                keeping = _DEFINITION_LINE.match(line) is not None
+            if keeping:
+                kept.append(line)
+        program = "\n".join(kept).strip("\n") + "\n"
+        return program if _defines(program, entry) else strict
 
 
 class MbppSanitizedTask(MbppTask):

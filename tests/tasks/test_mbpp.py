@@ -81,14 +81,26 @@ def test_setup_code_rows_show_their_setup_and_call_through_cases(by_id):
     assert "root = Node(1)" in by_id["367"].question
 
 
-@pytest.mark.parametrize("response, expected", [
-    ("Sure:\n```python\ndef remove_Occ(s, ch):\n    return s\n```\nThat's it.", "def remove_Occ(s, ch):\n    return s\n"),
-    ("```python\nimport re\n```\n```python\nx = 1\n```", "x = 1\n"),
-    ("def remove_Occ(s, ch):\n    return s", "def remove_Occ(s, ch):\n    return s\n"),
-    ("```python\n```", None),
+SMOLLM2_12 = ("```python\ndef sort_matrix(M):\n    return sorted(M, key=lambda x: x[0])\n\n# Test the function\n"
+              "assert sort_matrix([[1, 2, 3], [2, 4, 5], [1, 1, 1]]) == [[1, 1, 1], [1, 2, 3], [2, 4, 5]]\n```\n\n"
+              "This function uses the `sorted` function to sort the matrix based on the sum of its rows.")
+"""SmolLM2-135M-Instruct's greedy attempt 1 on MBPP 12, verbatim: a wrong key, and the shown test below it."""
+REMOVE = "def remove_Occ(s, ch):\n    return s\n"
+
+
+@pytest.mark.parametrize("problem_id, response, strict, flexible", [
+    ("11", f"Sure:\n```python\n{REMOVE}```\nThat's it.", REMOVE, REMOVE),
+    ("11", "```python\nimport re\n```\n```python\nx = 1\n```", "x = 1\n", "x = 1\n"),
+    ("11", REMOVE, None, REMOVE),  # no fence: flexible only
+    ("11", f"```python\nimport re\n{REMOVE}print(remove_Occ('hello', 'l'))\n```",
+     f"import re\n{REMOVE}print(remove_Occ('hello', 'l'))\n", f"import re\n{REMOVE}"),  # calls: strict only
+    ("12", SMOLLM2_12, SMOLLM2_12.split("```python\n")[1].split("```")[0],
+     "def sort_matrix(M):\n    return sorted(M, key=lambda x: x[0])\n"),
+    ("11", "```python\n```", None, None),
 ])
-def test_extract(full, by_id, response, expected):
-    assert full.extract(by_id["11"], response) == expected
+def test_extract(full, by_id, problem_id, response, strict, flexible):
+    assert full.extract(by_id[problem_id], response) == strict
+    assert full.extract_flexible(by_id[problem_id], response) == flexible
 
 
 def run_cli(*args):
@@ -121,8 +133,11 @@ def test_hard_coding_the_shown_example_fails_and_wrong_classes_fail(full, by_id)
     wrong_node = by_id["927"].metadata["canonical_solution"].replace("return 0 ;", "return 1 ;")  # off by one
     assert wrong_node != by_id["927"].metadata["canonical_solution"]
     no_node = "def max_height(node):\n    return 3\n"  # the setup code needs the program's Node class
-    verdicts = grade_attempts(full, [(by_id["11"], shown), (by_id["11"], by_id["11"].metadata["canonical_solution"]),
-                                     (by_id["927"], wrong_node), (by_id["927"], no_node)])
+    fence = "```python\n{}```".format
+    grades = grade_attempts(full, [(by_id["11"], fence(shown)),
+                                   (by_id["11"], fence(by_id["11"].metadata["canonical_solution"] + "\n")),
+                                   (by_id["927"], fence(wrong_node)), (by_id["927"], fence(no_node))])
+    verdicts = [grade.verdict for grade in grades]
     assert [v.status for v in verdicts] == [Status.INCORRECT, Status.CORRECT, Status.INCORRECT, Status.INCORRECT]
     assert "failed to load" in verdicts[3].detail and "Node" in verdicts[3].detail
     assert verdicts[0].extracted == shown  # the trusted case suffix never shows in what was extracted
