@@ -188,6 +188,20 @@ def evaluate(
     console.print(f"wrote {output / 'samples.jsonl'} and {output / 'results.json'}")
 
 
+@app.command(name="repair-set")
+def repair_set(
+    from_: Path = typer.Option(..., "--from", help="A `score-bench eval` run directory (any task)."),
+    output: Path = typer.Option(..., help="JSONL file to write: the run's wrong first attempts, by id."),
+):
+    """A repair set (like the paper's MBPP-R): an eval run's wrong first attempts, for `eval --first-attempt`."""
+    from score_bench.harness.repair_set import build_repair_set
+
+    summary = build_repair_set(from_, output)
+    source = summary["source"]
+    console.print(f"wrote {summary['rows']} wrong first attempts of {summary['problems_in_run']} "
+                  f"({source['task']} {source['split']}, {source['model']}) to {output}")
+
+
 @app.command(name="base-model")
 def base_model(
     output: Path = typer.Option(..., help="Directory for the checkpoint and card.json (must be empty or absent)."),

@@ -79,6 +79,11 @@ class RunConfig:
     the base model is evaluated at step 0 and the final model at the end of training too. 0 turns evaluation
     off."""
     eval_split: str = "test"
+    eval_task: str = ""
+    """Task of the held-out evaluation when it differs from the training task (e.g. train on mbpp, evaluate on
+    humaneval: the paper's transfer); "" evaluates on the training task."""
+    eval_task_options: dict = field(default_factory=dict)
+    """Keyword arguments for eval_task's constructor; JSON on the command line."""
     eval_problems: int = 100
     """The first N problems of eval_split: the same fixed subset at every evaluation, so curves compare."""
     save_every: int = 10
@@ -316,6 +321,10 @@ class HeldOutEval:
     same, so evaluating never changes what training does."""
 
     def __init__(self, task: Task, config: RunConfig, backend: Backend, max_new_tokens: int):
+        if config.eval_task and config.eval_every:
+            from score_bench.harness.registry import load_task
+
+            task = load_task(config.eval_task, **config.eval_task_options)
         self.task = task
         self.backend = backend
         self.every = config.eval_every
@@ -340,7 +349,7 @@ class HeldOutEval:
             metrics = summarize([[a.correct for a in t.attempts] for t in traces],
                                 flexible=[[a.flexible_correct for a in t.attempts] for t in traces], seed=self.seed)
         names = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i", "acc_t1_flexible", "acc_t2_flexible")
-        return {"kind": "eval", "step": step, "stage": stage, **labels, "split": self.split,
+        return {"kind": "eval", "step": step, "stage": stage, **labels, "task": self.task.name, "split": self.split,
                 "problems": len(traces),
                 "accuracy_t1": metrics["acc_t1"]["value"], "accuracy_t2": metrics["acc_t2"]["value"],
                 "accuracy_t1_flexible": metrics["acc_t1_flexible"]["value"],
