@@ -1,7 +1,8 @@
 """`score-bench eval` as a Python API: a multi-attempt self-correction evaluation that survives being killed.
 
 DIR/eval_config.json pins what the run is (config, problems, weights); DIR/samples.jsonl grows by one fsynced
-write per finished chunk; DIR/results.json is written atomically at the end from the samples file alone, so a
+write per chunk (one backend batch of conversations) the moment it is graded, so a kill loses at most the batch
+being generated; DIR/results.json is written atomically at the end from the samples file alone, so a
 run resumed any number of times ends with the same metrics as one that never stopped.
 """
 
@@ -31,9 +32,9 @@ from score_bench.harness.types import Problem
 __all__ = ["EvalConfig", "run_eval", "load_first_attempts"]
 
 CONFIG_FILE, SAMPLES_FILE, RESULTS_FILE, LOCK_FILE = "eval_config.json", "samples.jsonl", "results.json", ".lock"
-CHUNK_BATCHES = 4
-"""Backend batches per rollout chunk: enough for sorting by length to pay off, few enough that a kill loses
-little work and grading of one chunk overlaps generation of the next."""
+CHUNK_BATCHES = 1
+"""Backend batches per rollout chunk, the unit of resume: one, so a kill loses at most one batch of work
+(grading of one chunk still overlaps generation of the next)."""
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,14 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
     _check_numbers(config)
     task, problems = _load_problems(config)
     first_attempts = _first_attempts(config, problems)
+    loading_started = time.time()
     if backend is None:
         with phase(progress, f"loading {config.model}", None):
             from score_bench.harness.backends import load_backend
 
             backend = load_backend(config.backend, model=config.model, dtype=config.dtype, device=config.device,
                                    chat_template=config.chat_template, batch_size=config.batch_size)
+    load_s = time.time() - loading_started
     model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
     identity = _identity(config, problems, first_attempts, model_info)
     out = Path(config.output)
@@ -114,13 +117,25 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
                              f"which this run does not have; use a new --output")
         rollout_config = RolloutConfig(turns=config.turns, samples=config.samples, params=config.generation_params(),
                                        chunk_size=config.batch_size * CHUNK_BATCHES)
-        for traces in iter_rollout(task, problems, backend, rollout_config, first_attempts=first_attempts,
-                                   skip=set(done), progress=progress):
+        new_tokens = 0
+
+        def write(traces: list[Trace]) -> None:  # runs in the grading thread, as soon as a chunk is graded
+            nonlocal new_tokens
             _append(out / SAMPLES_FILE, [_row(trace) for trace in traces])
+            new_tokens += sum(a.n_tokens for trace in traces for a in trace.attempts)
+
+        rollout_started = time.time()
+        for _ in iter_rollout(task, problems, backend, rollout_config, first_attempts=first_attempts,
+                              skip=set(done), progress=progress, on_graded=write):
+            pass
+        rollout_s = time.time() - rollout_started
         rows = _recover(out / SAMPLES_FILE)
         results = _results(config, task, problems, rows, model_info, identity, started_from)
         results["resumed_rows"] = len(done)
         results["wall_time_s"] = round(time.time() - started, 3)
+        results["timing"] = {"load_s": round(load_s, 3), "rollout_s": round(rollout_s, 3),
+                             "tokens_this_run": new_tokens,
+                             "tokens_per_s": round(new_tokens / rollout_s, 2) if rollout_s > 0 else None}
         write_json_atomic(out / RESULTS_FILE, results)
     return results
 
