@@ -124,10 +124,14 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend:
                    set(done)),
                   (RolloutConfig(turns=1, samples=max(config.budgets), params=params, chunk_size=chunk),
                    set(done) | {(p.id, k) for p in problems for k in range(corrected)})]
+
+        def write(traces) -> None:  # in the grading thread, the moment a chunk is graded (as eval does)
+            evaluation._append(samples_path, [evaluation._row(trace) for trace in traces])
+
         for rollout_config, skip in stages:
-            for traces in iter_rollout(task, problems, backend, rollout_config, skip=skip, progress=progress):
-                evaluation._append(samples_path, [evaluation._row(trace) for trace in traces])
-                skip.update((t.problem.id, t.sample) for t in traces)
+            for _ in iter_rollout(task, problems, backend, rollout_config, skip=skip, progress=progress,
+                                  on_graded=write):
+                pass
         rows = evaluation._recover(samples_path)
         with phase(progress, "voting", None):
             result, votes = summarize_scale(config, task, problems, rows)
