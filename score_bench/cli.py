@@ -170,6 +170,7 @@ def scale(
     chat_template: Optional[Path] = typer.Option(None, help="Jinja chat template file for models that ship none."),
     data_dir: Optional[Path] = typer.Option(None, help="Local dataset directory (tasks that read files)."),
     unsafe: bool = typer.Option(False, help="Code tasks: run programs without a sandbox where none exists."),
+    extraction: str = typer.Option("strict", help="strict | flexible: which extracted answers vote."),
     plot: bool = typer.Option(True, help="Also write scale.png (needs the plots extra)."),
 ):
     """Parallel vs sequential self-correction at equal sample budgets (majority votes): scale.json and a plot."""
@@ -185,7 +186,7 @@ def scale(
     config = ScaleConfig(
         model=model, task=task, output=output, budgets=parsed, max_turns=max_turns, split=split, limit=limit,
         max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
-        dtype=dtype, device=device, chat_template=chat_template,
+        dtype=dtype, device=device, chat_template=chat_template, extraction=extraction,
         task_options=_task_options(task, data_dir=str(data_dir) if data_dir else None, unsafe=unsafe))
     with progress_bar() as bar:
         result = run_scale(config, progress=RichProgress(bar))

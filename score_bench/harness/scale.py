@@ -35,6 +35,8 @@ from score_bench.harness.voting import TIE_BREAK_RULE, group_answers, majority_v
 __all__ = ["ScaleConfig", "run_scale", "SCALE_FILE", "VOTES_FILE"]
 
 SCALE_FILE, VOTES_FILE = "scale.json", "votes.jsonl"
+ANSWER_FIELDS = {"strict": ("extracted", "correct"), "flexible": ("extracted_flexible", "correct_flexible")}
+"""The sample row fields (extracted answer, its verdict) each extraction mode votes with."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class ScaleConfig:
     chat_template: Path | None = None
     task_options: Mapping[str, Any] = field(default_factory=dict)
     backend: str = "transformers"
+    extraction: str = "strict"
+    """Which answers vote: "strict" (the task's stated format) or "flexible" (e.g. arith's last number), when
+    the samples carry flexible grading. Read after sampling, so it can change on a rerun without new samples."""
 
     def as_eval(self) -> EvalConfig:
         """The eval run whose samples.jsonl this scale run writes (Bmax conversations of max_turns turns, of
@@ -82,6 +87,8 @@ def _check(config: ScaleConfig) -> None:
         raise InputError(f"max_turns must be at least 2 (the sequential arm corrects once), got {config.max_turns}")
     if config.temperature <= 0:
         raise InputError(f"temperature must be above 0 for voting over samples, got {config.temperature}")
+    if config.extraction not in ANSWER_FIELDS:
+        raise InputError(f"extraction must be one of {', '.join(ANSWER_FIELDS)}, got '{config.extraction}'")
     if max(config.budgets) < 2:
         raise InputError("the largest budget must be at least 2, so the sequential arm has a conversation")
 
@@ -158,8 +165,14 @@ def summarize_scale(config: ScaleConfig, task, problems, rows: Mapping[tuple[str
     missing = [(p.id, k) for p in problems for k in range(bmax) if (p.id, k) not in rows]
     if missing:
         raise InputError(f"{config.output} is missing problem '{missing[0][0]}' sample {missing[0][1]}")
-    attempts = {t: [[rows[(p.id, k)]["attempts"][t] for k in range(bmax if t == 0 else corrected)]
-                    for p in problems] for t in range(config.max_turns)}
+    answer_key, correct_key = ANSWER_FIELDS[config.extraction]
+    if any(answer_key not in a for r in rows.values() for a in r["attempts"]):
+        raise InputError(f"samples in {config.output} carry no '{answer_key}' field: this checkout or the run that "
+                         f"drew them has no {config.extraction} extraction")
+    attempts = {t: [[{"extracted": rows[(p.id, k)]["attempts"][t][answer_key],
+                      "correct": rows[(p.id, k)]["attempts"][t][correct_key]}
+                     for k in range(bmax if t == 0 else corrected)] for p in problems]
+                for t in range(config.max_turns)}
     groups = {t: group_answers([[a["extracted"] for a in cell] for cell in attempts[t]], task.verifier)
               for t in attempts}
     votes, per_budget = [], []
@@ -186,13 +199,13 @@ def summarize_scale(config: ScaleConfig, task, problems, rows: Mapping[tuple[str
                 **metrics.paired_bootstrap(parallel, sequential, "acc_t1", seed=config.seed),
                 "mcnemar": metrics.mcnemar(correct_by_arm["parallel"], correct_by_arm["sequential"])}
         per_budget.append(entry)
-    two_turn = [[[a["correct"] for a in rows[(p.id, k)]["attempts"][:2]] for k in range(corrected)]
+    two_turn = [[[a[correct_key] for a in rows[(p.id, k)]["attempts"][:2]] for k in range(corrected)]
                 for p in problems]
     hook = hasattr(task.verifier, "same_answer_batch")
     result = {
         "budgets": per_budget,
         "single_sample": metrics.summarize(two_turn, seed=config.seed),
-        "voting": {"tie_break": TIE_BREAK_RULE,
+        "voting": {"tie_break": TIE_BREAK_RULE, "extraction": config.extraction,
                    "grouping": (f"{type(task.verifier).__name__}.same_answer_batch" if hook
                                 else "equal stripped text (the verifier offers no same_answer_batch)")},
         "paired_test": "sequential − parallel accuracy: paired bootstrap over problems (harness.metrics."
