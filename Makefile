@@ -21,6 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test,plots,gguf]'
 	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq bubblewrap; } \
 		|| echo "warning: bubblewrap missing and not root; code tasks will refuse to run untrusted programs"
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| echo "warning: chromium missing and not root; the viewer's browser test will be skipped"
 	touch $@
 
 test: setup real-model

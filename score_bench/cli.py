@@ -202,6 +202,85 @@ def repair_set(
                   f"({source['task']} {source['split']}, {source['model']}) to {output}")
 
 
+@app.command()
+def scale(
+    model: str = typer.Option(..., help="A checkpoint directory or a Hugging Face Hub id."),
+    task: str = typer.Option(..., help="Task to evaluate on (see `score-bench tasks`)."),
+    budgets: str = typer.Option("1,2,4,8,16,32", help="Comma-separated generations per problem to compare at."),
+    output: Optional[Path] = typer.Option(None, help="Run directory (default runs/scale/TASK-MODEL); rerun to resume."),
+    split: str = typer.Option("test", help="Split of the task."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N problems."),
+    max_turns: int = typer.Option(2, help="Above 2 adds multi-round arms (floor(B/t) conversations of t turns)."),
+    max_new_tokens: int = typer.Option(512, help="Generated tokens per attempt at most."),
+    batch_size: int = typer.Option(32, help="Conversations generated together."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature (above 0: votes need diverse samples)."),
+    top_p: float = typer.Option(1.0),
+    seed: int = typer.Option(0, help="Seeds sampling, tie-breaks and the bootstrap."),
+    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    chat_template: Optional[Path] = typer.Option(None, help="Jinja chat template file for models that ship none."),
+    data_dir: Optional[Path] = typer.Option(None, help="Local dataset directory (tasks that read files)."),
+    unsafe: bool = typer.Option(False, help="Code tasks: run programs without a sandbox where none exists."),
+    task_option: list[str] = typer.Option([], "--task-option", help="key=value for the task; repeatable."),
+    extraction: str = typer.Option("strict", help="strict | flexible: which extracted answers vote."),
+    plot: bool = typer.Option(True, help="Also write scale.png (needs the plots extra)."),
+):
+    """Parallel vs sequential self-correction at equal sample budgets (majority votes): scale.json and a plot."""
+    from score_bench.harness.scale import SCALE_FILE, ScaleConfig, run_scale
+
+    try:
+        parsed = tuple(int(b) for b in budgets.split(","))
+    except ValueError:
+        raise ScoreBenchError(f"--budgets must be comma-separated integers, got '{budgets}'") from None
+    quiet_transformers()
+    if output is None:
+        output = Path("runs") / "scale" / f"{task}-{Path(model.rstrip('/')).name}"
+    config = ScaleConfig(
+        model=model, task=task, output=output, budgets=parsed, max_turns=max_turns, split=split, limit=limit,
+        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
+        dtype=dtype, device=device, chat_template=chat_template, extraction=extraction,
+        task_options=_task_options(task, task_option, data_dir=str(data_dir) if data_dir else None, unsafe=unsafe))
+    with progress_bar() as bar:
+        result = run_scale(config, progress=RichProgress(bar))
+    Console().print(scale_table(f"{task} / {model}: {result['counts']['problems']} problems", result))
+    written = [output / SCALE_FILE]
+    if plot:
+        from score_bench.harness.plots import plot_scale
+
+        written.append(plot_scale({output.name: output / SCALE_FILE}, output / "scale.png"))
+    console.print("wrote " + " and ".join(str(path) for path in written))
+
+
+def scale_table(title: str, result: dict) -> Table:
+    table = Table(title=title)
+    for column in ("budget", "parallel", "sequential", "seq − par", "p", "pass@B"):
+        table.add_column(column, justify="right")
+
+    def cell(entry):
+        if not entry:
+            return "n/a"
+        return f"{entry['accuracy']:.3f} [{entry['ci95'][0]:.3f}, {entry['ci95'][1]:.3f}]"
+
+    for row in result["budgets"]:
+        diff = row.get("sequential_minus_parallel")
+        table.add_row(str(row["budget"]), cell(row.get("parallel")), cell(row.get("sequential")),
+                      f"{diff['difference']:+.3f}" if diff else "n/a", f"{diff['p_value']:.3f}" if diff else "",
+                      f"{row['pass_at_budget']:.3f}")
+    return table
+
+
+@app.command()
+def view(
+    runs: list[Path] = typer.Argument(..., help="Eval (or scale) run directories holding samples.jsonl."),
+    output: Path = typer.Option(Path("report.html"), help="The self-contained HTML file to write."),
+):
+    """One self-contained HTML page to read samples: metrics, a clickable transition matrix, attempts with a diff."""
+    from score_bench.harness.viewer import write_report
+
+    path = write_report(runs, output)
+    console.print(f"wrote {path}")
+
+
 @app.command(name="base-model")
 def base_model(
     output: Path = typer.Option(..., help="Directory for the checkpoint and card.json (must be empty or absent)."),
