@@ -57,10 +57,12 @@ class OpenAIBackend:
     @classmethod
     def load(cls, model: str, *, base_url: str | None = None, max_concurrency: int = 8,
              request_timeout: float = 600.0, max_retries: int = 5, dtype: str = "auto", device: str = "auto",
-             chat_template=None, batch_size: int | None = None) -> "OpenAIBackend":
+             chat_template=None, batch_size: int | None = None,
+             prefix_cache_mb: float | None = None) -> "OpenAIBackend":
         """Connect to `base_url` (e.g. http://127.0.0.1:8000/v1) and check that it serves `model` (GET /models).
         dtype, device and chat_template belong to the server; anything but their defaults is an error here.
-        batch_size is accepted for the common eval signature: concurrency is max_concurrency."""
+        batch_size and prefix_cache_mb are accepted for the common eval signature: concurrency is
+        max_concurrency, and the server keeps its own caches."""
         openai = _import_openai()
         base_url = _check_base_url(base_url)
         if max_concurrency < 1:

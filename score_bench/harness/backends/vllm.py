@@ -70,9 +70,11 @@ class VllmBackend:
     def load(cls, model: str, *, dtype: str = "auto", device: str = "auto", chat_template: str | Path | None = None,
              batch_size: int | None = None, tensor_parallel_size: int = 1, data_parallel_size: int = 1,
              gpu_memory_utilization: float = 0.9, max_model_len: int | None = None, enforce_eager: bool = False,
-             trust_remote_code: bool = False, in_process: bool = False) -> "VllmBackend":
+             trust_remote_code: bool = False, in_process: bool = False,
+             prefix_cache_mb: float | None = None) -> "VllmBackend":
         """Start an engine on a checkpoint directory or Hub id; every input is checked before vLLM starts.
-        batch_size is accepted for the common eval signature: vLLM schedules its own batches.
+        batch_size and prefix_cache_mb are accepted for the common eval signature: vLLM schedules its own
+        batches and manages its own prefix cache.
         `in_process` keeps the engine in this process (no engine-core subprocess), which a trainer needs to load
         new weights into it in place (see load_weights)."""
         _import_vllm()  # a missing extra is said first, before any file is read
