@@ -335,7 +335,7 @@ def scale_figure(runs: Mapping[str, Path]) -> Figure:
         problems = result.get("counts", {}).get("problems", "?")
         ax.set_title(f"{name} ({problems} problems)", fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].legend(fontsize=8, loc="upper left")
     return figure
 
 
