@@ -30,7 +30,7 @@ from score_bench.harness.metrics import summarize
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
 from score_bench.harness.provenance import provenance, write_json_atomic
-from score_bench.harness.resume import preserved_rng
+from score_bench.harness.resume import check_output_identity, preserved_rng
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
 from score_bench.harness.types import Message, Problem, Status
 
@@ -366,6 +366,7 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
 
     check_fields(config, who)
     check_output_not_model(Path(config.output), config.model)
+    check_output_identity(Path(config.output), config, CONFIG_FILE)
     device = resolve_device(config.device)
     # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
     accelerator = Accelerator(cpu=device == "cpu", device_placement=False)
@@ -390,8 +391,10 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
     torch.manual_seed(config.seed)
     model = load_model(source, config.model, torch.float32).to(device)
     check_finite_weights(model, config.model)
-    check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
-                  [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2, config.model)
+    if getattr(config, "max_new_tokens", None):
+        check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
+                      [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2,
+                      config.model)
     return RunStart(accelerator, device, task, problems, source, tokenizer, model)
 
 
