@@ -70,20 +70,29 @@ def progress_bar() -> Progress:
 
 
 def metrics_table(title: str, metrics: dict) -> Table:
+    """Strict metrics (the headline) beside the same under flexible extraction, and extraction rates."""
     table = Table(title=title)
-    for column in ("metric", "value", "95% CI"):
+    for column in ("metric", "strict", "95% CI", "flexible", "95% CI "):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    names = [k for k in metrics if k.startswith("acc_t")] + [k for k in METRIC_LABELS if not k.startswith("acc_t")]
-    for name in names:
-        entry = metrics.get(name)
-        if not entry:
-            continue
-        value = "n/a" if entry["value"] is None else f"{entry['value']:.3f}"
-        ci = "n/a" if not entry["ci95"] else f"[{entry['ci95'][0]:.3f}, {entry['ci95'][1]:.3f}]"
-        table.add_row(METRIC_LABELS.get(name, name.replace("acc_t", "Accuracy@t")), value, ci)
+    turns = [k[len("acc_t"):] for k in metrics if k.startswith("acc_t") and k[len("acc_t"):].isdigit()]
+    rows = [(f"acc_t{t}", f"Accuracy@t{t}") for t in turns]
+    rows += [(k, label) for k, label in METRIC_LABELS.items() if not k.startswith("acc_t")]
+    rows += [(f"extraction_rate_t{t}", f"Extracted@t{t}") for t in turns]
+    for name, label in rows:
+        if name in metrics:
+            table.add_row(label, *_value_and_interval(metrics[name]),
+                          *_value_and_interval(metrics.get(name + "_flexible")))
     for name, value in metrics.get("pass_at_k", {}).items():
-        table.add_row(name, f"{value:.3f}", "")
+        table.add_row(name, f"{value:.3f}", "", "", "")
     return table
+
+
+def _value_and_interval(entry: dict | None) -> tuple[str, str]:
+    if not entry:
+        return "", ""
+    value = "n/a" if entry["value"] is None else f"{entry['value']:.3f}"
+    ci = "n/a" if not entry["ci95"] else f"[{entry['ci95'][0]:.3f}, {entry['ci95'][1]:.3f}]"
+    return value, ci + (f" p={entry['p_value']:.2g}" if "p_value" in entry else "")
 
 
 @app.command()

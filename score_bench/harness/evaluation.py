@@ -324,7 +324,9 @@ def _append(path: Path, rows: list[dict]) -> None:
 def _row(trace: Trace) -> dict:
     attempts = []
     for attempt in trace.attempts:
+        flexible = attempt.flexible_verdict or attempt.verdict
         entry = {"text": attempt.text, "extracted": attempt.extracted, "correct": attempt.correct,
+                 "extracted_flexible": flexible.extracted, "correct_flexible": flexible.correct,
                  "status": attempt.verdict.status.value, "tokens": attempt.n_tokens, "given": attempt.given}
         if attempt.verdict.detail:
             entry["detail"] = attempt.verdict.detail
@@ -334,14 +336,24 @@ def _row(trace: Trace) -> dict:
             "edit_ratio": [round(edit_ratio(a, b), 6) for a, b in zip(texts, texts[1:])]}
 
 
+def _per_attempt(grid: list[list[dict]], read) -> list[list[list]]:
+    """read(attempt row) for every [problem][sample][attempt]; rows written before flexible grading existed
+    fall back to their strict fields."""
+    return [[[read(a) for a in row["attempts"]] for row in cell] for cell in grid]
+
+
 def _results(config: EvalConfig, task, problems: list[Problem], rows: dict[tuple[str, int], dict],
              model_info: dict, identity: dict, started_from: dict) -> dict:
     """results.json, computed from the samples file alone."""
     grid = [[rows[(p.id, k)] for k in range(config.samples)] for p in problems]
-    correct = [[[a["correct"] for a in row["attempts"]] for row in cell] for cell in grid]
+    correct = _per_attempt(grid, lambda a: a["correct"])
     flat = [row for cell in grid for row in cell]
     results: dict[str, Any] = {
-        "metrics": metrics.summarize(correct, seed=config.seed),
+        "metrics": metrics.summarize(
+            correct, flexible=_per_attempt(grid, lambda a: a.get("correct_flexible", a["correct"])),
+            extracted=_per_attempt(grid, lambda a: a["extracted"] is not None),
+            extracted_flexible=_per_attempt(grid, lambda a: a.get("extracted_flexible", a["extracted"]) is not None),
+            seed=config.seed),
         "per_turn_accuracy": [sum(c[t] for cell in correct for c in cell) / len(flat) for t in range(config.turns)],
     }
     if config.samples > 1:

@@ -25,28 +25,45 @@ VERIFY_CHUNK = 256
 """Items per verifier call: large enough to keep every worker busy, small enough for live progress."""
 
 
+@dataclass(frozen=True)
+class AttemptGrade:
+    """One response graded twice: as the task's stated format asks (strict, the headline) and as the task's
+    flexible extraction reads it. Each verdict's `extracted` is its extraction (None: nothing extracted)."""
+
+    verdict: Verdict
+    flexible_verdict: Verdict
+
+
 def grade_attempts(task: Task, pairs: Sequence[tuple[Problem, str]], progress: Progress | None = None,
-                   description: str = "grading") -> list[Verdict]:
-    """Verdicts for (problem, response) pairs, in order: extraction by the task, judgement by its verifier.
-    Each verdict's `extracted` is the task's extraction. A sample that fails to extract, or a verifier that
-    fails, gives verdicts with status error for the samples concerned, never a crashed run."""
+                   description: str = "grading") -> list[AttemptGrade]:
+    """Grades of (problem, response) pairs, in order: strict and flexible extraction by the task, judgement by
+    its verifier (once per distinct extraction: a flexible answer equal to the strict one shares its verdict).
+    A sample that fails to extract, or a verifier that fails, gives verdicts with status error for the samples
+    concerned, never a crashed run."""
+    flexible_of = getattr(task, "extract_flexible", task.extract)
     items: list[tuple[Problem, str | None]] = []
     failed: dict[int, Verdict] = {}
     for problem, response in pairs:
-        try:
-            items.append((problem, task.extract(problem, response)))
-        except Exception as err:
-            failed[len(items)] = Verdict(Status.ERROR, None, _error_detail("extraction failed", err))
-            items.append((problem, None))
-    to_verify = [(i, item) for i, item in enumerate(items) if i not in failed]
+        for extract in (task.extract, flexible_of):
+            try:
+                items.append((problem, extract(problem, response)))
+            except Exception as err:
+                failed[len(items)] = Verdict(Status.ERROR, None, _error_detail("extraction failed", err))
+                items.append((problem, None))
+    # items alternate strict, flexible; a flexible extraction equal to its strict one is not verified again
+    same = {i for i in range(1, len(items), 2)
+            if i not in failed and i - 1 not in failed and items[i][1] == items[i - 1][1]}
+    to_verify = [(i, item) for i, item in enumerate(items) if i not in failed and i not in same]
     verdicts: dict[int, Verdict] = dict(failed)
-    with phase(progress, description, len(items)) as step:
+    with phase(progress, description, len(to_verify)) as step:
         for start in range(0, len(to_verify), VERIFY_CHUNK):
             chunk = to_verify[start:start + VERIFY_CHUNK]
             for (i, (_, extracted)), verdict in zip(chunk, _verify([item for _, item in chunk], task)):
                 verdicts[i] = replace(verdict, extracted=extracted, detail=verdict.detail[:DETAIL_CAP])
             step(len(chunk))
-    return [verdicts[i] for i in range(len(items))]
+    for i in same:
+        verdicts[i] = verdicts[i - 1]
+    return [AttemptGrade(verdicts[i], verdicts[i + 1]) for i in range(0, len(items), 2)]
 
 
 def _verify(items: list[tuple[Problem, str | None]], task: Task) -> list[Verdict]:
@@ -111,10 +128,11 @@ def correctness_by_problem(ids: Sequence[str], correct: Sequence[Sequence[bool]]
     return list(grouped.values())
 
 
-def metrics_block(correct: list[list[list[bool]]], seed: int = 0) -> dict:
+def metrics_block(correct: list[list[list[bool]]], seed: int = 0, **per_attempt) -> dict:
     """The "metrics" entry of a results file, plus pass@k per turn when every problem has several samples
-    (k up to the fewest samples of a problem; each problem's pass@k uses its own n)."""
-    metrics = summarize(correct, seed=seed)
+    (k up to the fewest samples of a problem; each problem's pass@k uses its own n).
+    `per_attempt`: summarize's flexible / extracted / extracted_flexible arrays, shaped like `correct`."""
+    metrics = summarize(correct, seed=seed, **per_attempt)
     n_samples = min(len(cell) for cell in correct)
     if n_samples > 1:
         ks = sorted({1, n_samples} | {k for k in (5, 10) if k < n_samples})
@@ -146,18 +164,28 @@ def grade_file(task: Task, samples: Path, output: Path, split: str | None = None
     check_grade_output(Path(output), task.name, samples_sha256)
     problems = resolve_problems(task, {row.id for row in rows}, split, Path(samples))
     pairs = [(problems[row.id], response) for row in rows for response in row.responses]
-    verdicts = iter(grade_attempts(task, pairs, progress))
+    graded_pairs = iter(grade_attempts(task, pairs, progress))
     grades = []
     for row in rows:
-        row_verdicts = [next(verdicts) for _ in row.responses]
+        row_grades = [next(graded_pairs) for _ in row.responses]
+        strict, flexible = [g.verdict for g in row_grades], [g.flexible_verdict for g in row_grades]
         grades.append({
             "id": row.id,
-            "correct": [v.correct for v in row_verdicts],
-            "extracted": [_cap(v.extracted) for v in row_verdicts],
-            "status": [v.status.value for v in row_verdicts],
-            "detail": [_cap(v.detail) for v in row_verdicts],
+            "correct": [v.correct for v in strict],
+            "extracted": [_cap(v.extracted) for v in strict],
+            "status": [v.status.value for v in strict],
+            "detail": [_cap(v.detail) for v in strict],
+            "correct_flexible": [v.correct for v in flexible],
+            "extracted_flexible": [_cap(v.extracted) for v in flexible],
         })
-    correct = correctness_by_problem([g["id"] for g in grades], [g["correct"] for g in grades])
+    ids = [g["id"] for g in grades]
+    correct = correctness_by_problem(ids, [g["correct"] for g in grades])
+    per_attempt = {
+        "flexible": correctness_by_problem(ids, [g["correct_flexible"] for g in grades]),
+        "extracted": correctness_by_problem(ids, [[e is not None for e in g["extracted"]] for g in grades]),
+        "extracted_flexible": correctness_by_problem(
+            ids, [[e is not None for e in g["extracted_flexible"]] for g in grades]),
+    }
     graded = [problems[row_id] for row_id in dict.fromkeys(row.id for row in rows)]
     results = {
         "kind": "grade",
@@ -168,7 +196,7 @@ def grade_file(task: Task, samples: Path, output: Path, split: str | None = None
         "counts": {"rows": len(rows), "problems": len(correct), **_sample_counts(graded, correct),
                    "attempts": len(rows[0].responses),
                    "errors": sum(status == "error" for g in grades for status in g["status"])},
-        "metrics": metrics_block(correct),
+        "metrics": metrics_block(correct, **per_attempt),
         "wall_time_s": round(time.time() - started, 3),
         **provenance(),
     }

@@ -54,10 +54,16 @@ class Attempt:
     """True for a fixed first attempt (repair evaluation): the model did not write it."""
     token_ids: tuple[int, ...] = ()
     """The sampled token ids (harness.generation.Completion.token_ids); empty when given or not reported."""
+    flexible_verdict: Verdict | None = None
+    """The verdict on the task's flexible extraction (its `extracted` is that extraction); None: as strict."""
 
     @property
     def correct(self) -> bool:
         return self.verdict.correct
+
+    @property
+    def flexible_correct(self) -> bool:
+        return (self.flexible_verdict or self.verdict).correct
 
 
 @dataclass(frozen=True)
@@ -172,12 +178,13 @@ def _grade(task: Task, chunk: list[tuple[Problem, int]], conversations: list[_Co
     """Extract and verify every attempt of the chunk in one grading call (harness.grading, the path `grade`
     takes too): a failure to grade is a verdict with status error, never a crashed run."""
     pairs = [(problem, text) for (problem, _), conversation in zip(chunk, conversations) for text in conversation.texts]
-    verdicts = iter(grade_attempts(task, pairs))
+    grades = iter(grade_attempts(task, pairs))
     traces = []
     for (problem, sample), conversation in zip(chunk, conversations):
-        attempts = tuple(Attempt(text, verdict.extracted, verdict, n_tokens, given, token_ids)
-                         for text, n_tokens, given, token_ids, verdict
+        attempts = tuple(Attempt(text, grade.verdict.extracted, grade.verdict, n_tokens, given, token_ids,
+                                 grade.flexible_verdict)
+                         for text, n_tokens, given, token_ids, grade
                          in zip(conversation.texts, conversation.tokens, conversation.given, conversation.token_ids,
-                                verdicts))
+                                grades))
         traces.append(Trace(problem, sample, tuple(conversation.messages), attempts))
     return traces

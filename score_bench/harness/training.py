@@ -289,15 +289,19 @@ class HeldOutEval:
 
     def row(self, step: int, stage: int, **labels: Any) -> dict[str, Any]:
         """The "eval" row of the current model: kind, step, stage, `labels` (e.g. the SFT iteration), split,
-        problems, accuracy_t1, accuracy_t2, delta, delta_i2c, delta_c2i, ci95 (of each), grading_errors."""
+        problems, accuracy_t1, accuracy_t2, delta, delta_i2c, delta_c2i, accuracy_t1_flexible,
+        accuracy_t2_flexible (flexible extraction), ci95 (of each), grading_errors."""
         with preserved_rng():
             traces = rollout(self.task, self.problems, self.backend,
                              RolloutConfig(turns=2, samples=1, params=self.params))
-            metrics = summarize([[a.correct for a in t.attempts] for t in traces], seed=self.seed)
-        names = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
+            metrics = summarize([[a.correct for a in t.attempts] for t in traces],
+                                flexible=[[a.flexible_correct for a in t.attempts] for t in traces], seed=self.seed)
+        names = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i", "acc_t1_flexible", "acc_t2_flexible")
         return {"kind": "eval", "step": step, "stage": stage, **labels, "split": self.split,
                 "problems": len(traces),
                 "accuracy_t1": metrics["acc_t1"]["value"], "accuracy_t2": metrics["acc_t2"]["value"],
+                "accuracy_t1_flexible": metrics["acc_t1_flexible"]["value"],
+                "accuracy_t2_flexible": metrics["acc_t2_flexible"]["value"],
                 "delta": metrics["delta"]["value"], "delta_i2c": metrics["delta_i2c"]["value"],
                 "delta_c2i": metrics["delta_c2i"]["value"], "ci95": {n: metrics[n]["ci95"] for n in names},
                 "grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts)}
