@@ -130,10 +130,10 @@ CASES = [
     ("train-output-holds-another-checkpoint", lambda ws, m: _train(ws, m) if _write(
         ws / "out" / "trainer_config.json", json.dumps({"config": {"model": "other", "seed": 3}})) else [],
      ["out", "different config"]),
-    ("train-output-holds-an-eval", lambda ws, m: _train(ws, m)[:6] + [_eval_run(ws)] + _train(ws, m)[7:],
+    ("train-output-holds-an-eval", lambda ws, m: _train(ws, m)[:8] + [_eval_run(ws)] + _train(ws, m)[9:],
      ["evalrun", "evaluation"]),
-    ("train-output-is-file", lambda ws, m: _train(ws, m)[:6] + [_write(ws / "out", "x")] + _train(ws, m)[7:],
-     ["is a file"]),
+    ("train-output-is-file", lambda ws, m: _train(ws, m)[:8] + [_write(ws / "out", "x")] + _train(ws, m)[9:],
+     ["--output", "is a file"]),
     # base-model
     ("base-model-minutes-nan", lambda ws, m: ["base-model", "--output", ws / "b", "--minutes", "nan"], ["minutes", "nan"]),
     ("base-model-eval-problems-negative", lambda ws, m: ["base-model", "--output", ws / "b", "--eval-problems", "-1"],
