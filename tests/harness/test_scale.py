@@ -121,3 +121,28 @@ def test_committed_arith_run_votes_match_a_vote_by_hand():
             return text.strip()
 
     check_budget_by_hand(rows, votes, scale, 8, number, scale["seed"])
+
+
+def test_the_plot_draws_both_arms_and_pass_at_b(toy_run, tmp_path):
+    from score_bench.harness.plots import plot_scale, scale_figure
+
+    config, _ = toy_run
+    figure = scale_figure({"toy": config.output})
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert labels == ["parallel: majority over B first attempts",
+                      "sequential: majority over B/2 corrected attempts", "pass@B (any first attempt correct)"]
+    assert plot_scale({"toy": config.output}, tmp_path / "scale.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("args, message", [(["--budgets", "2,x"], "--budgets must be comma-separated integers"),
+                                           (["--budgets", "1"], "largest budget must be at least 2")])
+def test_cli_refuses_bad_budgets_in_one_line(tmp_path, args, message):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "score_bench", "scale", "--model", str(tmp_path / "none"),
+                           "--task", "arith", "--output", str(out), *args], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not out.exists()
