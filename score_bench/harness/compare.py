@@ -6,7 +6,6 @@ A run is a directory (or its results.json) written by `eval` (samples.jsonl besi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from score_bench.harness.errors import InputError
+from score_bench.harness.jsonl import read_json, read_jsonl_objects
 from score_bench.harness.metrics import mcnemar, paired_bootstrap
 
 TABLE_METRICS = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i", "acc_t1_flexible", "acc_t2_flexible",
@@ -46,14 +46,31 @@ class Run:
 def _per_problem_rows(directory: Path) -> list[tuple[str, list[bool], list[bool] | None]]:
     """(id, strict correctness per attempt, flexible correctness per attempt or None) per row."""
     samples, grades = directory / "samples.jsonl", directory / "grades.jsonl"
-    if samples.is_file():
-        rows = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [(row["id"], [a["correct"] for a in row["attempts"]],
-                 [a["correct_flexible"] for a in row["attempts"]]
-                 if all("correct_flexible" in a for a in row["attempts"]) else None) for row in rows]
-    if grades.is_file():
-        rows = [json.loads(line) for line in grades.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [(row["id"], row["correct"], row.get("correct_flexible")) for row in rows]
+    def flexible_of(attempts: list) -> list | None:
+        return [a["correct_flexible"] for a in attempts] if all("correct_flexible" in a for a in attempts) else None
+
+    for path, correct_of, flexible_of_row in (
+            (samples, lambda row: [attempt["correct"] for attempt in row["attempts"]],
+             lambda row: flexible_of(row["attempts"])),
+            (grades, lambda row: row["correct"], lambda row: row.get("correct_flexible"))):
+        if not path.is_file():
+            continue
+        rows = []
+        for number, row in read_jsonl_objects(path, "run file"):
+            try:
+                correct = correct_of(row)
+                flexible = flexible_of_row(row)
+                problem_id = row["id"]
+                if not isinstance(problem_id, str) or not all(isinstance(c, bool) for c in correct) or not correct:
+                    raise TypeError
+                if flexible is not None and (len(flexible) != len(correct)
+                                             or not all(isinstance(c, bool) for c in flexible)):
+                    raise TypeError
+            except (KeyError, TypeError, IndexError):
+                raise InputError(f"{path}:{number}: not a row of an eval or grade run (needs an id and "
+                                 "per-attempt correctness)") from None
+            rows.append((problem_id, list(correct), None if flexible is None else list(flexible)))
+        return rows
     raise InputError(f"{directory}: no samples.jsonl or grades.jsonl beside results.json; paired tests need them")
 
 
@@ -63,10 +80,9 @@ def load_run(path: Path, name: str | None = None) -> Run:
     results_file = directory / "results.json"
     if not results_file.is_file():
         raise InputError(f"{path}: not a run directory or results.json (no {results_file})")
-    try:
-        results = json.loads(results_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise InputError(f"{results_file}: not valid JSON ({err.msg})") from None
+    results = read_json(results_file, "results file")
+    if not isinstance(results, dict) or not isinstance(results.get("metrics"), dict):
+        raise InputError(f"{results_file}: not a results file of score-bench (no \"metrics\" object)")
     rows = _per_problem_rows(directory)
     grouped: dict[str, list[list[bool]]] = {}
     grouped_flexible: dict[str, list[list[bool]]] = {}
@@ -74,12 +90,15 @@ def load_run(path: Path, name: str | None = None) -> Run:
         grouped.setdefault(problem_id, []).append(correct)
         grouped_flexible.setdefault(problem_id, []).append(flexible)
     ids = tuple(sorted(grouped))
-    try:
-        correct = np.array([grouped[i] for i in ids], dtype=bool)
-        flexible = (np.array([grouped_flexible[i] for i in ids], dtype=bool)
-                    if all(f is not None for _, _, f in rows) else None)
-    except ValueError:
-        raise InputError(f"{directory}: problems have unequal numbers of samples or attempts") from None
+    samples = {len(grouped[i]) for i in ids}
+    if len(samples) > 1:
+        raise InputError(f"{directory}: problems have unequal numbers of samples ({min(samples)} to "
+                         f"{max(samples)}); paired tests need the same number for every problem")
+    if len({len(c) for i in ids for c in grouped[i]}) > 1:
+        raise InputError(f"{directory}: rows have unequal numbers of attempts")
+    correct = np.array([grouped[i] for i in ids], dtype=bool)
+    flexible = (np.array([grouped_flexible[i] for i in ids], dtype=bool)
+                if all(f is not None for _, _, f in rows) else None)
     task = results.get("task", {})
     task_name = task.get("name", "?") if isinstance(task, dict) else str(task)
     return Run(name or directory.name, directory, task_name, results["metrics"], ids, correct, flexible)

@@ -8,30 +8,31 @@ run resumed any number of times ends with the same metrics as one that never sto
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from score_bench.harness import metrics
+from score_bench.harness.checks import check_fields
 from score_bench.harness.edit_distance import edit_ratio
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
+from score_bench.harness.guards import check_context, check_finite_weights, check_output_dir, output_lock
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.prompts import PromptOverride, prompts_used
 from score_bench.harness.provenance import problems_hash, provenance, write_json_atomic
 from score_bench.harness.registry import load_task
+from score_bench.harness.repair_set import read_marked_rows, repair_set_ids
 from score_bench.harness.rollout import RolloutConfig, Trace, iter_rollout, plan
 from score_bench.harness.types import Problem
 
 __all__ = ["EvalConfig", "run_eval", "load_first_attempts"]
 
-CONFIG_FILE, SAMPLES_FILE, RESULTS_FILE, LOCK_FILE = "eval_config.json", "samples.jsonl", "results.json", ".lock"
+CONFIG_FILE, SAMPLES_FILE, RESULTS_FILE = "eval_config.json", "samples.jsonl", "results.json"
 CHUNK_BATCHES = 1
 """Backend batches per rollout chunk, the unit of resume: one, so a kill loses at most one batch of work
 (grading of one chunk still overlaps generation of the next)."""
@@ -77,6 +78,13 @@ class EvalConfig:
     """Replaces the attempt-1 user message; "{question}" marks where the problem goes."""
     system_prompt: str | None = None
     backend: str = "transformers"
+    """transformers, vllm or openai (harness.backends)."""
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    """The backend's own options (e.g. vllm: tensor_parallel_size, max_model_len; openai: base_url,
+    max_concurrency, request_timeout): see the backend's `load`. Part of the run's identity, like the rest."""
+    prefix_cache_mb: float = 1024
+    """Memory kept for reusing attempt k's KV cache in attempt k+1 (0 turns reuse off); speed only, so not part
+    of the run's identity."""
 
     def generation_params(self) -> GenerationParams:
         return GenerationParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
@@ -90,22 +98,24 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
     started = time.time()
     started_from = provenance()  # the code that evaluates is what was checked out now, not at the end
     _check_numbers(config)
+    check_output_dir(Path(config.output))
     task, problems = _load_problems(config)
-    first_attempts = _first_attempts(config, problems)
+    problems, first_attempts = _first_attempts(config, problems)
     loading_started = time.time()
     if backend is None:
         with phase(progress, f"loading {config.model}", None):
             from score_bench.harness.backends import load_backend
 
             backend = load_backend(config.backend, model=config.model, dtype=config.dtype, device=config.device,
-                                   chat_template=config.chat_template, batch_size=config.batch_size)
+                                   chat_template=config.chat_template, batch_size=config.batch_size,
+                                   prefix_cache_mb=config.prefix_cache_mb, **dict(config.backend_options))
     load_s = time.time() - loading_started
+    _check_backend(config, task, problems, backend)
     model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
     identity = _identity(config, problems, first_attempts, model_info)
     out = Path(config.output)
     _check_existing(out, identity)  # everything above writes nothing, so bad input leaves no trace
-    out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
+    with output_lock(out, "eval"):
         _check_existing(out, identity)  # again under the lock: another run may have started meanwhile
         if not (out / CONFIG_FILE).exists():
             write_json_atomic(out / CONFIG_FILE, identity)
@@ -141,17 +151,24 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
 
 
 def _check_numbers(config: EvalConfig) -> None:
-    checks = [("limit", config.limit is None or config.limit >= 1, "at least 1"),
-              ("turns", config.turns >= 1, "at least 1"), ("samples", config.samples >= 1, "at least 1"),
-              ("max_new_tokens", config.max_new_tokens >= 1, "at least 1"),
-              ("batch_size", config.batch_size >= 1, "at least 1"),
-              ("temperature", config.temperature >= 0, "0 (greedy) or more"),
-              ("top_p", 0 < config.top_p <= 1, "in (0, 1]")]
-    for name, ok, want in checks:
-        if not ok:
-            raise InputError(f"{name} must be {want}, got {getattr(config, name)}")
+    check_fields(config, "eval")
     if config.first_attempts is not None and config.task_first_attempts:
         raise InputError("give first attempts from a file or from the task, not both")
+    if not all(isinstance(text, str) and text for text in config.stop):
+        raise InputError("every stop string must be a non-empty string")
+
+
+def _check_backend(config: EvalConfig, task, problems: list[Problem], backend: Backend) -> None:
+    """Before anything is written: the weights are numbers, and every conversation renders and fits the
+    model's context (a backend that exposes no transformers model and tokenizer is trusted)."""
+    model, tokenizer = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
+    if model is None or tokenizer is None or not hasattr(model, "named_parameters"):
+        return
+    check_finite_weights(model, config.model)
+    template = f"chat template '{config.chat_template}'" if config.chat_template else "the model's chat template"
+    check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
+                  [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, config.turns,
+                  config.model, template)
 
 
 def _load_problems(config: EvalConfig) -> tuple[Any, list[Problem]]:
@@ -173,20 +190,28 @@ def _load_problems(config: EvalConfig) -> tuple[Any, list[Problem]]:
     return task, problems
 
 
-def _first_attempts(config: EvalConfig, problems: list[Problem]) -> dict[str, str] | None:
+def _first_attempts(config: EvalConfig, problems: list[Problem]) -> tuple[list[Problem], dict[str, str] | None]:
+    """The problems to run and their given first attempts. A repair set (harness.repair_set) holds only some of
+    a split's problems: the run keeps those, in the split's order; any other file must cover every problem."""
     if config.task_first_attempts:
         missing = [p.id for p in problems if p.fixed_first_attempt is None]
         if missing:
             raise InputError(f"task {config.task} gives no first attempt for problem '{missing[0]}'")
-        return {p.id: p.fixed_first_attempt for p in problems}  # type: ignore[misc]
+        return problems, {p.id: p.fixed_first_attempt for p in problems}  # type: ignore[misc]
     if config.first_attempts is None:
-        return None
+        return problems, None
     given = load_first_attempts(Path(config.first_attempts))
+    subset = repair_set_ids(read_marked_rows(Path(config.first_attempts)))
+    if subset is not None:
+        problems = [p for p in problems if p.id in subset]
+        if not problems:
+            raise InputError(f"repair set {config.first_attempts} holds no problem of task {config.task} "
+                             f"split '{config.split}'")
     missing = [p.id for p in problems if p.id not in given]
     if missing:
         raise InputError(f"first-attempts file {config.first_attempts} has no entry for problem '{missing[0]}' "
                          f"({len(missing)} of {len(problems)} missing)")
-    return {p.id: given[p.id] for p in problems}
+    return problems, {p.id: given[p.id] for p in problems}
 
 
 def load_first_attempts(path: Path) -> dict[str, str]:
@@ -194,13 +219,14 @@ def load_first_attempts(path: Path) -> dict[str, str]:
     of an earlier eval, whose sample 0 attempt 1 is taken)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise InputError(f"cannot read first-attempts file '{path}': {err.strerror or err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.reason if isinstance(err, UnicodeDecodeError) else err.strerror or err
+        raise InputError(f"cannot read first-attempts file '{path}': {reason}") from None
     if path.suffix == ".json":
         try:
             mapping = json.loads(text)
-        except ValueError as err:
-            raise InputError(f"first-attempts file '{path}' is not valid JSON: {err}") from None
+        except (ValueError, RecursionError) as err:
+            raise InputError(f"first-attempts file '{path}' is not valid JSON: {str(err)[:200]}") from None
         if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
             raise InputError(f"first-attempts file '{path}' must hold a JSON object of id -> text")
         return {str(k): v for k, v in mapping.items()}
@@ -214,7 +240,9 @@ def load_first_attempts(path: Path) -> dict[str, str]:
                 continue
             problem_id = str(row["id"])
             attempt = row["text"] if "text" in row else row["attempts"][0]["text"]
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            if not isinstance(attempt, str):
+                raise TypeError(attempt)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
             raise InputError(f"first-attempts file '{path}' line {number}: expected an object with "
                              f"\"id\" and \"text\"") from None
         if given.get(problem_id, attempt) != attempt:
@@ -228,6 +256,7 @@ def _identity(config: EvalConfig, problems: list[Problem], first_attempts: dict[
     """Everything that decides the samples: a run may resume only into a directory with the same identity."""
     settings = asdict(config)
     settings.pop("output")
+    settings.pop("prefix_cache_mb")
     for name in ("chat_template", "first_attempts"):
         if settings[name] is not None:
             settings[name] = str(Path(settings[name]).resolve())
@@ -249,8 +278,8 @@ def _check_existing(out: Path, identity: dict) -> None:
         return
     try:
         stored = json.loads(stored_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read {stored_path}: {err}") from None
+    except (OSError, ValueError, RecursionError) as err:
+        raise InputError(f"cannot read {stored_path}: {str(err)[:200]}") from None
     if stored != identity:
         raise InputError(f"{out} holds a different run ({_first_difference(stored, identity)}); "
                          f"rerun with the same settings to resume, or use a new --output")
@@ -265,17 +294,6 @@ def _first_difference(stored: dict, current: dict, prefix: str = "") -> str:
         elif a != b:
             return f"{prefix}{key}: {json.dumps(a)} there, {json.dumps(b)} now"
     return "unknown difference"
-
-
-@contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """One run per directory at a time; the kernel drops the lock when the process dies, even by kill -9."""
-    with open(out / LOCK_FILE, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(f"another eval is writing to {out}") from None
-        yield
 
 
 def _recover(path: Path) -> dict[tuple[str, int], dict]:
@@ -294,7 +312,8 @@ def _recover(path: Path) -> dict[tuple[str, int], dict]:
         try:
             row = json.loads(line)
             key = (row["id"], row["sample"])
-        except (ValueError, KeyError, TypeError):
+            hash(key)
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise InputError(f"{path} line {number} is not a sample row; the file is damaged") from None
         if key in rows:
             raise InputError(f"{path} line {number} repeats problem '{key[0]}' sample {key[1]}")
@@ -343,6 +362,7 @@ def _results(config: EvalConfig, task, problems: list[Problem], rows: dict[tuple
     correct = _per_attempt(grid, lambda a: a["correct"])
     flat = [row for cell in grid for row in cell]
     results: dict[str, Any] = {
+        "kind": "repair" if config.first_attempts is not None or config.task_first_attempts else "eval",
         "metrics": metrics.summarize(
             correct, flexible=_per_attempt(grid, lambda a: a.get("correct_flexible", a["correct"])),
             extracted=_per_attempt(grid, lambda a: a["extracted"] is not None),

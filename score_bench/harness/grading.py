@@ -120,26 +120,35 @@ def resolve_problems(task: Task, ids: set[str], split: str | None, source: Path)
 
 
 def correctness_by_problem(ids: Sequence[str], correct: Sequence[Sequence[bool]]) -> list[list[list[bool]]]:
-    """Group per-row correctness into [problem][sample][attempt], problems in first-seen order."""
+    """Group per-row correctness into [problem][sample][attempt], problems in first-seen order: rows that
+    repeat an id are further samples of that problem, and problems may have different numbers of them."""
     grouped: dict[str, list[list[bool]]] = {}
     for row_id, row in zip(ids, correct):
         grouped.setdefault(row_id, []).append(list(row))
-    samples = {len(v) for v in grouped.values()}
-    if len(samples) > 1:
-        short = min(grouped, key=lambda k: len(grouped[k]))
-        raise InputError(f"problems have different numbers of samples (e.g. {short!r} has {len(grouped[short])})")
     return list(grouped.values())
 
 
 def metrics_block(correct: list[list[list[bool]]], seed: int = 0, **per_attempt) -> dict:
-    """The "metrics" entry of a results file, plus pass@k per turn when there are several samples.
+    """The "metrics" entry of a results file, plus pass@k per turn when every problem has several samples
+    (k up to the fewest samples of a problem; each problem's pass@k uses its own n).
     `per_attempt`: summarize's flexible / extracted / extracted_flexible arrays, shaped like `correct`."""
     metrics = summarize(correct, seed=seed, **per_attempt)
-    n_samples = len(correct[0])
+    n_samples = min(len(cell) for cell in correct)
     if n_samples > 1:
         ks = sorted({1, n_samples} | {k for k in (5, 10) if k < n_samples})
         metrics["pass_at_k"] = pass_at_k_by_turn(correct, ks=ks)
     return metrics
+
+
+def _sample_counts(problems: Sequence[Problem], correct: list[list[list[bool]]]) -> dict:
+    """samples_per_problem (None when problems differ), its range, and per-problem counts when they differ."""
+    counts = [len(cell) for cell in correct]
+    equal = len(set(counts)) == 1
+    out: dict = {"samples_per_problem": counts[0] if equal else None,
+                 "samples_min": min(counts), "samples_max": max(counts)}
+    if not equal:
+        out["samples_by_problem"] = {p.id: n for p, n in zip(problems, counts)}
+    return out
 
 
 def _cap(text: str | None) -> str | None:
@@ -151,6 +160,8 @@ def grade_file(task: Task, samples: Path, output: Path, split: str | None = None
     """Grade a samples file; write output/grades.jsonl and output/results.json; return the results."""
     started = time.time()
     rows = read_samples(samples)
+    samples_sha256 = hashlib.sha256(Path(samples).read_bytes()).hexdigest()
+    check_grade_output(Path(output), task.name, samples_sha256)
     problems = resolve_problems(task, {row.id for row in rows}, split, Path(samples))
     pairs = [(problems[row.id], response) for row in rows for response in row.responses]
     graded_pairs = iter(grade_attempts(task, pairs, progress))
@@ -181,8 +192,8 @@ def grade_file(task: Task, samples: Path, output: Path, split: str | None = None
         "task": {"name": task.name, "split": split, "problems": len(graded), "problems_sha256": problems_hash(graded),
                  "correction_instruction": task.correction_instruction},
         "samples_file": str(samples),
-        "samples_sha256": hashlib.sha256(Path(samples).read_bytes()).hexdigest(),
-        "counts": {"rows": len(rows), "problems": len(correct), "samples_per_problem": len(correct[0]),
+        "samples_sha256": samples_sha256,
+        "counts": {"rows": len(rows), "problems": len(correct), **_sample_counts(graded, correct),
                    "attempts": len(rows[0].responses),
                    "errors": sum(status == "error" for g in grades for status in g["status"])},
         "metrics": metrics_block(correct, **per_attempt),
@@ -193,3 +204,25 @@ def grade_file(task: Task, samples: Path, output: Path, split: str | None = None
     write_json_atomic(Path(output) / "results.json", results)
     return results
 
+
+
+def check_grade_output(output: Path, task: str, samples_sha256: str) -> None:
+    """Refuse an --output that holds another run: an eval or training run, or the grades of another samples
+    file or task. Regrading the same file with the same task into its own directory is allowed."""
+    from score_bench.harness.jsonl import read_json
+
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise InputError(f"--output {output} is a file, not a directory")
+    others = [name for name in ("samples.jsonl", "eval_config.json", "training_log.jsonl", "trainer_config.json")
+              if (output / name).exists()]
+    if others:
+        raise InputError(f"--output {output} holds another run ({others[0]}); grading there would replace its "
+                         "results: use a new directory")
+    if (output / "results.json").exists():
+        previous = read_json(output / "results.json", "results file")
+        same = (isinstance(previous, dict) and previous.get("kind") == "grade"
+                and previous.get("samples_sha256") == samples_sha256
+                and isinstance(previous.get("task"), dict) and previous["task"].get("name") == task)
+        if not same:
+            raise InputError(f"--output {output} holds the results of another run; use a new directory")

@@ -21,6 +21,23 @@ BOOTSTRAP_RESAMPLES = 2000
 """Enough for stable 95% percentile bounds at the third decimal on a few hundred problems."""
 
 
+def _ragged(correct) -> list[np.ndarray] | None:
+    """Per-problem [sample, attempt] arrays when problems have different numbers of samples, else None."""
+    if isinstance(correct, np.ndarray) or not len(correct):
+        return None
+    try:
+        lengths = {len(cell) for cell in correct}
+    except TypeError:
+        return None
+    if len(lengths) == 1:
+        return None
+    problems = [np.asarray(cell, dtype=bool) for cell in correct]
+    if any(cell.ndim != 2 or cell.shape[0] == 0 for cell in problems) or len({c.shape[1] for c in problems}) > 1:
+        raise InputError("correctness with unequal samples per problem must be [problem][sample][attempt] "
+                         "with at least one sample per problem and the same number of attempts")
+    return problems
+
+
 def as_correctness(correct) -> np.ndarray:
     """A [problem, sample, attempt] bool array from nested lists or a 2-D/3-D array."""
     array = np.asarray(correct, dtype=bool)
@@ -74,16 +91,18 @@ def summarize(correct, *, flexible=None, extracted=None, extracted_flexible=None
     `flexible` (correctness under flexible extraction, same shape) adds the same metrics suffixed "_flexible";
     `extracted` / `extracted_flexible` (whether an answer was extracted) add "extraction_rate_tN" and
     "extraction_rate_tN_flexible". All intervals come from one set of resampled problems.
-    Conditional rates are None when nothing conditions them (e.g. no problem wrong at attempt 1)."""
-    array = as_correctness(correct)
-    per_problem = _per_problem(array)
+    Conditional rates are None when nothing conditions them (e.g. no problem wrong at attempt 1).
+    Problems may have different numbers of samples (nested lists): each problem's rates average its own
+    samples, so every problem weighs the same whatever its count."""
+    shape = _cell_shapes(correct)
+    per_problem = _rates(correct, _per_problem)
     if flexible is not None:
-        per_problem.update(_per_problem(_like(flexible, array), FLEXIBLE))
+        per_problem.update(_rates(_like(flexible, shape), lambda a: _per_problem(a, FLEXIBLE)))
     if extracted is not None:
-        per_problem.update(_extraction_rates(_like(extracted, array), ""))
+        per_problem.update(_rates(_like(extracted, shape), lambda a: _extraction_rates(a, "")))
     if extracted_flexible is not None:
-        per_problem.update(_extraction_rates(_like(extracted_flexible, array), FLEXIBLE))
-    n_problems = array.shape[0]
+        per_problem.update(_rates(_like(extracted_flexible, shape), lambda a: _extraction_rates(a, FLEXIBLE)))
+    n_problems = len(shape)
     point = _point_metrics(per_problem, np.ones(n_problems))
     rng = np.random.default_rng(seed)
     counts = np.stack([np.bincount(rng.integers(0, n_problems, n_problems), minlength=n_problems)
@@ -103,11 +122,28 @@ def summarize(correct, *, flexible=None, extracted=None, extracted_flexible=None
     return metrics
 
 
-def _like(values, correct: np.ndarray) -> np.ndarray:
+def _rates(values, rates_of) -> dict[str, np.ndarray]:
+    """rates_of([problem, sample, attempt] array) per problem, for equal or ragged sample counts alike."""
+    ragged = _ragged(values)
+    if ragged is None:
+        return rates_of(as_correctness(values))
+    parts = [rates_of(cell[None]) for cell in ragged]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _cell_shapes(values) -> list[tuple[int, ...]]:
+    """The [sample, attempt] shape of each problem's cell."""
+    ragged = _ragged(values)
+    if ragged is not None:
+        return [cell.shape for cell in ragged]
     array = as_correctness(values)
-    if array.shape != correct.shape:
-        raise InputError(f"per-attempt arrays must have correctness's shape {correct.shape}, got {array.shape}")
-    return array
+    return [array.shape[1:]] * len(array)
+
+
+def _like(values, shape: list[tuple[int, ...]]):
+    if _cell_shapes(values) != shape:
+        raise InputError("per-attempt arrays must have correctness's shape (samples and attempts per problem)")
+    return values
 
 
 def _bootstrap_p(samples: np.ndarray, resamples: int) -> float:
@@ -128,15 +164,16 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def pass_at_k_by_turn(correct, ks: Sequence[int] = (1,)) -> dict[str, float]:
-    """{"pass@k_tT": mean over problems} for every k not above the samples per problem."""
-    array = as_correctness(correct)
-    n = array.shape[1]
+    """{"pass@k_tT": mean over problems} for every k not above the fewest samples of a problem; each problem's
+    estimate uses its own n (problems may have different numbers of samples)."""
+    problems = _ragged(correct) or list(as_correctness(correct))
+    fewest = min(cell.shape[0] for cell in problems)
     out = {}
-    for turn in range(array.shape[2]):
-        hits = array[:, :, turn].sum(axis=1)
+    for turn in range(problems[0].shape[1]):
         for k in ks:
-            if k <= n:
-                out[f"pass@{k}_t{turn + 1}"] = float(np.mean([pass_at_k(n, int(c), k) for c in hits]))
+            if k <= fewest:
+                out[f"pass@{k}_t{turn + 1}"] = float(np.mean(
+                    [pass_at_k(cell.shape[0], int(cell[:, turn].sum()), k) for cell in problems]))
     return out
 
 

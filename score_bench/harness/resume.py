@@ -26,8 +26,10 @@ import numpy as np
 import torch
 
 from score_bench.harness.errors import InputError
+from score_bench.harness.guards import resolved_model
 
-__all__ = ["STATE_DIR", "SavedState", "rng_states", "set_rng_states", "preserved_rng", "save_state", "load_state"]
+__all__ = ["STATE_DIR", "SavedState", "rng_states", "set_rng_states", "preserved_rng", "save_state", "load_state",
+           "check_output_identity"]
 
 STATE_DIR = "state"
 _OLD_DIR = ".state.old"
@@ -79,6 +81,8 @@ def preserved_rng() -> Iterator[None]:
 def _plain(config: Any) -> dict[str, Any]:
     """The config as JSON values (what meta.json stores), minus fields allowed to differ."""
     values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    if isinstance(values.get("model"), str):  # the directory the run started from, however it was spelled
+        values["model"] = resolved_model(values["model"])
     return {k: v for k, v in json.loads(json.dumps(values, default=str)).items() if k not in _IGNORED_FIELDS}
 
 
@@ -89,14 +93,18 @@ def save_state(output: Path, *, trainer: str, config: Any, world_size: int, stat
     tmp = Path(tempfile.mkdtemp(dir=output, prefix=".state.tmp-"))
     payload = {"step": state.step, "stage": state.stage, "log_rows": state.log_rows, "model": dict(state.model),
                "optimizer": state.optimizer, "rng": dict(state.rng), "extra": dict(state.extra)}
-    with (tmp / "state.pt").open("wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    meta = {"trainer": trainer, "world_size": world_size, "step": state.step, "stage": state.stage,
-            "log_rows": state.log_rows, "config": _plain(config)}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.chmod(tmp, 0o755)
+    try:
+        with (tmp / "state.pt").open("wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        meta = {"trainer": trainer, "world_size": world_size, "step": state.step, "stage": state.stage,
+                "log_rows": state.log_rows, "config": _plain(config)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o755)
+    except BaseException:  # a full disk or a kill: no half-written state left beside the last good one
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     current, old = output / STATE_DIR, output / _OLD_DIR
     shutil.rmtree(old, ignore_errors=True)
     if current.exists():
@@ -116,7 +124,12 @@ def load_state(output: Path, *, trainer: str, config: Any, world_size: int) -> S
             break
     else:
         return None
-    meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+    try:
+        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+        meta["trainer"], meta["config"], meta["world_size"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
+        raise InputError(f"cannot read the saved state {directory / 'meta.json'} ({type(err).__name__}); "
+                         "the output directory is damaged: use another one") from None
     where = f"output directory {output} holds a {meta['trainer']} run"
     if meta["trainer"] != trainer:
         raise InputError(f"{where}, not {trainer}; use another output directory")
@@ -132,3 +145,30 @@ def load_state(output: Path, *, trainer: str, config: Any, world_size: int) -> S
     payload = torch.load(directory / "state.pt", map_location="cpu", weights_only=True)
     return SavedState(payload["step"], payload["stage"], payload["log_rows"], payload["model"],
                       payload["optimizer"], payload["rng"], payload["extra"])
+
+
+def check_output_identity(output: Path, config: Any, checkpoint_config: str = "trainer_config.json") -> None:
+    """Refuse a training output directory that holds another run: an evaluation, or a finished checkpoint whose
+    recorded config differs from `config` (the model compared as a resolved path). Rerunning the same config
+    (to resume, or to redo a finished run) is allowed."""
+    output = Path(output)
+    if not output.is_dir():
+        return
+    other = next((name for name in ("samples.jsonl", "eval_config.json", "grades.jsonl") if (output / name).exists()),
+                 None)
+    if other:
+        raise InputError(f"output directory {output} holds an evaluation ({other}); use another output directory")
+    recorded = output / checkpoint_config
+    if not recorded.is_file():
+        return
+    try:
+        saved = json.loads(recorded.read_text(encoding="utf-8"))["config"]
+        saved = _plain(saved)
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        raise InputError(f"output directory {output} holds an unreadable {checkpoint_config}; use another "
+                         "output directory") from None
+    current = _plain(config)
+    changed = [k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+    if changed:
+        raise InputError(f"output directory {output} holds a checkpoint trained with a different config "
+                         f"({', '.join(changed[:3])} differ); use another output directory")

@@ -60,6 +60,14 @@ def check_results_against_samples(results: dict, rows: list[dict], config: EvalC
         wrong_first = [c for c in correct if not c[0]]
         if wrong_first:
             assert m["p_i2c_given_i"]["value"] == pytest.approx(sum(c[1] for c in wrong_first) / len(wrong_first))
+        for t in range(config.turns):  # flexible accuracy and extraction rates, from the rows' own fields
+            attempts = [r["attempts"][t] for r in rows]
+            assert m[f"acc_t{t + 1}_flexible"]["value"] == pytest.approx(
+                sum(a["correct_flexible"] for a in attempts) / n)
+            assert m[f"extraction_rate_t{t + 1}"]["value"] == pytest.approx(
+                sum(a["extracted"] is not None for a in attempts) / n)
+            assert m[f"extraction_rate_t{t + 1}_flexible"]["value"] == pytest.approx(
+                sum(a["extracted_flexible"] is not None for a in attempts) / n)
     for name, metric in m.items():
         if metric["value"] is not None:
             low, high = metric["ci95"]
@@ -238,7 +246,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, tmp_path):
              (replace(base, model=str(bare)), InputError, "no tokenizer"),
              (replace(base, task="score-tyo"), PluginNotFound, "Did you mean 'score-toy'"),
              (replace(base, split="validation"), InputError, "unknown split"),
-             (replace(base, limit=-1), InputError, "limit must be at least 1"),
+             (replace(base, limit=-1), InputError, "'limit' must be >= 1"),
              (replace(base, turns=0), InputError, "turns"),
              (replace(base, chat_template=tmp_path / "none.jinja"), InputError, "chat template")]
     for config, error, message in cases:

@@ -128,6 +128,31 @@ def _load_tokenizer(source: str, model: str, chat_template: str | Path | None):
     return tokenizer
 
 
+def load_tokenizer(model: str, chat_template: str | Path | None = None,
+                   need: str = "supply one with a template file (--chat-template)") -> tuple[str, object]:
+    """(resolved source, tokenizer with a chat template) for a checkpoint directory or Hub id; every failure
+    an InputError naming `model` (`need` says, when there is no chat template, why one is needed)."""
+    source = resolve_model_source(model)
+    try:
+        return source, _load_tokenizer(source, model, chat_template)
+    except InputError as err:
+        if "has no chat template" in str(err) and chat_template is None:
+            raise InputError(f"model '{model}' has no chat template; {need}") from None
+        raise
+
+
+def load_model(source: str, model: str, dtype: torch.dtype, trust_remote_code: bool = False):
+    """AutoModelForCausalLM from `source`; an empty or truncated checkpoint, a config that is not JSON or an
+    unknown architecture is an InputError naming `model`."""
+    from transformers import AutoModelForCausalLM
+
+    with _quiet_transformers():
+        try:
+            return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
+        except Exception as err:  # OSError (files), ValueError (unknown architecture), RuntimeError (shapes)
+            raise InputError(f"cannot load model '{model}': {_first_line(err)}") from None
+
+
 def _read_template(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8")
@@ -141,6 +166,37 @@ def _read_template(path: Path) -> str:
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"chat template '{path}' is empty")
     return text
+
+
+def end_of_turn_ids(tokenizer, generation_config) -> frozenset[int]:
+    """Token ids that end a turn: eos from the tokenizer and generation config, plus the special token the chat
+    template puts after an assistant turn (e.g. <|im_end|>), found by rendering a turn and reading what follows
+    it. Shared with the vLLM backend, so both engines stop on the same tokens."""
+    ids: set[int] = set()
+    for value in (tokenizer.eos_token_id, getattr(generation_config, "eos_token_id", None)):
+        ids.update(value if isinstance(value, list) else [value] if value is not None else [])
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _SENTINEL}], tokenize=False)
+    except Exception:
+        return frozenset(ids)
+    if _SENTINEL in text:
+        after = tokenizer(text.split(_SENTINEL, 1)[1], add_special_tokens=False)["input_ids"]
+        if after and after[0] in set(tokenizer.all_special_ids):
+            ids.add(after[0])
+    return frozenset(ids)
+
+
+def render_prompt(tokenizer, conversation: list[Message], source: str | None) -> list[int]:
+    """The prompt token ids asking for the next assistant turn, through the chat template (the text rendered,
+    then tokenized without adding special tokens: the template already placed them). Shared with the vLLM
+    backend, so both engines read the same prompt."""
+    try:
+        text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    except Exception as err:  # jinja raises for roles a template forbids (e.g. no system role)
+        raise InputError(f"the chat template of model '{source}' rejected a conversation: "
+                         f"{_first_line(err)}") from None
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 class TransformersBackend:
@@ -170,18 +226,10 @@ class TransformersBackend:
              trust_remote_code: bool = False) -> "TransformersBackend":
         """Load a checkpoint directory or Hub id. Every failure is an InputError naming `model`.
         prefix_cache_mb bounds the memory kept for reusing finished rows' KV; 0 turns reuse off."""
-        from transformers import AutoModelForCausalLM
-
-        source = resolve_model_source(model)
         device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, device)
-        tokenizer = _load_tokenizer(source, model, chat_template)
-        with _quiet_transformers():
-            try:
-                lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype,
-                                                          trust_remote_code=trust_remote_code)
-            except Exception as err:  # OSError (files), ValueError (unknown architecture), RuntimeError (shapes)
-                raise InputError(f"cannot load model '{model}': {_first_line(err)}") from None
+        source, tokenizer = load_tokenizer(model, chat_template)
+        lm = load_model(source, model, torch_dtype, trust_remote_code)
         return cls(lm.to(device), tokenizer, batch_size=batch_size, source=source, prefix_cache_mb=prefix_cache_mb)
 
     def describe(self) -> dict:
@@ -191,30 +239,11 @@ class TransformersBackend:
                 "device": str(self.device), "parameters": sum(p.numel() for p in self.model.parameters())}
 
     def _stop_token_ids(self) -> frozenset[int]:
-        """eos from the tokenizer and generation config, plus the special token the chat template puts after an
-        assistant turn (e.g. <|im_end|>), found by rendering a turn and reading what follows it."""
-        ids: set[int] = set()
-        for value in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
-            ids.update(value if isinstance(value, list) else [value] if value is not None else [])
-        try:
-            text = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _SENTINEL}], tokenize=False)
-        except Exception:
-            return frozenset(ids)
-        if _SENTINEL in text:
-            after = self.tokenizer(text.split(_SENTINEL, 1)[1], add_special_tokens=False)["input_ids"]
-            if after and after[0] in set(self.tokenizer.all_special_ids):
-                ids.add(after[0])
-        return frozenset(ids)
+        return end_of_turn_ids(self.tokenizer, self.model.generation_config)
 
     def render(self, conversation: list[Message]) -> list[int]:
         """The prompt token ids asking for the next assistant turn, through the model's chat template."""
-        try:
-            text = self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
-        except Exception as err:  # jinja raises for roles a template forbids (e.g. no system role)
-            raise InputError(f"the chat template of model '{self.source}' rejected a conversation: "
-                             f"{_first_line(err)}") from None
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return render_prompt(self.tokenizer, conversation, self.source)
 
     def generate(self, conversations: Sequence[list[Message]], params: GenerationParams) -> list[Completion]:
         if params.max_new_tokens < 1 or params.temperature < 0 or not 0 < params.top_p <= 1:
