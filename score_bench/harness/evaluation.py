@@ -78,6 +78,10 @@ class EvalConfig:
     """Replaces the attempt-1 user message; "{question}" marks where the problem goes."""
     system_prompt: str | None = None
     backend: str = "transformers"
+    """transformers, vllm or openai (harness.backends)."""
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    """The backend's own options (e.g. vllm: tensor_parallel_size, max_model_len; openai: base_url,
+    max_concurrency, request_timeout): see the backend's `load`. Part of the run's identity, like the rest."""
     prefix_cache_mb: float = 1024
     """Memory kept for reusing attempt k's KV cache in attempt k+1 (0 turns reuse off); speed only, so not part
     of the run's identity."""
@@ -104,7 +108,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
 
             backend = load_backend(config.backend, model=config.model, dtype=config.dtype, device=config.device,
                                    chat_template=config.chat_template, batch_size=config.batch_size,
-                                   prefix_cache_mb=config.prefix_cache_mb)
+                                   prefix_cache_mb=config.prefix_cache_mb, **dict(config.backend_options))
     load_s = time.time() - loading_started
     _check_backend(config, task, problems, backend)
     model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
