@@ -138,6 +138,11 @@ class KeyAnswerVerifier:
         return [self._verify(problem, answer) for problem, answer in items]
 
     @staticmethod
+    def same_answer_batch(pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """Whether each (a, b) are the same short answer: equal after normalisation (harness.voting groups by it)."""
+        return [normalise(a) == normalise(b) for a, b in pairs]
+
+    @staticmethod
     def _verify(problem: Problem, answer: str | None) -> Verdict:
         if answer is None or not answer.strip():
             return Verdict(Status.INCORRECT, answer, "empty response")
