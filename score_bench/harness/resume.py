@@ -28,7 +28,8 @@ import torch
 from score_bench.harness.errors import InputError
 from score_bench.harness.guards import resolved_model
 
-__all__ = ["STATE_DIR", "SavedState", "rng_states", "set_rng_states", "preserved_rng", "save_state", "load_state"]
+__all__ = ["STATE_DIR", "SavedState", "rng_states", "set_rng_states", "preserved_rng", "save_state", "load_state",
+           "check_output_identity"]
 
 STATE_DIR = "state"
 _OLD_DIR = ".state.old"
@@ -144,3 +145,30 @@ def load_state(output: Path, *, trainer: str, config: Any, world_size: int) -> S
     payload = torch.load(directory / "state.pt", map_location="cpu", weights_only=True)
     return SavedState(payload["step"], payload["stage"], payload["log_rows"], payload["model"],
                       payload["optimizer"], payload["rng"], payload["extra"])
+
+
+def check_output_identity(output: Path, config: Any, checkpoint_config: str = "trainer_config.json") -> None:
+    """Refuse a training output directory that holds another run: an evaluation, or a finished checkpoint whose
+    recorded config differs from `config` (the model compared as a resolved path). Rerunning the same config
+    (to resume, or to redo a finished run) is allowed."""
+    output = Path(output)
+    if not output.is_dir():
+        return
+    other = next((name for name in ("samples.jsonl", "eval_config.json", "grades.jsonl") if (output / name).exists()),
+                 None)
+    if other:
+        raise InputError(f"output directory {output} holds an evaluation ({other}); use another output directory")
+    recorded = output / checkpoint_config
+    if not recorded.is_file():
+        return
+    try:
+        saved = json.loads(recorded.read_text(encoding="utf-8"))["config"]
+        saved = _plain(saved)
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        raise InputError(f"output directory {output} holds an unreadable {checkpoint_config}; use another "
+                         "output directory") from None
+    current = _plain(config)
+    changed = [k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+    if changed:
+        raise InputError(f"output directory {output} holds a checkpoint trained with a different config "
+                         f"({', '.join(changed[:3])} differ); use another output directory")

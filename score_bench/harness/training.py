@@ -17,7 +17,7 @@ import random
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Literal, Mapping, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,12 +30,12 @@ from score_bench.harness.metrics import summarize
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
 from score_bench.harness.provenance import provenance, write_json_atomic
-from score_bench.harness.resume import preserved_rng
+from score_bench.harness.resume import check_output_identity, preserved_rng
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
 from score_bench.harness.types import Message, Problem, Status
 
 __all__ = ["Trainer", "RunConfig", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts",
-           "two_attempts_of", "draw_problems", "token_logprobs", "masked_sum", "HeldOutEval", "TrainingLog",
+           "two_attempts_of", "rewarded_as", "draw_problems", "token_logprobs", "masked_sum", "HeldOutEval", "TrainingLog",
            "RunStart", "start_run", "save_checkpoint", "save_run_checkpoint",
            "CONFIG_FILE", "LOG_FILE"]
 
@@ -79,10 +79,24 @@ class RunConfig:
     the base model is evaluated at step 0 and the final model at the end of training too. 0 turns evaluation
     off."""
     eval_split: str = "test"
+    eval_task: str = ""
+    """Task of the held-out evaluation when it differs from the training task (e.g. train on mbpp, evaluate on
+    humaneval: the paper's transfer); "" evaluates on the training task."""
+    eval_task_options: dict = field(default_factory=dict)
+    """Keyword arguments for eval_task's constructor; JSON on the command line."""
     eval_problems: int = 100
     """The first N problems of eval_split: the same fixed subset at every evaluation, so curves compare."""
     save_every: int = 10
     """Optimiser steps between resumable states in OUTPUT/state/ (0: never; a killed run then starts over)."""
+    reward: Literal["strict", "flexible"] = "strict"
+    """Which verdict is the training reward: "strict" (the task's stated answer format, the paper's and the
+    headline metric) or "flexible" (the task's flexible extraction, e.g. arith's last number): for a model that
+    solves problems but ignores the format, where strict rewards are all 0 and nothing is learned."""
+    micro_batch_size: int | None = None
+    """Traces (SFT: examples) scored per forward/backward pass; gradients accumulate over a step's micro-batches,
+    so the step is exactly the one-pass step (harness.accumulation). None: the whole batch in one pass."""
+    micro_batch_tokens: int | None = None
+    """Optionally also cap each micro-batch at this many padded tokens (rows x longest row)."""
 
 
 def build_config(config_class: type, presets: Mapping[str, Mapping[str, Any]], preset: str | None = None,
@@ -123,6 +137,10 @@ class TwoAttempts:
     """Whether attempt 1 ended with the end-of-turn token (False when cut at max_new_tokens): the end token is
     trained only when it was sampled."""
     second_ended: bool = True
+    first_ids: tuple[int, ...] = ()
+    """The token ids sampled for attempt 1 (Attempt.token_ids): what is scored in place of a re-tokenization of
+    `first`. Empty when unknown (a given attempt, a backend that does not report ids): then `first` is tokenized."""
+    second_ids: tuple[int, ...] = ()
 
 
 def two_attempts_of(trace: Trace, first: Attempt, second: Attempt, max_new_tokens: int) -> TwoAttempts:
@@ -133,7 +151,25 @@ def two_attempts_of(trace: Trace, first: Attempt, second: Attempt, max_new_token
     prompt = list(messages[:len(messages) - 2 * len(trace.attempts) + 1])
     instruction = messages[len(prompt) + 1]["content"]
     return TwoAttempts(prompt, first.text, instruction, second.text,
-                       first_ended=first.n_tokens < max_new_tokens, second_ended=second.n_tokens < max_new_tokens)
+                       first_ended=first.n_tokens < max_new_tokens, second_ended=second.n_tokens < max_new_tokens,
+                       first_ids=tuple(first.token_ids), second_ids=tuple(second.token_ids))
+
+
+def rewarded_as(traces: Sequence[Trace], reward: str) -> list[Trace]:
+    """`traces` with each attempt's verdict the one the run is rewarded by: as graded for "strict", the flexible
+    verdict (and its extraction) for "flexible". Everything after sampling (rewards, SFT selection, statistics)
+    then reads `attempt.verdict` alike."""
+    if reward == "strict":
+        return list(traces)
+    if reward != "flexible":
+        raise InputError(f"reward must be strict or flexible, got '{reward}'")
+    out = []
+    for trace in traces:
+        attempts = tuple(a if a.flexible_verdict is None else
+                         dataclasses.replace(a, verdict=a.flexible_verdict, extracted=a.flexible_verdict.extracted)
+                         for a in trace.attempts)
+        out.append(dataclasses.replace(trace, attempts=attempts))
+    return out
 
 
 def draw_problems(problems: Sequence[Problem], order: list[Problem], rng: random.Random, size: int) -> list[Problem]:
@@ -163,6 +199,22 @@ class EncodedBatch:
     def to(self, device) -> "EncodedBatch":
         return EncodedBatch(self.input_ids.to(device), self.attention_mask.to(device),
                             (self.attempt_masks[0].to(device), self.attempt_masks[1].to(device)))
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def lengths(self) -> list[int]:
+        """Each row's length without padding."""
+        return self.attention_mask.sum(-1).tolist()
+
+    def rows(self, part: slice) -> "EncodedBatch":
+        """The rows of `part`, without the left-padding columns none of them needs. Positions count attended
+        tokens only (token_logprobs), so every row scores exactly as in the whole batch."""
+        mask = self.attention_mask[part]
+        width = int(mask.sum(-1).max()) if mask.numel() else 0
+        cut = slice(self.input_ids.shape[1] - width, None)
+        return EncodedBatch(self.input_ids[part, cut], mask[:, cut],
+                            (self.attempt_masks[0][part, cut], self.attempt_masks[1][part, cut]))
 
 
 def _render(tokenizer, messages: list[Message], generation_prompt: bool) -> str:
@@ -198,19 +250,36 @@ def _segments(tokenizer, sample: TwoAttempts) -> list[tuple[str, int]]:
     return [(p1, 0), (sample.first, 1), (tail1, -1), (p2[len(a1):], 0), (sample.second, 2), (tail2, -2)]
 
 
+def sampled_content(tokenizer, ids: Sequence[int], text: str) -> list[int] | None:
+    """The sampled ids of an attempt's content (without a sampled end token), when they are what `text` holds;
+    None when they are not known or not the text (a stop string cut it), so the text must be tokenized."""
+    ids = list(ids)
+    if ids and ids[-1] in set(tokenizer.all_special_ids):
+        ids = ids[:-1]
+    if not ids or tokenizer.decode(ids, skip_special_tokens=True) != text:
+        return None
+    return ids
+
+
 def encode_two_attempts(tokenizer, samples: Sequence[TwoAttempts]) -> EncodedBatch:
     """Token ids of each two-attempt conversation, rendered by the tokenizer's chat template, left-padded.
 
-    Each piece is tokenized on its own, as generation saw it: the attempt-1 prompt as one text, then the
-    sampled tokens (here the re-tokenized text of each attempt), then its end-of-turn token. The backend
-    returns text, so a sample whose sampled tokens were not the tokenizer's canonical split of its text is
-    scored under the canonical split; turns end in special tokens, so the pieces never merge across turns."""
+    Each piece is tokenized on its own, as generation saw it: the attempt-1 prompt as one text, then each
+    attempt's sampled token ids, then its end-of-turn token. The sampled ids are scored, not a re-tokenization
+    of the text, which need not be the sampled split (issue #10 item 8: the policy gradient and the KL are then
+    taken on the tokens the policy actually chose); only an attempt whose ids are unknown or do not decode to its
+    text is tokenized from the text. Turns end in special tokens, so the pieces never merge across turns."""
     rows: list[tuple[list[int], list[int]]] = []  # (ids, owner per id: 0 context, 1, 2 attempt)
     for sample in samples:
         ids: list[int] = []
         owners: list[int] = []
+        sampled = {1: sampled_content(tokenizer, sample.first_ids, sample.first),
+                   2: sampled_content(tokenizer, sample.second_ids, sample.second)}
         for text, owner in _segments(tokenizer, sample):
-            piece = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+            if owner in sampled and sampled[owner] is not None:
+                piece = sampled[owner]
+            else:
+                piece = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
             if owner < 0:  # the closing text: its first token ends the attempt and was sampled with it
                 attempt = -owner
                 if not piece or piece[0] not in set(tokenizer.all_special_ids):
@@ -273,6 +342,10 @@ class HeldOutEval:
     same, so evaluating never changes what training does."""
 
     def __init__(self, task: Task, config: RunConfig, backend: Backend, max_new_tokens: int):
+        if config.eval_task and config.eval_every:
+            from score_bench.harness.registry import load_task
+
+            task = load_task(config.eval_task, **config.eval_task_options)
         self.task = task
         self.backend = backend
         self.every = config.eval_every
@@ -297,7 +370,7 @@ class HeldOutEval:
             metrics = summarize([[a.correct for a in t.attempts] for t in traces],
                                 flexible=[[a.flexible_correct for a in t.attempts] for t in traces], seed=self.seed)
         names = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i", "acc_t1_flexible", "acc_t2_flexible")
-        return {"kind": "eval", "step": step, "stage": stage, **labels, "split": self.split,
+        return {"kind": "eval", "step": step, "stage": stage, **labels, "task": self.task.name, "split": self.split,
                 "problems": len(traces),
                 "accuracy_t1": metrics["acc_t1"]["value"], "accuracy_t2": metrics["acc_t2"]["value"],
                 "accuracy_t1_flexible": metrics["acc_t1_flexible"]["value"],
@@ -370,6 +443,7 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
 
     check_fields(config, who)
     check_output_not_model(Path(config.output), config.model)
+    check_output_identity(Path(config.output), config, CONFIG_FILE)
     device = resolve_device(config.device)
     # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
     accelerator = Accelerator(cpu=device == "cpu", device_placement=False)
@@ -394,8 +468,10 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
     torch.manual_seed(config.seed)
     model = load_model(source, config.model, torch.float32).to(device)
     check_finite_weights(model, config.model)
-    check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
-                  [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2, config.model)
+    if getattr(config, "max_new_tokens", None):
+        check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
+                      [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2,
+                      config.model)
     return RunStart(accelerator, device, task, problems, source, tokenizer, model)
 
 
