@@ -362,7 +362,8 @@ class ScoreRun:
             outcomes = AttemptCounts.from_list(self.accelerator.reduce(
                 torch.tensor(outcomes.as_list(), device=self.device), "sum").tolist())
             rewards = (self.accelerator.gather(r1), self.accelerator.gather(r2))
-        silent = no_signal([r.tolist() for r in rewards])
+        # Stage I rewards attempt 2 only (r1 plays no part), so only r2 can carry its signal
+        silent = no_signal([r.tolist() for r in (rewards if stage == 2 else rewards[1:])])
         self.signal.observe(silent, outcomes)
         seconds = time.perf_counter() - started
         tokens = counts["attempt_tokens"]
