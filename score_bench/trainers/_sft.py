@@ -43,6 +43,7 @@ import torch
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
+from score_bench.harness.memory_options import build_optimizer
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance
 from score_bench.harness.protocols import Task
@@ -244,8 +245,7 @@ class SftRun:
         """The bare model: generation and checkpoints. `policy` is the same module as prepared (DDP-wrapped)."""
         # Eval mode throughout, as score: the methods differ in their loss only, not in dropout.
         self.model.eval()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
-                                          weight_decay=config.weight_decay)
+        self.optimizer = build_optimizer(self.model, config)
         self.device = torch.device(device)
         self.evaluator = HeldOutEval(self.task, config, TransformersBackend(
             self.model, self.tokenizer, batch_size=config.generation_batch_size, source=self.source),
