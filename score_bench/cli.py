@@ -3,21 +3,35 @@ knows typer and rich; library code reports progress through harness.progress."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from score_bench.harness import registry
 from score_bench.harness.errors import ScoreBenchError
+from score_bench.harness.guards import LOCK_FILE, check_output_dir, check_output_not_model, output_lock
+from score_bench.harness.jsonl import read_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evaluate and train LLM self-correction (SCoRe and SFT baselines) on verifiable tasks.")
 console = Console(stderr=True)
+_DEBUG = {"on": False}
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error.")):
+    """Evaluate and train LLM self-correction (SCoRe and SFT baselines) on verifiable tasks."""
+    _DEBUG["on"] = debug
 METRIC_LABELS = {"acc_t1": "Accuracy@t1", "acc_t2": "Accuracy@t2", "delta": "Δ(t1,t2)",
                  "delta_i2c": "Δ i→c", "delta_c2i": "Δ c→i", "p_i2c_given_i": "P(i→c | wrong at t1)",
                  "p_c2i_given_c": "P(c→i | right at t1)"}
@@ -56,20 +70,29 @@ def progress_bar() -> Progress:
 
 
 def metrics_table(title: str, metrics: dict) -> Table:
+    """Strict metrics (the headline) beside the same under flexible extraction, and extraction rates."""
     table = Table(title=title)
-    for column in ("metric", "value", "95% CI"):
+    for column in ("metric", "strict", "95% CI", "flexible", "95% CI "):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    names = [k for k in metrics if k.startswith("acc_t")] + [k for k in METRIC_LABELS if not k.startswith("acc_t")]
-    for name in names:
-        entry = metrics.get(name)
-        if not entry:
-            continue
-        value = "n/a" if entry["value"] is None else f"{entry['value']:.3f}"
-        ci = "n/a" if not entry["ci95"] else f"[{entry['ci95'][0]:.3f}, {entry['ci95'][1]:.3f}]"
-        table.add_row(METRIC_LABELS.get(name, name.replace("acc_t", "Accuracy@t")), value, ci)
+    turns = [k[len("acc_t"):] for k in metrics if k.startswith("acc_t") and k[len("acc_t"):].isdigit()]
+    rows = [(f"acc_t{t}", f"Accuracy@t{t}") for t in turns]
+    rows += [(k, label) for k, label in METRIC_LABELS.items() if not k.startswith("acc_t")]
+    rows += [(f"extraction_rate_t{t}", f"Extracted@t{t}") for t in turns]
+    for name, label in rows:
+        if name in metrics:
+            table.add_row(label, *_value_and_interval(metrics[name]),
+                          *_value_and_interval(metrics.get(name + "_flexible")))
     for name, value in metrics.get("pass_at_k", {}).items():
-        table.add_row(name, f"{value:.3f}", "")
+        table.add_row(name, f"{value:.3f}", "", "", "")
     return table
+
+
+def _value_and_interval(entry: dict | None) -> tuple[str, str]:
+    if not entry:
+        return "", ""
+    value = "n/a" if entry["value"] is None else f"{entry['value']:.3f}"
+    ci = "n/a" if not entry["ci95"] else f"[{entry['ci95'][0]:.3f}, {entry['ci95'][1]:.3f}]"
+    return value, ci + (f" p={entry['p_value']:.2g}" if "p_value" in entry else "")
 
 
 @app.command()
@@ -92,14 +115,17 @@ def grade(
     samples: Path = typer.Option(..., help='JSONL rows {"id": ..., "responses": [attempt1, attempt2, ...]}.'),
     output: Path = typer.Option(..., help="Directory for grades.jsonl and results.json."),
     split: Optional[str] = typer.Option(None, help="Split the ids belong to (default: look in every split)."),
+    task_option: list[str] = typer.Option([], "--task-option", help="key=value for the task; repeatable."),
     data_dir: Optional[Path] = typer.Option(None, help="Local dataset directory (tasks that read files)."),
     unsafe: bool = typer.Option(False, help="Code tasks: run programs without a sandbox where none exists."),
 ):
-    """Grade responses produced anywhere, attempt by attempt, with the task's verifier."""
+    """Grade responses produced anywhere, attempt by attempt, with the task's verifier. Rows that repeat an id
+    are further samples of that problem; problems may have different numbers of samples."""
     from score_bench.harness.grading import grade_file
 
-    task_obj = registry.load_task(task, **_task_options(task, data_dir=data_dir, unsafe=unsafe))
-    with progress_bar() as bar:
+    options = _task_options(task, task_option, data_dir=str(data_dir) if data_dir else None, unsafe=unsafe)
+    task_obj = _build_task(task, options)
+    with output_lock(output, "grade"), progress_bar() as bar:
         results = grade_file(task_obj, samples, output, split=split, progress=RichProgress(bar))
     counts = results["counts"]
     Console().print(metrics_table(f"{task}: {counts['problems']} problems, {counts['attempts']} attempt(s)",
@@ -127,22 +153,32 @@ def evaluate(
     first_attempt: Optional[Path] = typer.Option(None, help="Given first attempts (JSON/JSONL by id): repair only."),
     task_first_attempts: bool = typer.Option(False, help="Use the task's own given first attempts (score-toy)."),
     correction_instruction: Optional[str] = typer.Option(None, help="Replace the task's correction instruction."),
+    system_prompt: Optional[str] = typer.Option(None, help="Replace (or add) the system message of attempt 1."),
+    first_prompt_template: Optional[str] = typer.Option(
+        None, help='Replace the attempt-1 user message; "{question}" marks where the problem goes.'),
+    stop: list[str] = typer.Option([], "--stop", help="A string that ends an attempt; repeatable."),
+    task_option: list[str] = typer.Option([], "--task-option", help="key=value for the task (e.g. path=FILE.csv); "
+                                                                    "repeatable, typed as the task declares."),
     data_dir: Optional[Path] = typer.Option(None, help="Local dataset directory (tasks that read files)."),
     unsafe: bool = typer.Option(False, help="Code tasks: run programs without a sandbox where none exists."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (1 is fastest on a busy machine)."),
+    prefix_cache_mb: float = typer.Option(1024, help="MiB kept for reusing attempt k's KV in attempt k+1 (0: off)."),
 ):
     """Two-attempt self-correction evaluation of a causal LM: samples.jsonl, results.json and a table."""
     from score_bench.harness.evaluation import EvalConfig, run_eval
 
-    quiet_transformers()
-
+    options = _task_options(task, task_option, data_dir=str(data_dir) if data_dir else None, unsafe=unsafe)
     if output is None:
         output = Path("runs") / "eval" / f"{task}-{Path(model.rstrip('/')).name}"
     config = EvalConfig(
         model=model, task=task, output=output, split=split, limit=limit, turns=turns, samples=samples,
         max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
-        dtype=dtype, device=device, chat_template=chat_template, first_attempts=first_attempt,
+        stop=tuple(stop), dtype=dtype, device=device, chat_template=chat_template, first_attempts=first_attempt,
         task_first_attempts=task_first_attempts, correction_instruction=correction_instruction,
-        task_options=_task_options(task, data_dir=str(data_dir) if data_dir else None, unsafe=unsafe))
+        first_prompt_template=first_prompt_template, system_prompt=system_prompt, task_options=options,
+        prefix_cache_mb=prefix_cache_mb)
+    _set_threads(threads)
+    quiet_transformers()
     with progress_bar() as bar:
         results = run_eval(config, progress=RichProgress(bar))
     counts = results.get("counts", {})
@@ -167,13 +203,28 @@ def base_model(
 
     quiet_transformers()
 
+    from score_bench.harness.checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_number
+
+    check_number("--minutes", minutes, float, POSITIVE, optional=True)
+    check_number("--eval-problems", eval_problems, int, NON_NEGATIVE, optional=True)
+    check_number("--steps", steps, int, AT_LEAST_ONE, optional=True)
+    check_output_dir(output)
     config = BaseModelConfig(output_dir=str(output), seed=seed, max_minutes=minutes)
     if steps is not None:
         config = replace(config, steps=steps)
     if eval_problems is not None:
         config = replace(config, eval_problems=eval_problems)
-    with progress_bar() as bar:
-        path = build_base_model(config, progress=RichProgress(bar))
+    if output.is_dir() and any(output.iterdir()):
+        raise ScoreBenchError(f"output directory is not empty: {output}")
+    with output_lock(output, "base-model"):
+        try:
+            with progress_bar() as bar:
+                path = build_base_model(config, progress=RichProgress(bar))
+        except BaseException:  # a build is not resumable: leave the directory as empty as it was found
+            for child in output.iterdir():
+                if child.name != LOCK_FILE:
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            raise
     console.print(f"wrote base model {path} (card: {path / 'card.json'})")
 
 
@@ -218,17 +269,35 @@ def plot(
     from score_bench.harness.plots import plot_training_curves, plot_transitions
     from score_bench.harness.training import LOG_FILE
 
-    logs = {path.name: path for path in runs if (path / LOG_FILE).is_file() or path.suffix == ".jsonl"}
-    results = {path.name: path for path in runs if (path / "results.json").is_file() or path.name == "results.json"}
-    unknown = [str(path) for path in runs if path.name not in logs and path.name not in results]
+    missing = [path for path in runs if not path.exists()]
+    if missing:
+        raise ScoreBenchError(f"run not found: {missing[0]}")
+    labels = _run_labels(runs)
+    logs = {labels[path]: path for path in runs if (path / LOG_FILE).is_file() or path.suffix == ".jsonl"}
+    results = {labels[path]: path for path in runs
+               if (path / "results.json").is_file() or path.name == "results.json"}
+    unknown = [str(path) for path in runs if labels[path] not in logs and labels[path] not in results]
     if unknown:
         raise ScoreBenchError(f"not a training run (no {LOG_FILE}) or an eval run (no results.json): {unknown[0]}")
     written = []
-    if logs:
-        written.append(plot_training_curves(logs, output / "training_curves.png"))
-    if results:
-        written.append(plot_transitions(results, output / "transitions.png"))
+    with output_lock(output, "plot"):
+        if logs:
+            written.append(plot_training_curves(logs, output / "training_curves.png"))
+        if results:
+            written.append(plot_transitions(results, output / "transitions.png"))
     console.print("wrote " + " and ".join(str(path) for path in written))
+
+
+def _run_labels(runs: list[Path]) -> dict[Path, str]:
+    """A legend label per run: its directory's name, or the path as given when two runs share a name (a/x, b/x)."""
+    seen: dict[Path, Path] = {}
+    for path in runs:
+        directory = (path if path.is_dir() else path.parent).resolve()
+        if directory in seen.values():
+            raise ScoreBenchError(f"run {path} is given twice")
+        seen[path] = directory
+    names = [seen[path].name for path in runs]
+    return {path: name if names.count(name) == 1 else str(path) for path, name in zip(runs, names)}
 
 
 @app.command()
@@ -267,6 +336,8 @@ def train(
     preset: Optional[str] = typer.Option(None, help="Named preset of the trainer's config (e.g. paper, laptop, smoke)."),
     config: Optional[Path] = typer.Option(None, help="YAML file of config fields, applied over the preset."),
     set_: list[str] = typer.Option([], "--set", help="key=value config override, applied last; repeatable."),
+    task_option: list[str] = typer.Option([], "--task-option", help="key=value for the task; repeatable."),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (1 is fastest on a busy machine)."),
 ):
     """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`."""
     from score_bench.harness.training import build_config
@@ -280,14 +351,21 @@ def train(
         if not sep or not key:
             raise ScoreBenchError(f"--set expects key=value, got '{item}'")
         overrides[key.strip()] = value
+    if task_option:
+        if "task_options" in overrides:
+            raise ScoreBenchError("task options given both by --task-option and as task_options; give one")
+        overrides["task_options"] = _task_options(task, task_option)
     overrides.update(task=task, model=model, output=str(output))
     resolved = build_config(trainer_cls.config_class, trainer_cls.presets, preset, overrides)
+    check_output_not_model(output, model)
+    check_output_dir(output)
+    _set_threads(threads)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under `accelerate launch`, one process draws and reports
         trainer_cls().train(resolved)
         return
-    with progress_bar() as bar:
+    with output_lock(output, "train"), progress_bar() as bar:
         path = trainer_cls().train(resolved, progress=RichProgress(bar))
     console.print(f"wrote checkpoint {path}")
 
@@ -295,29 +373,107 @@ def train(
 def _read_yaml_config(path: Path) -> dict:
     import yaml
 
+    text = read_text(path, "config file")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScoreBenchError(f"config file not found: {path}") from None
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ScoreBenchError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    except RecursionError:
+        raise ScoreBenchError(f"config file {path} is nested too deeply to read") from None
     if not isinstance(loaded, dict):
         raise ScoreBenchError(f"config file {path} must hold a mapping of config fields")
     return loaded
 
 
-def _task_options(task: str, **options) -> dict:
-    """Pass only the options a task's constructor accepts, so one CLI flag set serves every task."""
-    import inspect
+def _task_options(task: str, pairs: list[str], **flags) -> dict:
+    """Task constructor options from `--task-option key=value` and the flags that are task options (--data-dir,
+    --unsafe): typed as the task declares; an option the task does not take is an error naming both."""
+    from score_bench.harness.checks import task_options
 
-    accepted = inspect.signature(registry.load(registry.TASKS, task)).parameters
-    return {k: v for k, v in options.items() if k in accepted and v not in (None, False)}
+    given: dict = {}
+    labels = {name: "--" + name.replace("_", "-") for name, value in flags.items()}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ScoreBenchError(f"--task-option expects key=value, got '{item}'")
+        if key in given:
+            raise ScoreBenchError(f"--task-option '{key}' is given twice")
+        given[key] = value
+        labels[key] = f"'{key}' (--task-option)"
+    for name, value in flags.items():
+        if value in (None, False):
+            continue
+        if name in given:
+            raise ScoreBenchError(f"{labels[name]} and --task-option {name}=... both set '{name}'; give one")
+        given[name] = value
+    return task_options(task, given, labels)
+
+
+def _build_task(task: str, options: dict):
+    try:
+        return registry.load_task(task, **options)
+    except TypeError as err:
+        raise ScoreBenchError(f"bad option for task '{task}': {err}") from None
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    from score_bench.harness.checks import AT_LEAST_ONE, check_number
+
+    import torch
+
+    torch.set_num_threads(check_number("threads", threads, int, AT_LEAST_ONE))
 
 
 def main() -> None:
-    """Console-script entry: expected failures become one line on stderr and exit code 2."""
+    """Console-script entry, the one place every failure becomes one line on stderr: expected failures
+    (bad input, a file that cannot be read or written) exit 2, Ctrl-C 130, and anything else is a bug: exit 1,
+    its traceback shown only with --debug (or SCORE_BENCH_DEBUG=1)."""
     try:
-        app()
-    except ScoreBenchError as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        # Not standalone, so errors reach the handlers below; typer then returns an exit code instead of
+        # exiting (130 for Ctrl-C, 0 after --help), and a command's own return value (None) otherwise.
+        code = app(standalone_mode=False)
+        if code == 130:
+            _error_line("interrupted")
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as err:  # usage errors: click's own message and exit code (2)
+        err.show()
+        sys.exit(err.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _error_line("interrupted")
+        sys.exit(130)
+    except BaseException as err:  # noqa: BLE001 - the boundary: classified, never swallowed silently
+        if isinstance(err, SystemExit):
+            raise
+        message, code = describe_failure(err)
+        if code == 1 and _debug():
+            traceback.print_exception(err)
+        _error_line(message)
+        sys.exit(code)
+
+
+def describe_failure(err: BaseException) -> tuple[str, int]:
+    """(one-line message, exit code) for an exception that reached the command line."""
+    if isinstance(err, ScoreBenchError):
+        return str(err), 2
+    if isinstance(err, OSError):
+        where = " -> ".join(str(name) for name in (err.filename, err.filename2) if name is not None)
+        reason = err.strerror or str(err)
+        return (f"{where}: {reason}" if where else f"cannot read or write a file: {reason}"), 2
+    if isinstance(err, MemoryError):
+        return "out of memory; try a smaller --batch-size or --max-new-tokens", 2
+    return f"internal error (a bug, please report): {type(err).__name__}: {err}", 1
+
+
+def _debug() -> bool:
+    return _DEBUG["on"] or os.environ.get("SCORE_BENCH_DEBUG", "") not in ("", "0")
+
+
+def _error_line(message: str) -> None:
+    text = " ".join(str(message).split()) or "failed"
+    console.print(Text.assemble(("error:", "red"), " ", text), soft_wrap=True)

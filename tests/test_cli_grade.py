@@ -42,6 +42,29 @@ def test_grade_writes_grades_in_input_order_and_metrics(tmp_path, problems):
     assert results["versions"]["numpy"] and "commit" in results["git"]
 
 
+def test_grade_reports_flexible_accuracy_and_extraction_rates(tmp_path):
+    from score_bench.tasks.arith import ArithTask
+
+    problems = ArithTask().problems("test")[:4]
+    # attempt 1 in the asked format; attempt 2 only says the sum (SmolLM2's habit): right, but not extracted
+    rows = [{"id": p.id, "responses": [f"Answer: {p.reference}", f"{p.question[8:-1]} = {p.reference}"]}
+            for p in problems]
+    rows[0]["responses"] = ["Answer: <number>", "Answer: <number>"]  # the placeholder is no answer
+    samples = write_rows(tmp_path / "samples.jsonl", rows)
+    done = run("grade", "--task", "arith", "--samples", str(samples), "--output", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "flexible" in done.stdout and "Extracted@t2" in done.stdout
+    grades = [json.loads(line) for line in (tmp_path / "out" / "grades.jsonl").read_text().splitlines()]
+    assert [g["correct"] for g in grades] == [[False, False]] + [[True, False]] * 3
+    assert [g["correct_flexible"] for g in grades] == [[False, False]] + [[True, True]] * 3
+    assert grades[0]["extracted"] == [None, None] and grades[1]["extracted_flexible"][1] == problems[1].reference
+    metrics = json.loads((tmp_path / "out" / "results.json").read_text())["metrics"]
+    assert metrics["extraction_rate_t1"]["value"] == 0.75 and metrics["extraction_rate_t2"]["value"] == 0.0
+    assert metrics["extraction_rate_t2_flexible"]["value"] == 0.75
+    assert metrics["acc_t2_flexible"]["value"] == 0.75 and metrics["delta_c2i"]["value"] == 0.75
+    assert metrics["delta_flexible"]["value"] == 0.0 and metrics["delta_flexible"]["ci95"] == [0.0, 0.0]
+
+
 def test_single_attempt_rows_give_t1_metrics_only(tmp_path, problems):
     samples = write_rows(tmp_path / "s.jsonl", [{"id": p.id, "responses": [p.metadata["correct_answer"]]}
                                                  for p in problems[:5]])

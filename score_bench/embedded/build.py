@@ -17,6 +17,7 @@ from score_bench.embedded.model import create_model
 from score_bench.embedded.pretrain import pretrain, seeded_batches
 from score_bench.embedded.tokenizer import CHAT_TEMPLATE, train_tokenizer
 from score_bench.harness.errors import InputError
+from score_bench.harness.guards import LOCK_FILE
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.types import Message
 from score_bench.tasks.arith import ArithTask
@@ -31,7 +32,7 @@ def build_base_model(config: BaseModelConfig, progress: Progress | None = None) 
     """Build the embedded base model into config.output_dir and return that path. Deterministic for a seed
     and step budget (unless max_minutes stops training early); the card records what was measured."""
     output = Path(config.output_dir)
-    if output.exists() and any(output.iterdir()):
+    if output.exists() and any(p.name != LOCK_FILE for p in output.iterdir()):  # the CLI's lock may be there
         raise InputError(f"output directory is not empty: {output}")
     started = time.monotonic()
     previous_threads = torch.get_num_threads()

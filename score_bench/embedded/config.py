@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from score_bench.harness.checks import check_fields
 from score_bench.harness.errors import InputError
 
 
@@ -54,6 +55,7 @@ class BaseModelConfig:
     """Test problems measured for the card (greedy, two attempts); 0 skips the measurement."""
 
     def __post_init__(self) -> None:
+        check_fields(self, "base model")
         for name in ("steps", "batch_size", "hidden_size", "layers", "heads", "intermediate_size", "threads"):
             if getattr(self, name) < 1:
                 raise InputError(f"base model {name} must be at least 1, got {getattr(self, name)}")

@@ -1,26 +1,27 @@
 """`score-bench eval` as a Python API: a multi-attempt self-correction evaluation that survives being killed.
 
 DIR/eval_config.json pins what the run is (config, problems, weights); DIR/samples.jsonl grows by one fsynced
-write per finished chunk; DIR/results.json is written atomically at the end from the samples file alone, so a
+write per chunk (one backend batch of conversations) the moment it is graded, so a kill loses at most the batch
+being generated; DIR/results.json is written atomically at the end from the samples file alone, so a
 run resumed any number of times ends with the same metrics as one that never stopped.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from score_bench.harness import metrics
+from score_bench.harness.checks import check_fields
 from score_bench.harness.edit_distance import edit_ratio
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
+from score_bench.harness.guards import check_context, check_finite_weights, check_output_dir, output_lock
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.prompts import PromptOverride, prompts_used
 from score_bench.harness.provenance import problems_hash, provenance, write_json_atomic
@@ -30,10 +31,10 @@ from score_bench.harness.types import Problem
 
 __all__ = ["EvalConfig", "run_eval", "load_first_attempts"]
 
-CONFIG_FILE, SAMPLES_FILE, RESULTS_FILE, LOCK_FILE = "eval_config.json", "samples.jsonl", "results.json", ".lock"
-CHUNK_BATCHES = 4
-"""Backend batches per rollout chunk: enough for sorting by length to pay off, few enough that a kill loses
-little work and grading of one chunk overlaps generation of the next."""
+CONFIG_FILE, SAMPLES_FILE, RESULTS_FILE = "eval_config.json", "samples.jsonl", "results.json"
+CHUNK_BATCHES = 1
+"""Backend batches per rollout chunk, the unit of resume: one, so a kill loses at most one batch of work
+(grading of one chunk still overlaps generation of the next)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class EvalConfig:
     """Replaces the attempt-1 user message; "{question}" marks where the problem goes."""
     system_prompt: str | None = None
     backend: str = "transformers"
+    prefix_cache_mb: float = 1024
+    """Memory kept for reusing attempt k's KV cache in attempt k+1 (0 turns reuse off); speed only, so not part
+    of the run's identity."""
 
     def generation_params(self) -> GenerationParams:
         return GenerationParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
@@ -89,20 +93,24 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
     started = time.time()
     started_from = provenance()  # the code that evaluates is what was checked out now, not at the end
     _check_numbers(config)
+    check_output_dir(Path(config.output))
     task, problems = _load_problems(config)
     first_attempts = _first_attempts(config, problems)
+    loading_started = time.time()
     if backend is None:
         with phase(progress, f"loading {config.model}", None):
             from score_bench.harness.backends import load_backend
 
             backend = load_backend(config.backend, model=config.model, dtype=config.dtype, device=config.device,
-                                   chat_template=config.chat_template, batch_size=config.batch_size)
+                                   chat_template=config.chat_template, batch_size=config.batch_size,
+                                   prefix_cache_mb=config.prefix_cache_mb)
+    load_s = time.time() - loading_started
+    _check_backend(config, task, problems, backend)
     model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
     identity = _identity(config, problems, first_attempts, model_info)
     out = Path(config.output)
     _check_existing(out, identity)  # everything above writes nothing, so bad input leaves no trace
-    out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
+    with output_lock(out, "eval"):
         _check_existing(out, identity)  # again under the lock: another run may have started meanwhile
         if not (out / CONFIG_FILE).exists():
             write_json_atomic(out / CONFIG_FILE, identity)
@@ -114,29 +122,48 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
                              f"which this run does not have; use a new --output")
         rollout_config = RolloutConfig(turns=config.turns, samples=config.samples, params=config.generation_params(),
                                        chunk_size=config.batch_size * CHUNK_BATCHES)
-        for traces in iter_rollout(task, problems, backend, rollout_config, first_attempts=first_attempts,
-                                   skip=set(done), progress=progress):
+        new_tokens = 0
+
+        def write(traces: list[Trace]) -> None:  # runs in the grading thread, as soon as a chunk is graded
+            nonlocal new_tokens
             _append(out / SAMPLES_FILE, [_row(trace) for trace in traces])
+            new_tokens += sum(a.n_tokens for trace in traces for a in trace.attempts)
+
+        rollout_started = time.time()
+        for _ in iter_rollout(task, problems, backend, rollout_config, first_attempts=first_attempts,
+                              skip=set(done), progress=progress, on_graded=write):
+            pass
+        rollout_s = time.time() - rollout_started
         rows = _recover(out / SAMPLES_FILE)
         results = _results(config, task, problems, rows, model_info, identity, started_from)
         results["resumed_rows"] = len(done)
         results["wall_time_s"] = round(time.time() - started, 3)
+        results["timing"] = {"load_s": round(load_s, 3), "rollout_s": round(rollout_s, 3),
+                             "tokens_this_run": new_tokens,
+                             "tokens_per_s": round(new_tokens / rollout_s, 2) if rollout_s > 0 else None}
         write_json_atomic(out / RESULTS_FILE, results)
     return results
 
 
 def _check_numbers(config: EvalConfig) -> None:
-    checks = [("limit", config.limit is None or config.limit >= 1, "at least 1"),
-              ("turns", config.turns >= 1, "at least 1"), ("samples", config.samples >= 1, "at least 1"),
-              ("max_new_tokens", config.max_new_tokens >= 1, "at least 1"),
-              ("batch_size", config.batch_size >= 1, "at least 1"),
-              ("temperature", config.temperature >= 0, "0 (greedy) or more"),
-              ("top_p", 0 < config.top_p <= 1, "in (0, 1]")]
-    for name, ok, want in checks:
-        if not ok:
-            raise InputError(f"{name} must be {want}, got {getattr(config, name)}")
+    check_fields(config, "eval")
     if config.first_attempts is not None and config.task_first_attempts:
         raise InputError("give first attempts from a file or from the task, not both")
+    if not all(isinstance(text, str) and text for text in config.stop):
+        raise InputError("every stop string must be a non-empty string")
+
+
+def _check_backend(config: EvalConfig, task, problems: list[Problem], backend: Backend) -> None:
+    """Before anything is written: the weights are numbers, and every conversation renders and fits the
+    model's context (a backend that exposes no transformers model and tokenizer is trusted)."""
+    model, tokenizer = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
+    if model is None or tokenizer is None or not hasattr(model, "named_parameters"):
+        return
+    check_finite_weights(model, config.model)
+    template = f"chat template '{config.chat_template}'" if config.chat_template else "the model's chat template"
+    check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
+                  [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, config.turns,
+                  config.model, template)
 
 
 def _load_problems(config: EvalConfig) -> tuple[Any, list[Problem]]:
@@ -179,13 +206,14 @@ def load_first_attempts(path: Path) -> dict[str, str]:
     of an earlier eval, whose sample 0 attempt 1 is taken)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise InputError(f"cannot read first-attempts file '{path}': {err.strerror or err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.reason if isinstance(err, UnicodeDecodeError) else err.strerror or err
+        raise InputError(f"cannot read first-attempts file '{path}': {reason}") from None
     if path.suffix == ".json":
         try:
             mapping = json.loads(text)
-        except ValueError as err:
-            raise InputError(f"first-attempts file '{path}' is not valid JSON: {err}") from None
+        except (ValueError, RecursionError) as err:
+            raise InputError(f"first-attempts file '{path}' is not valid JSON: {str(err)[:200]}") from None
         if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
             raise InputError(f"first-attempts file '{path}' must hold a JSON object of id -> text")
         return {str(k): v for k, v in mapping.items()}
@@ -199,7 +227,9 @@ def load_first_attempts(path: Path) -> dict[str, str]:
                 continue
             problem_id = str(row["id"])
             attempt = row["text"] if "text" in row else row["attempts"][0]["text"]
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            if not isinstance(attempt, str):
+                raise TypeError(attempt)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
             raise InputError(f"first-attempts file '{path}' line {number}: expected an object with "
                              f"\"id\" and \"text\"") from None
         if given.get(problem_id, attempt) != attempt:
@@ -213,6 +243,7 @@ def _identity(config: EvalConfig, problems: list[Problem], first_attempts: dict[
     """Everything that decides the samples: a run may resume only into a directory with the same identity."""
     settings = asdict(config)
     settings.pop("output")
+    settings.pop("prefix_cache_mb")
     for name in ("chat_template", "first_attempts"):
         if settings[name] is not None:
             settings[name] = str(Path(settings[name]).resolve())
@@ -234,8 +265,8 @@ def _check_existing(out: Path, identity: dict) -> None:
         return
     try:
         stored = json.loads(stored_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read {stored_path}: {err}") from None
+    except (OSError, ValueError, RecursionError) as err:
+        raise InputError(f"cannot read {stored_path}: {str(err)[:200]}") from None
     if stored != identity:
         raise InputError(f"{out} holds a different run ({_first_difference(stored, identity)}); "
                          f"rerun with the same settings to resume, or use a new --output")
@@ -250,17 +281,6 @@ def _first_difference(stored: dict, current: dict, prefix: str = "") -> str:
         elif a != b:
             return f"{prefix}{key}: {json.dumps(a)} there, {json.dumps(b)} now"
     return "unknown difference"
-
-
-@contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """One run per directory at a time; the kernel drops the lock when the process dies, even by kill -9."""
-    with open(out / LOCK_FILE, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(f"another eval is writing to {out}") from None
-        yield
 
 
 def _recover(path: Path) -> dict[tuple[str, int], dict]:
@@ -279,7 +299,8 @@ def _recover(path: Path) -> dict[tuple[str, int], dict]:
         try:
             row = json.loads(line)
             key = (row["id"], row["sample"])
-        except (ValueError, KeyError, TypeError):
+            hash(key)
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise InputError(f"{path} line {number} is not a sample row; the file is damaged") from None
         if key in rows:
             raise InputError(f"{path} line {number} repeats problem '{key[0]}' sample {key[1]}")
@@ -303,7 +324,9 @@ def _append(path: Path, rows: list[dict]) -> None:
 def _row(trace: Trace) -> dict:
     attempts = []
     for attempt in trace.attempts:
+        flexible = attempt.flexible_verdict or attempt.verdict
         entry = {"text": attempt.text, "extracted": attempt.extracted, "correct": attempt.correct,
+                 "extracted_flexible": flexible.extracted, "correct_flexible": flexible.correct,
                  "status": attempt.verdict.status.value, "tokens": attempt.n_tokens, "given": attempt.given}
         if attempt.verdict.detail:
             entry["detail"] = attempt.verdict.detail
@@ -313,14 +336,24 @@ def _row(trace: Trace) -> dict:
             "edit_ratio": [round(edit_ratio(a, b), 6) for a, b in zip(texts, texts[1:])]}
 
 
+def _per_attempt(grid: list[list[dict]], read) -> list[list[list]]:
+    """read(attempt row) for every [problem][sample][attempt]; rows written before flexible grading existed
+    fall back to their strict fields."""
+    return [[[read(a) for a in row["attempts"]] for row in cell] for cell in grid]
+
+
 def _results(config: EvalConfig, task, problems: list[Problem], rows: dict[tuple[str, int], dict],
              model_info: dict, identity: dict, started_from: dict) -> dict:
     """results.json, computed from the samples file alone."""
     grid = [[rows[(p.id, k)] for k in range(config.samples)] for p in problems]
-    correct = [[[a["correct"] for a in row["attempts"]] for row in cell] for cell in grid]
+    correct = _per_attempt(grid, lambda a: a["correct"])
     flat = [row for cell in grid for row in cell]
     results: dict[str, Any] = {
-        "metrics": metrics.summarize(correct, seed=config.seed),
+        "metrics": metrics.summarize(
+            correct, flexible=_per_attempt(grid, lambda a: a.get("correct_flexible", a["correct"])),
+            extracted=_per_attempt(grid, lambda a: a["extracted"] is not None),
+            extracted_flexible=_per_attempt(grid, lambda a: a.get("extracted_flexible", a["extracted"]) is not None),
+            seed=config.seed),
         "per_turn_accuracy": [sum(c[t] for cell in correct for c in cell) / len(flat) for t in range(config.turns)],
     }
     if config.samples > 1:

@@ -25,28 +25,45 @@ VERIFY_CHUNK = 256
 """Items per verifier call: large enough to keep every worker busy, small enough for live progress."""
 
 
+@dataclass(frozen=True)
+class AttemptGrade:
+    """One response graded twice: as the task's stated format asks (strict, the headline) and as the task's
+    flexible extraction reads it. Each verdict's `extracted` is its extraction (None: nothing extracted)."""
+
+    verdict: Verdict
+    flexible_verdict: Verdict
+
+
 def grade_attempts(task: Task, pairs: Sequence[tuple[Problem, str]], progress: Progress | None = None,
-                   description: str = "grading") -> list[Verdict]:
-    """Verdicts for (problem, response) pairs, in order: extraction by the task, judgement by its verifier.
-    Each verdict's `extracted` is the task's extraction. A sample that fails to extract, or a verifier that
-    fails, gives verdicts with status error for the samples concerned, never a crashed run."""
+                   description: str = "grading") -> list[AttemptGrade]:
+    """Grades of (problem, response) pairs, in order: strict and flexible extraction by the task, judgement by
+    its verifier (once per distinct extraction: a flexible answer equal to the strict one shares its verdict).
+    A sample that fails to extract, or a verifier that fails, gives verdicts with status error for the samples
+    concerned, never a crashed run."""
+    flexible_of = getattr(task, "extract_flexible", task.extract)
     items: list[tuple[Problem, str | None]] = []
     failed: dict[int, Verdict] = {}
     for problem, response in pairs:
-        try:
-            items.append((problem, task.extract(problem, response)))
-        except Exception as err:
-            failed[len(items)] = Verdict(Status.ERROR, None, _error_detail("extraction failed", err))
-            items.append((problem, None))
-    to_verify = [(i, item) for i, item in enumerate(items) if i not in failed]
+        for extract in (task.extract, flexible_of):
+            try:
+                items.append((problem, extract(problem, response)))
+            except Exception as err:
+                failed[len(items)] = Verdict(Status.ERROR, None, _error_detail("extraction failed", err))
+                items.append((problem, None))
+    # items alternate strict, flexible; a flexible extraction equal to its strict one is not verified again
+    same = {i for i in range(1, len(items), 2)
+            if i not in failed and i - 1 not in failed and items[i][1] == items[i - 1][1]}
+    to_verify = [(i, item) for i, item in enumerate(items) if i not in failed and i not in same]
     verdicts: dict[int, Verdict] = dict(failed)
-    with phase(progress, description, len(items)) as step:
+    with phase(progress, description, len(to_verify)) as step:
         for start in range(0, len(to_verify), VERIFY_CHUNK):
             chunk = to_verify[start:start + VERIFY_CHUNK]
             for (i, (_, extracted)), verdict in zip(chunk, _verify([item for _, item in chunk], task)):
                 verdicts[i] = replace(verdict, extracted=extracted, detail=verdict.detail[:DETAIL_CAP])
             step(len(chunk))
-    return [verdicts[i] for i in range(len(items))]
+    for i in same:
+        verdicts[i] = verdicts[i - 1]
+    return [AttemptGrade(verdicts[i], verdicts[i + 1]) for i in range(0, len(items), 2)]
 
 
 def _verify(items: list[tuple[Problem, str | None]], task: Task) -> list[Verdict]:
@@ -103,25 +120,35 @@ def resolve_problems(task: Task, ids: set[str], split: str | None, source: Path)
 
 
 def correctness_by_problem(ids: Sequence[str], correct: Sequence[Sequence[bool]]) -> list[list[list[bool]]]:
-    """Group per-row correctness into [problem][sample][attempt], problems in first-seen order."""
+    """Group per-row correctness into [problem][sample][attempt], problems in first-seen order: rows that
+    repeat an id are further samples of that problem, and problems may have different numbers of them."""
     grouped: dict[str, list[list[bool]]] = {}
     for row_id, row in zip(ids, correct):
         grouped.setdefault(row_id, []).append(list(row))
-    samples = {len(v) for v in grouped.values()}
-    if len(samples) > 1:
-        short = min(grouped, key=lambda k: len(grouped[k]))
-        raise InputError(f"problems have different numbers of samples (e.g. {short!r} has {len(grouped[short])})")
     return list(grouped.values())
 
 
-def metrics_block(correct: list[list[list[bool]]], seed: int = 0) -> dict:
-    """The "metrics" entry of a results file, plus pass@k per turn when there are several samples."""
-    metrics = summarize(correct, seed=seed)
-    n_samples = len(correct[0])
+def metrics_block(correct: list[list[list[bool]]], seed: int = 0, **per_attempt) -> dict:
+    """The "metrics" entry of a results file, plus pass@k per turn when every problem has several samples
+    (k up to the fewest samples of a problem; each problem's pass@k uses its own n).
+    `per_attempt`: summarize's flexible / extracted / extracted_flexible arrays, shaped like `correct`."""
+    metrics = summarize(correct, seed=seed, **per_attempt)
+    n_samples = min(len(cell) for cell in correct)
     if n_samples > 1:
         ks = sorted({1, n_samples} | {k for k in (5, 10) if k < n_samples})
         metrics["pass_at_k"] = pass_at_k_by_turn(correct, ks=ks)
     return metrics
+
+
+def _sample_counts(problems: Sequence[Problem], correct: list[list[list[bool]]]) -> dict:
+    """samples_per_problem (None when problems differ), its range, and per-problem counts when they differ."""
+    counts = [len(cell) for cell in correct]
+    equal = len(set(counts)) == 1
+    out: dict = {"samples_per_problem": counts[0] if equal else None,
+                 "samples_min": min(counts), "samples_max": max(counts)}
+    if not equal:
+        out["samples_by_problem"] = {p.id: n for p, n in zip(problems, counts)}
+    return out
 
 
 def _cap(text: str | None) -> str | None:
@@ -133,31 +160,43 @@ def grade_file(task: Task, samples: Path, output: Path, split: str | None = None
     """Grade a samples file; write output/grades.jsonl and output/results.json; return the results."""
     started = time.time()
     rows = read_samples(samples)
+    samples_sha256 = hashlib.sha256(Path(samples).read_bytes()).hexdigest()
+    check_grade_output(Path(output), task.name, samples_sha256)
     problems = resolve_problems(task, {row.id for row in rows}, split, Path(samples))
     pairs = [(problems[row.id], response) for row in rows for response in row.responses]
-    verdicts = iter(grade_attempts(task, pairs, progress))
+    graded_pairs = iter(grade_attempts(task, pairs, progress))
     grades = []
     for row in rows:
-        row_verdicts = [next(verdicts) for _ in row.responses]
+        row_grades = [next(graded_pairs) for _ in row.responses]
+        strict, flexible = [g.verdict for g in row_grades], [g.flexible_verdict for g in row_grades]
         grades.append({
             "id": row.id,
-            "correct": [v.correct for v in row_verdicts],
-            "extracted": [_cap(v.extracted) for v in row_verdicts],
-            "status": [v.status.value for v in row_verdicts],
-            "detail": [_cap(v.detail) for v in row_verdicts],
+            "correct": [v.correct for v in strict],
+            "extracted": [_cap(v.extracted) for v in strict],
+            "status": [v.status.value for v in strict],
+            "detail": [_cap(v.detail) for v in strict],
+            "correct_flexible": [v.correct for v in flexible],
+            "extracted_flexible": [_cap(v.extracted) for v in flexible],
         })
-    correct = correctness_by_problem([g["id"] for g in grades], [g["correct"] for g in grades])
+    ids = [g["id"] for g in grades]
+    correct = correctness_by_problem(ids, [g["correct"] for g in grades])
+    per_attempt = {
+        "flexible": correctness_by_problem(ids, [g["correct_flexible"] for g in grades]),
+        "extracted": correctness_by_problem(ids, [[e is not None for e in g["extracted"]] for g in grades]),
+        "extracted_flexible": correctness_by_problem(
+            ids, [[e is not None for e in g["extracted_flexible"]] for g in grades]),
+    }
     graded = [problems[row_id] for row_id in dict.fromkeys(row.id for row in rows)]
     results = {
         "kind": "grade",
         "task": {"name": task.name, "split": split, "problems": len(graded), "problems_sha256": problems_hash(graded),
                  "correction_instruction": task.correction_instruction},
         "samples_file": str(samples),
-        "samples_sha256": hashlib.sha256(Path(samples).read_bytes()).hexdigest(),
-        "counts": {"rows": len(rows), "problems": len(correct), "samples_per_problem": len(correct[0]),
+        "samples_sha256": samples_sha256,
+        "counts": {"rows": len(rows), "problems": len(correct), **_sample_counts(graded, correct),
                    "attempts": len(rows[0].responses),
                    "errors": sum(status == "error" for g in grades for status in g["status"])},
-        "metrics": metrics_block(correct),
+        "metrics": metrics_block(correct, **per_attempt),
         "wall_time_s": round(time.time() - started, 3),
         **provenance(),
     }
@@ -165,3 +204,25 @@ def grade_file(task: Task, samples: Path, output: Path, split: str | None = None
     write_json_atomic(Path(output) / "results.json", results)
     return results
 
+
+
+def check_grade_output(output: Path, task: str, samples_sha256: str) -> None:
+    """Refuse an --output that holds another run: an eval or training run, or the grades of another samples
+    file or task. Regrading the same file with the same task into its own directory is allowed."""
+    from score_bench.harness.jsonl import read_json
+
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise InputError(f"--output {output} is a file, not a directory")
+    others = [name for name in ("samples.jsonl", "eval_config.json", "training_log.jsonl", "trainer_config.json")
+              if (output / name).exists()]
+    if others:
+        raise InputError(f"--output {output} holds another run ({others[0]}); grading there would replace its "
+                         "results: use a new directory")
+    if (output / "results.json").exists():
+        previous = read_json(output / "results.json", "results file")
+        same = (isinstance(previous, dict) and previous.get("kind") == "grade"
+                and previous.get("samples_sha256") == samples_sha256
+                and isinstance(previous.get("task"), dict) and previous["task"].get("name") == task)
+        if not same:
+            raise InputError(f"--output {output} holds the results of another run; use a new directory")

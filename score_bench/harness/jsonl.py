@@ -24,11 +24,40 @@ def read_jsonl_objects(path: Path, what: str) -> list[tuple[int, dict]]:
                     row = json.loads(line)
                 except json.JSONDecodeError as err:
                     raise InputError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+                except RecursionError:
+                    raise InputError(f"{path}:{number}: JSON nested too deeply to read") from None
                 if not isinstance(row, dict):
                     raise InputError(f"{path}:{number}: expected a JSON object")
                 rows.append((number, row))
     except UnicodeDecodeError as err:
         raise InputError(f"{what} {path} is not UTF-8 ({err.reason})") from None
+    except OSError as err:
+        raise InputError(f"cannot read {what} {path}: {err.strerror or err}") from None
     if not rows:
         raise InputError(f"{what} is empty: {path}")
     return rows
+
+
+def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of a user-supplied file; a missing, unreadable or non-UTF-8 file is an InputError
+    naming `what` and the path."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{what} not found: {path}") from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"{what} {path} is not UTF-8 ({err.reason})") from None
+    except OSError as err:
+        raise InputError(f"cannot read {what} {path}: {err.strerror or err}") from None
+
+
+def read_json(path: Path, what: str):
+    """The JSON value in a user-supplied file, with read_text's errors and bad or too-deep JSON as InputError."""
+    text = read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{what} {path} is not valid JSON ({err.msg}, line {err.lineno})") from None
+    except RecursionError:
+        raise InputError(f"{what} {path}: JSON nested too deeply to read") from None

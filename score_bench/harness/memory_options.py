@@ -188,11 +188,11 @@ def frozen_reference(run: Any, source: str, device: str) -> FrozenReference:
     """The reference for a run with `accelerator`, `config`, `model` (bare) and `policy` (prepared): with LoRA
     the policy with adapters disabled; otherwise a float32 copy of the base loaded from `source`, never wrapped
     for training (no gradient, no optimiser state; under FSDP each process holds it whole)."""
-    from transformers import AutoModelForCausalLM
+    from score_bench.harness.backends.transformers import load_model
 
     if uses_lora(run.config):
         return FrozenReference(run.policy, run.accelerator, adapters=run.model)
-    copy = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device).eval()
+    copy = load_model(source, run.config.model, torch.float32).to(device).eval()
     copy.requires_grad_(False)
     return FrozenReference(copy, run.accelerator)
 

@@ -21,6 +21,23 @@ BOOTSTRAP_RESAMPLES = 2000
 """Enough for stable 95% percentile bounds at the third decimal on a few hundred problems."""
 
 
+def _ragged(correct) -> list[np.ndarray] | None:
+    """Per-problem [sample, attempt] arrays when problems have different numbers of samples, else None."""
+    if isinstance(correct, np.ndarray) or not len(correct):
+        return None
+    try:
+        lengths = {len(cell) for cell in correct}
+    except TypeError:
+        return None
+    if len(lengths) == 1:
+        return None
+    problems = [np.asarray(cell, dtype=bool) for cell in correct]
+    if any(cell.ndim != 2 or cell.shape[0] == 0 for cell in problems) or len({c.shape[1] for c in problems}) > 1:
+        raise InputError("correctness with unequal samples per problem must be [problem][sample][attempt] "
+                         "with at least one sample per problem and the same number of attempts")
+    return problems
+
+
 def as_correctness(correct) -> np.ndarray:
     """A [problem, sample, attempt] bool array from nested lists or a 2-D/3-D array."""
     array = np.asarray(correct, dtype=bool)
@@ -31,39 +48,61 @@ def as_correctness(correct) -> np.ndarray:
     return array
 
 
+FLEXIBLE = "_flexible"
+"""Suffix of the metrics computed from flexible extraction (acc_t1_flexible, delta_flexible, ...)."""
+
+
 def _point_metrics(per_problem: dict[str, np.ndarray], weights: np.ndarray) -> dict[str, float]:
     """Means over problems (rows of each [resample, problem] array), optionally reweighted by `weights`."""
     totals = {name: (values * weights).sum(axis=-1) for name, values in per_problem.items()}
     n = weights.sum(axis=-1)
     out = {name: total / n for name, total in totals.items() if not name.startswith("_")}
-    if "delta_i2c" not in totals:
-        return out
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["p_i2c_given_i"] = totals["delta_i2c"] / totals["_wrong_t1"]
-        out["p_c2i_given_c"] = totals["delta_c2i"] / totals["_right_t1"]
+    for suffix in ("", FLEXIBLE):
+        if f"delta_i2c{suffix}" in totals:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[f"p_i2c_given_i{suffix}"] = totals[f"delta_i2c{suffix}"] / totals[f"_wrong_t1{suffix}"]
+                out[f"p_c2i_given_c{suffix}"] = totals[f"delta_c2i{suffix}"] / totals[f"_right_t1{suffix}"]
     return out
 
 
-def _per_problem(correct: np.ndarray) -> dict[str, np.ndarray]:
+def _per_problem(correct: np.ndarray, suffix: str = "") -> dict[str, np.ndarray]:
     """Per-problem rates (averaged over samples) whose means over problems are the reported metrics."""
-    rates = {f"acc_t{t + 1}": correct[:, :, t].mean(axis=1) for t in range(correct.shape[2])}
+    rates = {f"acc_t{t + 1}{suffix}": correct[:, :, t].mean(axis=1) for t in range(correct.shape[2])}
     if correct.shape[2] >= 2:
         first, second = correct[:, :, 0], correct[:, :, 1]
-        rates["delta"] = rates["acc_t2"] - rates["acc_t1"]
-        rates["delta_i2c"] = (~first & second).mean(axis=1)
-        rates["delta_c2i"] = (first & ~second).mean(axis=1)
-        rates["_wrong_t1"] = (~first).mean(axis=1)
-        rates["_right_t1"] = first.mean(axis=1)
+        rates[f"delta{suffix}"] = rates[f"acc_t2{suffix}"] - rates[f"acc_t1{suffix}"]
+        rates[f"delta_i2c{suffix}"] = (~first & second).mean(axis=1)
+        rates[f"delta_c2i{suffix}"] = (first & ~second).mean(axis=1)
+        rates[f"_wrong_t1{suffix}"] = (~first).mean(axis=1)
+        rates[f"_right_t1{suffix}"] = first.mean(axis=1)
     return rates
 
 
-def summarize(correct, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, dict]:
+def _extraction_rates(extracted: np.ndarray, suffix: str) -> dict[str, np.ndarray]:
+    """Per-problem share of attempts from which an answer was extracted, per attempt."""
+    return {f"extraction_rate_t{t + 1}{suffix}": extracted[:, :, t].mean(axis=1) for t in range(extracted.shape[2])}
+
+
+def summarize(correct, *, flexible=None, extracted=None, extracted_flexible=None, seed: int = 0,
+              resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, dict]:
     """{"acc_t1": {"value": v, "ci95": [lo, hi]}, "acc_t2", "delta", "delta_i2c", "delta_c2i",
-    "p_i2c_given_i", "p_c2i_given_c", "acc_tN"...}; the two-attempt entries only with >= 2 attempts.
-    Conditional rates are None when nothing conditions them (e.g. no problem wrong at attempt 1)."""
-    array = as_correctness(correct)
-    per_problem = _per_problem(array)
-    n_problems = array.shape[0]
+    "p_i2c_given_i", "p_c2i_given_c", "acc_tN"...}; the two-attempt entries only with >= 2 attempts, and
+    "delta" also carries a two-sided bootstrap "p_value" against no change.
+    `flexible` (correctness under flexible extraction, same shape) adds the same metrics suffixed "_flexible";
+    `extracted` / `extracted_flexible` (whether an answer was extracted) add "extraction_rate_tN" and
+    "extraction_rate_tN_flexible". All intervals come from one set of resampled problems.
+    Conditional rates are None when nothing conditions them (e.g. no problem wrong at attempt 1).
+    Problems may have different numbers of samples (nested lists): each problem's rates average its own
+    samples, so every problem weighs the same whatever its count."""
+    shape = _cell_shapes(correct)
+    per_problem = _rates(correct, _per_problem)
+    if flexible is not None:
+        per_problem.update(_rates(_like(flexible, shape), lambda a: _per_problem(a, FLEXIBLE)))
+    if extracted is not None:
+        per_problem.update(_rates(_like(extracted, shape), lambda a: _extraction_rates(a, "")))
+    if extracted_flexible is not None:
+        per_problem.update(_rates(_like(extracted_flexible, shape), lambda a: _extraction_rates(a, FLEXIBLE)))
+    n_problems = len(shape)
     point = _point_metrics(per_problem, np.ones(n_problems))
     rng = np.random.default_rng(seed)
     counts = np.stack([np.bincount(rng.integers(0, n_problems, n_problems), minlength=n_problems)
@@ -78,7 +117,41 @@ def summarize(correct, *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES) -
             "ci95": [float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))]
             if finite and samples.size else None,
         }
+        if name in ("delta", "delta" + FLEXIBLE):
+            metrics[name]["p_value"] = _bootstrap_p(samples, resamples)
     return metrics
+
+
+def _rates(values, rates_of) -> dict[str, np.ndarray]:
+    """rates_of([problem, sample, attempt] array) per problem, for equal or ragged sample counts alike."""
+    ragged = _ragged(values)
+    if ragged is None:
+        return rates_of(as_correctness(values))
+    parts = [rates_of(cell[None]) for cell in ragged]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _cell_shapes(values) -> list[tuple[int, ...]]:
+    """The [sample, attempt] shape of each problem's cell."""
+    ragged = _ragged(values)
+    if ragged is not None:
+        return [cell.shape for cell in ragged]
+    array = as_correctness(values)
+    return [array.shape[1:]] * len(array)
+
+
+def _like(values, shape: list[tuple[int, ...]]):
+    if _cell_shapes(values) != shape:
+        raise InputError("per-attempt arrays must have correctness's shape (samples and attempts per problem)")
+    return values
+
+
+def _bootstrap_p(samples: np.ndarray, resamples: int) -> float:
+    """Two-sided bootstrap p-value of a difference against zero: twice the smaller tail mass at zero, never
+    below 1/resamples (the smallest value the bootstrap can resolve)."""
+    if not samples.size:
+        return 1.0
+    return float(min(1.0, max(2 * min((samples <= 0).mean(), (samples >= 0).mean()), 1 / resamples)))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -91,15 +164,16 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def pass_at_k_by_turn(correct, ks: Sequence[int] = (1,)) -> dict[str, float]:
-    """{"pass@k_tT": mean over problems} for every k not above the samples per problem."""
-    array = as_correctness(correct)
-    n = array.shape[1]
+    """{"pass@k_tT": mean over problems} for every k not above the fewest samples of a problem; each problem's
+    estimate uses its own n (problems may have different numbers of samples)."""
+    problems = _ragged(correct) or list(as_correctness(correct))
+    fewest = min(cell.shape[0] for cell in problems)
     out = {}
-    for turn in range(array.shape[2]):
-        hits = array[:, :, turn].sum(axis=1)
+    for turn in range(problems[0].shape[1]):
         for k in ks:
-            if k <= n:
-                out[f"pass@{k}_t{turn + 1}"] = float(np.mean([pass_at_k(n, int(c), k) for c in hits]))
+            if k <= fewest:
+                out[f"pass@{k}_t{turn + 1}"] = float(np.mean(
+                    [pass_at_k(cell.shape[0], int(cell[:, turn].sum()), k) for cell in problems]))
     return out
 
 
@@ -134,7 +208,6 @@ def paired_bootstrap(first, second, metric: str, *, seed: int = 0,
     boot = (_point_metrics({k: v[None, :] for k, v in pb.items()}, counts)[metric]
             - _point_metrics({k: v[None, :] for k, v in pa.items()}, counts)[metric])
     boot = boot[~np.isnan(boot)]
-    # A bootstrap cannot resolve p below one resample in `resamples`: report that bound rather than 0.
-    p = min(1.0, max(2 * min((boot <= 0).mean(), (boot >= 0).mean()), 1 / resamples))
     return {"metric": metric, "difference": float(diff),
-            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))], "p_value": float(p)}
+            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+            "p_value": _bootstrap_p(boot, resamples)}

@@ -39,6 +39,9 @@ class PromptOverride:
     def extract(self, problem: Problem, response: str) -> str | None:
         return self._task.extract(problem, response)
 
+    def extract_flexible(self, problem: Problem, response: str) -> str | None:
+        return getattr(self._task, "extract_flexible", self._task.extract)(problem, response)
+
     def first_prompt(self, problem: Problem) -> list[Message]:
         if self._template is None:
             messages = self._task.first_prompt(problem)

@@ -32,7 +32,15 @@ class Task(Protocol):
         ...
 
     def extract(self, problem: Problem, response: str) -> str | None:
-        """The answer (or program) inside a response, or None when there is none."""
+        """Strict: the answer (or program) in the format the prompt asks for, or None when there is none.
+        A copy of the format's placeholder ("answer" from "$answer$") is none."""
+        ...
+
+    def extract_flexible(self, problem: Problem, response: str) -> str | None:
+        """Flexible: the answer wherever the response puts it (math: the last answer-like expression; arith:
+        the last number; code: any definition of the function), or None. Reported beside the strict accuracy,
+        as lm-evaluation-harness reports flexible-extract beside strict-match. A task without this method is
+        graded the same in both modes."""
         ...
 
     @property

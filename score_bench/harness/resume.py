@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from score_bench.harness.errors import InputError
+from score_bench.harness.guards import resolved_model
 
 __all__ = ["STATE_DIR", "SavedState", "rng_states", "set_rng_states", "preserved_rng", "save_state", "load_state"]
 
@@ -79,6 +80,8 @@ def preserved_rng() -> Iterator[None]:
 def _plain(config: Any) -> dict[str, Any]:
     """The config as JSON values (what meta.json stores), minus fields allowed to differ."""
     values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    if isinstance(values.get("model"), str):  # the directory the run started from, however it was spelled
+        values["model"] = resolved_model(values["model"])
     return {k: v for k, v in json.loads(json.dumps(values, default=str)).items() if k not in _IGNORED_FIELDS}
 
 
@@ -89,14 +92,18 @@ def save_state(output: Path, *, trainer: str, config: Any, world_size: int, stat
     tmp = Path(tempfile.mkdtemp(dir=output, prefix=".state.tmp-"))
     payload = {"step": state.step, "stage": state.stage, "log_rows": state.log_rows, "model": dict(state.model),
                "optimizer": state.optimizer, "rng": dict(state.rng), "extra": dict(state.extra)}
-    with (tmp / "state.pt").open("wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    meta = {"trainer": trainer, "world_size": world_size, "step": state.step, "stage": state.stage,
-            "log_rows": state.log_rows, "config": _plain(config)}
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.chmod(tmp, 0o755)
+    try:
+        with (tmp / "state.pt").open("wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        meta = {"trainer": trainer, "world_size": world_size, "step": state.step, "stage": state.stage,
+                "log_rows": state.log_rows, "config": _plain(config)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o755)
+    except BaseException:  # a full disk or a kill: no half-written state left beside the last good one
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     current, old = output / STATE_DIR, output / _OLD_DIR
     shutil.rmtree(old, ignore_errors=True)
     if current.exists():
@@ -116,7 +123,12 @@ def load_state(output: Path, *, trainer: str, config: Any, world_size: int) -> S
             break
     else:
         return None
-    meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+    try:
+        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+        meta["trainer"], meta["config"], meta["world_size"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
+        raise InputError(f"cannot read the saved state {directory / 'meta.json'} ({type(err).__name__}); "
+                         "the output directory is damaged: use another one") from None
     where = f"output directory {output} holds a {meta['trainer']} run"
     if meta["trainer"] != trainer:
         raise InputError(f"{where}, not {trainer}; use another output directory")

@@ -3,16 +3,19 @@
 Attempt 1 answers the task's first prompt; attempt k+1 sees the same conversation plus attempt k as an assistant
 turn and the task's correction instruction as a new user turn. Work is cut into fixed chunks of
 (problem, sample) units: a chunk is generated turn by turn, then graded in a worker thread while the next chunk
-generates, and yielded whole. Chunks depend only on the problem list, the sample count and the chunk size, so a
+generates, handed to `on_graded` from that thread the moment it is graded (so a caller that writes it there
+loses at most the chunk being generated when killed), and yielded whole. Progress counts generated attempts
+and advances after every backend call, with the tokens/s of that call. Chunks depend only on the problem list, the sample count and the chunk size, so a
 resumed run regenerates exactly the batches an uninterrupted run would have.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Collection, Iterator, Mapping, Sequence
+from typing import Callable, Collection, Iterator, Mapping, Sequence
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
@@ -51,10 +54,16 @@ class Attempt:
     """True for a fixed first attempt (repair evaluation): the model did not write it."""
     token_ids: tuple[int, ...] = ()
     """The sampled token ids (harness.generation.Completion.token_ids); empty when given or not reported."""
+    flexible_verdict: Verdict | None = None
+    """The verdict on the task's flexible extraction (its `extracted` is that extraction); None: as strict."""
 
     @property
     def correct(self) -> bool:
         return self.verdict.correct
+
+    @property
+    def flexible_correct(self) -> bool:
+        return (self.flexible_verdict or self.verdict).correct
 
 
 @dataclass(frozen=True)
@@ -80,10 +89,12 @@ def rollout(task: Task, problems: Sequence[Problem], backend: Backend, config: R
 
 def iter_rollout(task: Task, problems: Sequence[Problem], backend: Backend, config: RolloutConfig, *,
                  first_attempts: Mapping[str, str] | None = None, skip: Collection[tuple[str, int]] = frozenset(),
-                 progress: Progress | None = None) -> Iterator[list[Trace]]:
+                 progress: Progress | None = None,
+                 on_graded: Callable[[list[Trace]], None] | None = None) -> Iterator[list[Trace]]:
     """Graded traces chunk by chunk, leaving out the (problem id, sample) units in `skip` (already done).
 
-    first_attempts maps problem id -> a given attempt 1 (repair evaluation); it must cover every problem."""
+    first_attempts maps problem id -> a given attempt 1 (repair evaluation); it must cover every problem.
+    on_graded(traces) runs in the grading thread as soon as a chunk is graded, before the chunk is yielded."""
     if first_attempts is not None:
         missing = [p.id for p in problems if p.id not in first_attempts]
         if missing:
@@ -91,23 +102,25 @@ def iter_rollout(task: Task, problems: Sequence[Problem], backend: Backend, conf
     units = plan(problems, config.samples)
     chunks = [units[i:i + config.chunk_size] for i in range(0, len(units), config.chunk_size)]
     todo = [chunk for chunk in chunks if any((p.id, k) not in skip for p, k in chunk)]
-    with phase(progress, "rollout", sum(1 for c in todo for p, k in c if (p.id, k) not in skip)) as step, \
+    generated_turns = config.turns - (first_attempts is not None)
+    with phase(progress, "rollout: attempts", sum(len(c) for c in todo) * generated_turns) as step, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="grader") as grader:
-        waiting: tuple[Future, list] | None = None
+        waiting: Future | None = None
         for chunk in todo:  # a partly done chunk is regenerated whole, so its batches match the original run
-            generated = _generate(task, chunk, backend, config, first_attempts)
-            future = grader.submit(_grade, task, chunk, generated)
+            generated = _generate(task, chunk, backend, config, first_attempts, step)
+            future = grader.submit(_grade_new, task, chunk, generated, skip, on_graded)
             if waiting is not None:
-                yield _finish(waiting, skip, step)
-            waiting = (future, chunk)
+                yield waiting.result()
+            waiting = future
         if waiting is not None:
-            yield _finish(waiting, skip, step)
+            yield waiting.result()
 
 
-def _finish(waiting: tuple[Future, list], skip: Collection[tuple[str, int]], step) -> list[Trace]:
-    future, chunk = waiting
-    traces = [t for t in future.result() if (t.problem.id, t.sample) not in skip]
-    step(len(traces), f"{sum(a.n_tokens for t in traces for a in t.attempts)} tokens in the last chunk")
+def _grade_new(task: Task, chunk: list[tuple[Problem, int]], conversations: list["_Conversation"],
+               skip: Collection[tuple[str, int]], on_graded: Callable[[list[Trace]], None] | None) -> list[Trace]:
+    traces = [t for t in _grade(task, chunk, conversations) if (t.problem.id, t.sample) not in skip]
+    if on_graded is not None:
+        on_graded(traces)
     return traces
 
 
@@ -121,7 +134,7 @@ class _Conversation:
 
 
 def _generate(task: Task, chunk: list[tuple[Problem, int]], backend: Backend, config: RolloutConfig,
-              first_attempts: Mapping[str, str] | None) -> list[_Conversation]:
+              first_attempts: Mapping[str, str] | None, step: Callable[[int, str], None]) -> list[_Conversation]:
     conversations = [_Conversation(list(task.first_prompt(problem))) for problem, _ in chunk]
     for turn in range(config.turns):
         if turn > 0:
@@ -137,7 +150,10 @@ def _generate(task: Task, chunk: list[tuple[Problem, int]], backend: Backend, co
             by_seed.setdefault(key, []).append(index)
         for seed, indices in by_seed.items():
             params = replace(config.params, seed=seed)
+            started = time.perf_counter()
             completions = backend.generate([conversations[i].messages for i in indices], params)
+            rate = sum(c.n_tokens for c in completions) / max(time.perf_counter() - started, 1e-9)
+            step(len(indices), f"rollout: attempt {turn + 1}, {rate:,.0f} tokens/s")
             for i, completion in zip(indices, completions):
                 _append(conversations[i], completion.text, completion.n_tokens, completion.token_ids, given=False)
     return conversations
@@ -162,12 +178,13 @@ def _grade(task: Task, chunk: list[tuple[Problem, int]], conversations: list[_Co
     """Extract and verify every attempt of the chunk in one grading call (harness.grading, the path `grade`
     takes too): a failure to grade is a verdict with status error, never a crashed run."""
     pairs = [(problem, text) for (problem, _), conversation in zip(chunk, conversations) for text in conversation.texts]
-    verdicts = iter(grade_attempts(task, pairs))
+    grades = iter(grade_attempts(task, pairs))
     traces = []
     for (problem, sample), conversation in zip(chunk, conversations):
-        attempts = tuple(Attempt(text, verdict.extracted, verdict, n_tokens, given, token_ids)
-                         for text, n_tokens, given, token_ids, verdict
+        attempts = tuple(Attempt(text, grade.verdict.extracted, grade.verdict, n_tokens, given, token_ids,
+                                 grade.flexible_verdict)
+                         for text, n_tokens, given, token_ids, grade
                          in zip(conversation.texts, conversation.tokens, conversation.given, conversation.token_ids,
-                                verdicts))
+                                grades))
         traces.append(Trace(problem, sample, tuple(conversation.messages), attempts))
     return traces

@@ -14,17 +14,18 @@ import dataclasses
 import difflib
 import json
 import random
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from score_bench.harness.checks import check_fields, coerce
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
+from score_bench.harness.guards import check_context, check_finite_weights, check_output_not_model
 from score_bench.harness.memory_options import (MemoryOptions, apply_memory_options, check_sharding,
                                                 checkpoint_weights, validate_memory_options)
 from score_bench.harness.metrics import summarize
@@ -104,45 +105,10 @@ def build_config(config_class: type, presets: Mapping[str, Mapping[str, Any]], p
             near = difflib.get_close_matches(key, sorted(fields), n=1)
             hint = f" Did you mean '{near[0]}'?" if near else ""
             raise InputError(f"unknown setting '{key}' for {config_class.__name__}.{hint}")
-        values[key] = _coerce(key, value, hints[key])
-    return config_class(**values)
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """`value` as type `hint` (int, float, bool, str, Literal, Optional of those, dict from JSON)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(key, value, inner[0]) if len(inner) == 1 else value
-    if origin is Literal:
-        if value not in args:
-            raise InputError(f"setting '{key}' must be one of {', '.join(map(str, args))}, got '{value}'")
-        return value
-    try:
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("true", "1", "yes"):
-                return True
-            if str(value).lower() in ("false", "0", "no"):
-                return False
-            raise ValueError(value)
-        if hint is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if hint is float:
-            return float(value)
-        if hint is str:
-            return str(value)
-        if origin is dict or hint is dict:
-            return dict(json.loads(value)) if isinstance(value, str) else dict(value)
-    except (TypeError, ValueError):
-        raise InputError(f"setting '{key}' expects {getattr(hint, '__name__', hint)}, got '{value}'") from None
-    return value
+        values[key] = coerce(key, value, hints[key])
+    config = config_class(**values)
+    check_fields(config, config_class.__name__)
+    return config
 
 
 # -- conversations to tokens -----------------------------------------------------------------------------------
@@ -325,15 +291,19 @@ class HeldOutEval:
 
     def row(self, step: int, stage: int, **labels: Any) -> dict[str, Any]:
         """The "eval" row of the current model: kind, step, stage, `labels` (e.g. the SFT iteration), split,
-        problems, accuracy_t1, accuracy_t2, delta, delta_i2c, delta_c2i, ci95 (of each), grading_errors."""
+        problems, accuracy_t1, accuracy_t2, delta, delta_i2c, delta_c2i, accuracy_t1_flexible,
+        accuracy_t2_flexible (flexible extraction), ci95 (of each), grading_errors."""
         with preserved_rng():
             traces = rollout(self.task, self.problems, self.backend,
                              RolloutConfig(turns=2, samples=1, params=self.params))
-            metrics = summarize([[a.correct for a in t.attempts] for t in traces], seed=self.seed)
-        names = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
+            metrics = summarize([[a.correct for a in t.attempts] for t in traces],
+                                flexible=[[a.flexible_correct for a in t.attempts] for t in traces], seed=self.seed)
+        names = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i", "acc_t1_flexible", "acc_t2_flexible")
         return {"kind": "eval", "step": step, "stage": stage, **labels, "split": self.split,
                 "problems": len(traces),
                 "accuracy_t1": metrics["acc_t1"]["value"], "accuracy_t2": metrics["acc_t2"]["value"],
+                "accuracy_t1_flexible": metrics["acc_t1_flexible"]["value"],
+                "accuracy_t2_flexible": metrics["acc_t2_flexible"]["value"],
                 "delta": metrics["delta"]["value"], "delta_i2c": metrics["delta_i2c"]["value"],
                 "delta_c2i": metrics["delta_c2i"]["value"], "ci95": {n: metrics[n]["ci95"] for n in names},
                 "grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts)}
@@ -396,11 +366,12 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
     batch_size, task, split, model and seed. Refuses, naming `who`, a batch that does not split over the
     processes, an empty split and a model without a chat template."""
     from accelerate import Accelerator
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from score_bench.harness.backends.transformers import resolve_device, resolve_model_source
+    from score_bench.harness.backends.transformers import load_model, load_tokenizer, resolve_device
     from score_bench.harness.registry import load_task
 
+    check_fields(config, who)
+    check_output_not_model(Path(config.output), config.model)
     device = resolve_device(config.device)
     validate_memory_options(config, device)
     # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
@@ -412,16 +383,24 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
         device = str(accelerator.device)
     if config.batch_size % world:
         raise InputError(f"batch_size {config.batch_size} does not split over {world} processes")
-    task = task if task is not None else load_task(config.task, **config.task_options)
+    if task is None:
+        try:
+            task = load_task(config.task, **config.task_options)
+        except TypeError as err:
+            raise InputError(f"bad task_options for task '{config.task}': {err}") from None
+    held_out = {config.eval_split, "test"} if config.eval_every else {"test"}
+    if config.split in held_out and set(task.splits) - held_out:
+        raise InputError(f"split '{config.split}' is held out for evaluation; train on "
+                         f"{', '.join(sorted(set(task.splits) - held_out))}")
     problems = task.problems(config.split)
     if not problems:
         raise InputError(f"task '{task.name}' has no problems in split '{config.split}'")
-    source = resolve_model_source(config.model)
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    if not tokenizer.chat_template:
-        raise InputError(f"model '{config.model}' has no chat template; {who} needs one to pose two attempts")
+    source, tokenizer = load_tokenizer(config.model, None, f"{who} needs one to pose two attempts")
     torch.manual_seed(config.seed)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device)
+    model = load_model(source, config.model, torch.float32).to(device)
+    check_finite_weights(model, config.model)
+    check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
+                  [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2, config.model)
     model = apply_memory_options(model, config)
     return RunStart(accelerator, device, task, problems, source, tokenizer, model)
 

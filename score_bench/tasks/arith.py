@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.types import Message, Problem
+from score_bench.tasks._placeholders import is_placeholder
 
 ANSWER_MARKER = "Answer:"
 """Every response ends with "Answer: <number>"; extraction takes the last such line."""
@@ -57,6 +58,10 @@ _ENUMERATE_LIMIT = 1_000_000
 """Operand spaces up to this size are listed and shuffled; larger ones are sampled by rejection."""
 
 _ANSWER = re.compile(r"Answer:[ \t]*([^\n]*)")
+_NUMBER = re.compile(r"(?:(?<=[\s=(:*$])|^)-?\d+(?:,\d{3})*(?:\.\d+)?|\d+(?:,\d{3})*(?:\.\d+)?")
+"""A number, with thousands commas and decimals; its minus sign only where a sign can stand (not "38-47")."""
+PLACEHOLDERS = frozenset({"number", "answer", "yournumber", "youranswer"})
+"""The prompt's slot ("<number>") and near copies: never an answer."""
 
 
 class ArithTask:
@@ -146,12 +151,18 @@ class ArithTask:
         return [{"role": "user", "content": self.prompt.format(question=problem.question)}]
 
     def extract(self, problem: Problem, response: str) -> str | None:
-        """The text after the last "Answer:" marker, without a trailing period or $...$; None when absent."""
+        """Strict: the text after the last "Answer:" marker, without a trailing period, $...$ or markdown bold
+        ("**Answer:** 85"); None when absent or when it is the prompt's placeholder ("<number>")."""
         found = _ANSWER.findall(response)
         if not found:
             return None
-        answer = found[-1].strip().rstrip(".").strip().strip("$").strip()
-        return answer or None
+        answer = found[-1].strip(" \t*").rstrip(".").strip(" \t*$")
+        return answer if answer and not is_placeholder(answer, PLACEHOLDERS) else None
+
+    def extract_flexible(self, problem: Problem, response: str) -> str | None:
+        """Flexible: the last number in the response ("So, 47 + 38 = 85." gives 85), thousands commas dropped."""
+        numbers = _NUMBER.findall(response)
+        return numbers[-1].replace(",", "") if numbers else None
 
     @cached_property
     def verifier(self):

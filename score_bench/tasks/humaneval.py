@@ -25,6 +25,7 @@ FIRST_INSTRUCTION = (
     "Complete the following Python function. Output the whole function, with any imports it needs, "
     "in one ```python code block."
 )
+_IMPORT = re.compile(r"^(?:import|from)[ \t]+[\w.]+")
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
 
@@ -64,21 +65,41 @@ class HumanEvalTask:
         return [{"role": "user", "content": f"{FIRST_INSTRUCTION}\n\n```python\n{problem.question}```"}]
 
     def extract(self, problem: Problem, response: str) -> str | None:
-        """The program in a response: the fenced block that defines the entry point (else the last block, else
-        the bare text). A whole definition keeps the prompt's preamble (imports, helpers) above it; a body alone
-        is appended to the prompt."""
+        """Strict: the program in the response's ```python blocks (the format the prompt asks for): the block
+        that defines the entry point, else the last block; an unterminated fence still counts. None without a
+        block. A whole definition keeps the prompt's preamble (imports, helpers) above it; a body alone is
+        appended to the prompt."""
         entry = problem.metadata["entry_point"]
-        fenced = _FENCE.findall(response)
-        blocks = [block for block in fenced if block.strip()]
-        defining = [block for block in blocks if _defines(block, entry)]
-        code = (defining or blocks or ([] if fenced else [response]) or [""])[-1]
-        if not code.strip():
+        blocks = [block for block in _FENCE.findall(response) if block.strip()]
+        if not blocks:
             return None
-        if _defines(code, entry):
-            found = _definition(entry).search(problem.question)
-            preamble = problem.question[:found.start()] if found else ""
-            return preamble + code.strip("\n") + "\n"
-        return problem.question + code.rstrip() + "\n"
+        defining = [block for block in blocks if _defines(block, entry)]
+        return _program(problem, (defining or blocks)[-1], entry)
+
+    def extract_flexible(self, problem: Problem, response: str) -> str | None:
+        """Flexible: any definition of the entry point, fenced or not (its def line, its indented body and
+        the response's import lines above it); else what strict extraction finds."""
+        entry = problem.metadata["entry_point"]
+        strict = self.extract(problem, response)
+        if strict is not None and _defines(strict, entry):
+            return strict
+        lines = [line for line in response.splitlines() if not line.lstrip().startswith("```")]
+        start = next((i for i, line in enumerate(lines) if _definition(entry).match(line)), None)
+        if start is None:
+            return strict
+        end = start + 1
+        while end < len(lines) and (not lines[end].strip() or lines[end][:1] in " \t"):
+            end += 1
+        imports = [line for line in lines[:start] if _IMPORT.match(line)]
+        return _program(problem, "\n".join(imports + lines[start:end]), entry)
+
+
+def _program(problem: Problem, code: str, entry: str) -> str:
+    if _defines(code, entry):
+        found = _definition(entry).search(problem.question)
+        preamble = problem.question[:found.start()] if found else ""
+        return preamble + code.strip("\n") + "\n"
+    return problem.question + code.rstrip() + "\n"
 
 
 def _definition(entry: str) -> re.Pattern:

@@ -13,7 +13,9 @@ Data comes from a local directory (the `data_dir` option, else SCORE_BENCH_DATA_
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from functools import cached_property
+from itertools import groupby
 from pathlib import Path
 
 from score_bench.harness import settings
@@ -21,6 +23,7 @@ from score_bench.harness.errors import InputError
 from score_bench.harness.jsonl import read_jsonl_objects
 from score_bench.harness.types import Message, Problem
 from score_bench.harness.verifiers.symbolic import SymbolicConfig, SymbolicVerifier
+from score_bench.tasks._placeholders import is_placeholder
 
 _ANSWER_FORM = 'write it in the form "Final Answer: The final answer is $answer$. I hope it is correct."'
 SYSTEM_PROMPT = (
@@ -41,6 +44,8 @@ HUB = {"test": ("HuggingFaceH4/MATH-500", "test"), "train": ("zzy1123/MATH_train
 """(hub dataset id, split) per split when no local directory is given. The train id is a public copy of
 PRM800K's math_splits/train.jsonl (12,000 rows, the same fields, MIT)."""
 _FIELDS = ("unique_id", "problem", "answer")
+PLACEHOLDERS = frozenset({"answer", "finalanswer", "youranswer"})
+"""The prompts' slot ("$answer$") and its near copies: never an answer."""
 
 # "The final answer is $X$": X runs to the next unescaped $, so "\$18.90" inside stays whole. Models that
 # drop the dollars ("The final answer is 5. I hope it is correct.") are read up to the closing phrase.
@@ -90,9 +95,14 @@ class MathTask:
         ]
 
     def extract(self, problem: Problem, response: str) -> str | None:
-        """The X of the last "The final answer is $X$" (the form both prompts ask for), else the content of
-        the last \\boxed{...} or \\fbox{...} (MATH's own solutions box their answers); None if neither."""
+        """Strict: the X of the last "The final answer is $X$" (the form both prompts ask for), else the content
+        of the last \\boxed{...} or \\fbox{...} (MATH's own solutions box their answers); None if neither, or
+        if X is the prompt's placeholder "answer"."""
         return extract_answer(response)
+
+    def extract_flexible(self, problem: Problem, response: str) -> str | None:
+        """Flexible: the last answer-like expression, as math-verify finds it (see extract_last_expression)."""
+        return extract_last_expression(response)
 
 
 def extract_answer(text: str) -> str | None:
@@ -102,9 +112,69 @@ def extract_answer(text: str) -> str | None:
         if _BOXED.search(answer):  # "The final answer is $\boxed{5}$"
             answer = last_boxed(answer) or answer
         answer = answer.rstrip(".").strip()
-        if answer:
+        if answer and not is_placeholder(answer, PLACEHOLDERS):
             return answer
-    return last_boxed(text)
+    boxed = last_boxed(text)
+    return None if boxed is None or is_placeholder(boxed, PLACEHOLDERS) else boxed
+
+
+def extract_last_expression(text: str) -> str | None:
+    """math-verify's own extraction (its LaTeX and plain-expression regexes, priorities and LaTeX
+    normalisation, boxed answers first as its MATH setup does): within the best priority that matches, the
+    rightmost match. Unlike math_verify.parse, nothing is parsed here: parsing a model's expression can hang
+    sympy (5^{5^{5^5}}), and this runs in the grading thread, so the text goes to the verifier's killable
+    workers instead. Consequently a match that would not parse is graded incorrect rather than skipped for
+    the next one; a placeholder match ("$answer$") is skipped, as it is not an answer."""
+    from math_verify.parser import get_extraction_regexes
+
+    patterns = sorted(((pattern, config, priority)
+                       for regexes, config in get_extraction_regexes(_flexible_targets())
+                       for pattern, priority in regexes), key=lambda item: item[2])
+    for _, group in groupby(patterns, key=lambda item: item[2]):
+        matches = [(match, config) for pattern, config, _ in group for match in pattern.finditer(text)]
+        matches.sort(key=lambda item: (item[0].end(), -item[0].start()), reverse=True)
+        for match, config in matches:
+            answer = _matched_text(match, config)
+            if answer and not is_placeholder(answer, PLACEHOLDERS):
+                return answer
+    return None
+
+
+def _flexible_targets():
+    """math-verify's extraction targets for MATH answers: LaTeX with \\boxed first, then plain numbers and
+    expressions (the configuration its own MATH evaluation uses)."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    return (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
+
+
+def _matched_text(match: re.Match, config) -> str:
+    """The answer text of a math-verify match, as math-verify's extract_latex / extract_expr build it before
+    parsing: LaTeX groups normalised (several joined by commas, a set to the verifier), numbers cleaned."""
+    from latex2sympy2_extended.latex2sympy2 import normalize_latex
+    from math_verify import LatexExtractionConfig
+
+    groups = {name: value for name, value in match.groupdict().items() if value}
+    if isinstance(config, LatexExtractionConfig):
+        parts = []
+        for name, value in groups.items():
+            prefix, _, kind = name.partition("_")
+            if not kind.startswith("latex") or not (prefix == "first" or prefix.startswith("next")):
+                continue
+            normalization = config.normalization_config
+            if kind == "latexBoxed":
+                normalization = replace(normalization, boxed="last")
+            parts.append(normalize_latex(value, config=normalization).strip())
+        return ", ".join(part for part in parts if part)
+    if "expr" in groups:
+        return groups["expr"].strip()
+    integer = next((v for k, v in groups.items() if k.startswith("integer")), "")
+    decimal = next((v for k, v in groups.items() if k.startswith("decimal")), "")
+    if not integer and not decimal:
+        return ""
+    sign = "-" if integer.startswith("-") else ""
+    integer = integer.lstrip("-").translate(str.maketrans("", "", ", ")).lstrip("0") or "0"
+    return sign + integer + decimal.replace(",", ".")
 
 
 def last_boxed(text: str) -> str | None:

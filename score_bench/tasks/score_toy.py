@@ -114,3 +114,7 @@ class ScoreToyTask:
     def extract(self, problem: Problem, response: str) -> str | None:
         """The whole response is the answer: a short sentence with no marker to pull out."""
         return response.strip() or None
+
+    def extract_flexible(self, problem: Problem, response: str) -> str | None:
+        """The same as strict: the format asks for no marker, so there is nothing to be lenient about."""
+        return self.extract(problem, response)

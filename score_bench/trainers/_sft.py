@@ -43,6 +43,7 @@ import torch
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
+from score_bench.harness.guards import check_finite_loss
 from score_bench.harness.memory_options import build_optimizer
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance
@@ -435,6 +436,7 @@ class SftRun:
             nll, tokens = nll * 0, 0
         total = int(self.accelerator.reduce(torch.tensor(tokens, device=self.device), "sum"))
         loss = nll * self.world / max(total, 1)
+        check_finite_loss(loss, self.step + 1, self.output)
         self.optimizer.zero_grad(set_to_none=True)
         self.accelerator.backward(loss)  # DDP: gradients averaged over processes here
         grad_norm = (self.accelerator.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)

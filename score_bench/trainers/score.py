@@ -28,6 +28,7 @@ import torch
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
+from score_bench.harness.guards import check_finite_loss
 from score_bench.harness.memory_options import build_optimizer, frozen_reference
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance
@@ -266,6 +267,7 @@ class ScoreRun:
         logp = token_logprobs(self.policy, batch.input_ids, batch.attention_mask)
         group = self.config.samples_per_problem if self.config.samples_per_problem > 1 else len(samples)
         result = stage_loss(stage, logp, ref_logp, batch.attempt_masks, (r1, r2), self.config, group)
+        check_finite_loss(result.loss, self.step + 1, self.output)
         self.optimizer.zero_grad(set_to_none=True)
         self.accelerator.backward(result.loss)  # DDP: gradients averaged over processes here
         grad_norm = (self.accelerator.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)

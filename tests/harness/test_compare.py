@@ -79,3 +79,32 @@ def test_an_eval_run_and_a_grade_run_on_the_same_problems_compare(tmp_path, prob
     tests = compare_runs([graded, evaluated])["pairs"][0]["tests"]
     assert tests["acc_final"]["difference"] == pytest.approx(1 - t1.mean())
     assert tests["acc_final"]["better"] == "evaluated"
+
+
+def make_graded_run(directory, ids, correct, flexible):
+    """A `grade` run directory with flexible correctness and the metrics grading writes for it."""
+    directory.mkdir(parents=True)
+    rows = [{"id": i, "correct": [bool(x) for x in c], "correct_flexible": [bool(x) for x in f]}
+            for i, c, f in zip(ids, correct, flexible)]
+    (directory / "grades.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    metrics = summarize(correct, flexible=flexible, extracted=correct, extracted_flexible=flexible)
+    (directory / "results.json").write_text(json.dumps({"task": {"name": "arith"}, "metrics": metrics}))
+    return directory
+
+
+def test_flexible_accuracy_is_compared_beside_the_strict_one(tmp_path, problems):
+    ids, t1, rng = problems
+    gain = t1 | (rng.random(300) < 0.4)
+    # b differs from a only under flexible extraction: strict says no difference, flexible a clear one
+    a = make_graded_run(tmp_path / "a", ids, np.stack([t1, t1], 1), np.stack([t1, t1], 1))
+    b = make_graded_run(tmp_path / "b", ids, np.stack([t1, t1], 1), np.stack([t1, gain], 1))
+    result = compare_runs([a, b])
+    tests = result["pairs"][0]["tests"]
+    assert tests["acc_final"]["better"] is None and tests["delta"]["p_value"] == 1.0
+    assert tests["acc_final_flexible"]["better"] == "b" and tests["delta_flexible"]["better"] == "b"
+    markdown = to_markdown(result)
+    assert "flexible Acc@t2" in markdown and "extracted@t1" in markdown and "flexible Δ(t1,t2)" in markdown
+    old = make_run(tmp_path / "old", ids, np.stack([t1, t1], 1))  # graded before flexible extraction
+    tests = compare_runs([a, old])["pairs"][0]["tests"]
+    assert set(tests) == {"acc_final", "delta"}
+    assert "n/a" in to_markdown(compare_runs([old]))

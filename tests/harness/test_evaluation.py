@@ -238,7 +238,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, tmp_path):
              (replace(base, model=str(bare)), InputError, "no tokenizer"),
              (replace(base, task="score-tyo"), PluginNotFound, "Did you mean 'score-toy'"),
              (replace(base, split="validation"), InputError, "unknown split"),
-             (replace(base, limit=-1), InputError, "limit must be at least 1"),
+             (replace(base, limit=-1), InputError, "'limit' must be >= 1"),
              (replace(base, turns=0), InputError, "turns"),
              (replace(base, chat_template=tmp_path / "none.jinja"), InputError, "chat template")]
     for config, error, message in cases:
@@ -304,3 +304,60 @@ def test_config_is_plain_data():
     config = EvalConfig(model="m", task="arith", output=Path("out"), stop=("\n\n",))
     data = json.loads(json.dumps(asdict(config), default=str))
     assert EvalConfig(**{**data, "output": Path(data["output"]), "stop": tuple(data["stop"])}) == config
+
+
+class _FailingAfter:
+    """The real tiny-model backend, made to fail on its Nth generate call: a crash mid-run, in-process."""
+
+    def __init__(self, backend, calls: int):
+        self._backend, self._left = backend, calls
+
+    def generate(self, conversations, params):
+        self._left -= 1
+        if self._left < 0:
+            raise RuntimeError("simulated crash while generating")
+        return self._backend.generate(conversations, params)
+
+    def describe(self):
+        return self._backend.describe()
+
+
+def test_a_crash_loses_at_most_the_batch_being_generated(tiny_backend, tmp_path):
+    # batch 2, 6 problems, 2 turns: chunks of 2 conversations, 2 generate calls each. Failing on the 5th call
+    # (chunk 3, attempt 1) must leave chunks 1 and 2 on disk, though chunk 2 was graded only while chunk 3 ran.
+    config = EvalConfig(model="tiny", task="score-toy", output=tmp_path / "run", limit=6, max_new_tokens=6,
+                        batch_size=2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_eval(config, backend=_FailingAfter(tiny_backend, calls=4))
+    assert len(rows_of(config.output)) == 4
+    resumed = run_eval(config, backend=tiny_backend)
+    assert resumed["resumed_rows"] == 4 and resumed["counts"]["rows"] == 6
+    timing = resumed["timing"]
+    assert timing["tokens_this_run"] == sum(a["tokens"] for r in rows_of(config.output)[4:] for a in r["attempts"])
+    assert timing["tokens_per_s"] > 0 and timing["load_s"] >= 0
+
+
+class _RecordingProgress:
+    def __init__(self):
+        self.totals, self.advances = {}, []
+
+    def start(self, description, total):
+        self.totals[description] = total
+        return description
+
+    def advance(self, handle, amount=1, status=""):
+        self.advances.append((handle, amount, status))
+
+    def finish(self, handle):
+        pass
+
+
+def test_progress_advances_per_generated_batch_with_tokens_per_second(tiny_backend, tmp_path):
+    progress = _RecordingProgress()
+    config = EvalConfig(model="tiny", task="score-toy", output=tmp_path / "run", limit=5, max_new_tokens=6,
+                        batch_size=2)
+    run_eval(config, progress, backend=tiny_backend)
+    assert progress.totals["rollout: attempts"] == 10
+    rollout = [(amount, status) for handle, amount, status in progress.advances if handle == "rollout: attempts"]
+    assert [amount for amount, _ in rollout] == [2, 2, 2, 2, 1, 1]  # chunks of 2, 2, 1 problems × 2 attempts
+    assert all("tokens/s" in status for _, status in rollout)

@@ -106,3 +106,27 @@ def test_bootstrap_p_value_is_floored_at_its_resolution():
     better = np.ones((200, 2), dtype=bool)
     result = paired_bootstrap(base, better, "acc_t2", resamples=500)
     assert result["p_value"] == pytest.approx(1 / 500)
+
+
+def test_flexible_and_extraction_metrics_share_the_bootstrap_and_carry_delta_p_values():
+    rng = np.random.default_rng(3)
+    strict = rng.random((80, 2)) < 0.2
+    flexible = strict.copy()
+    flexible[:, 1] |= rng.random(80) < 0.5  # attempt 2 gains under flexible reading only
+    extracted = strict | (rng.random((80, 2)) < 0.1)
+    m = summarize(strict, flexible=flexible, extracted=extracted, extracted_flexible=np.ones_like(strict))
+    assert m["acc_t2_flexible"]["value"] == pytest.approx(flexible[:, 1].mean())
+    assert m["delta_flexible"]["value"] == pytest.approx(flexible[:, 1].mean() - flexible[:, 0].mean())
+    assert m["delta_i2c_flexible"]["value"] - m["delta_c2i_flexible"]["value"] == pytest.approx(
+        m["delta_flexible"]["value"])
+    assert m["extraction_rate_t1"]["value"] == pytest.approx(extracted[:, 0].mean())
+    assert m["extraction_rate_t2_flexible"] == {"value": 1.0, "ci95": [1.0, 1.0]}
+    assert m["delta_flexible"]["ci95"][0] > 0 and m["delta_flexible"]["p_value"] < 0.01
+    assert 0 < m["delta"]["p_value"] <= 1
+    for name in ("acc_t1_flexible", "delta_c2i_flexible", "p_i2c_given_i_flexible", "extraction_rate_t2"):
+        lo, hi = m[name]["ci95"]
+        assert lo <= m[name]["value"] <= hi
+    # strict metrics do not move when the flexible ones are added
+    assert {k: v for k, v in m.items() if k in summarize(strict)} == summarize(strict)
+    with pytest.raises(InputError, match="shape"):
+        summarize(strict, flexible=flexible[:10])

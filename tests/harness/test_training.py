@@ -210,7 +210,10 @@ def test_held_out_row_is_a_greedy_two_attempt_rollout_that_leaves_the_rngs_alone
     assert row["problems"] == 6 and (row["accuracy_t1"], row["accuracy_t2"]) == pytest.approx(acc)
     assert row["delta"] == pytest.approx(acc[1] - acc[0]) and row["grading_errors"] == 0
     assert row["delta_i2c"] - row["delta_c2i"] == pytest.approx(row["delta"])
-    assert set(row["ci95"]) == {"acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i"}
+    assert set(row["ci95"]) == {"acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i", "acc_t1_flexible",
+                                "acc_t2_flexible"}
+    # the parity task has no flexible reading: graded the same in both modes
+    assert (row["accuracy_t1_flexible"], row["accuracy_t2_flexible"]) == pytest.approx(acc)
     assert 0 < acc[0] < 1 or 0 < acc[1] < 1  # the comparison above is not between two trivial values
 
 

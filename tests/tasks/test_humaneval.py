@@ -51,9 +51,9 @@ FULL = "def has_close_elements(numbers, threshold):\n" + BODY
     (f"Here you go:\n```python\n{FULL}```\nDone.", "preamble+full"),
     (f"```python\nimport math\n```\nthen\n```python\n{FULL}```\n```python\nprint(1)\n```", "preamble+full"),
     (f"```py\n{FULL}", "preamble+full"),  # an unterminated fence still counts
-    (FULL, "preamble+full"),
+    (FULL, None),  # no code block: strict wants the format the prompt asks for (flexible: extraction_cases.json)
     (f"```python\n{BODY}```", "prompt+body"),
-    (BODY, "prompt+body"),
+    (BODY, None),
     ("", None),
     ("```python\n```", None),
 ])
@@ -95,10 +95,10 @@ def test_wrong_and_extracted_solutions(task, problems):
         (zero, "```python\ndef has_close_elements(numbers, threshold):\n    return False\n```"),
         (one, "```python\n" + one.metadata["canonical_solution"] + "```"),  # right, body only
         (one, "I am not sure how to solve this."),
-        (zero, one.question + one.metadata["canonical_solution"]),  # another problem's solution
+        (zero, f"```python\n{one.question}{one.metadata['canonical_solution']}```"),  # another problem's solution
     ]
     verdicts = task.verifier.verify_batch([(p, task.extract(p, r)) for p, r in responses])
     assert [v.status for v in verdicts] == [Status.CORRECT, Status.INCORRECT, Status.CORRECT,
                                             Status.INCORRECT, Status.INCORRECT], [v.detail for v in verdicts]
     assert "AssertionError" in verdicts[1].detail
-    assert "failed to load" in verdicts[3].detail
+    assert verdicts[3].detail == "no program to run"

@@ -128,6 +128,31 @@ def _load_tokenizer(source: str, model: str, chat_template: str | Path | None):
     return tokenizer
 
 
+def load_tokenizer(model: str, chat_template: str | Path | None = None,
+                   need: str = "supply one with a template file (--chat-template)") -> tuple[str, object]:
+    """(resolved source, tokenizer with a chat template) for a checkpoint directory or Hub id; every failure
+    an InputError naming `model` (`need` says, when there is no chat template, why one is needed)."""
+    source = resolve_model_source(model)
+    try:
+        return source, _load_tokenizer(source, model, chat_template)
+    except InputError as err:
+        if "has no chat template" in str(err) and chat_template is None:
+            raise InputError(f"model '{model}' has no chat template; {need}") from None
+        raise
+
+
+def load_model(source: str, model: str, dtype: torch.dtype, trust_remote_code: bool = False):
+    """AutoModelForCausalLM from `source`; an empty or truncated checkpoint, a config that is not JSON or an
+    unknown architecture is an InputError naming `model`."""
+    from transformers import AutoModelForCausalLM
+
+    with _quiet_transformers():
+        try:
+            return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
+        except Exception as err:  # OSError (files), ValueError (unknown architecture), RuntimeError (shapes)
+            raise InputError(f"cannot load model '{model}': {_first_line(err)}") from None
+
+
 def _read_template(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8")
@@ -170,18 +195,10 @@ class TransformersBackend:
              trust_remote_code: bool = False) -> "TransformersBackend":
         """Load a checkpoint directory or Hub id. Every failure is an InputError naming `model`.
         prefix_cache_mb bounds the memory kept for reusing finished rows' KV; 0 turns reuse off."""
-        from transformers import AutoModelForCausalLM
-
-        source = resolve_model_source(model)
         device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, device)
-        tokenizer = _load_tokenizer(source, model, chat_template)
-        with _quiet_transformers():
-            try:
-                lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype,
-                                                          trust_remote_code=trust_remote_code)
-            except Exception as err:  # OSError (files), ValueError (unknown architecture), RuntimeError (shapes)
-                raise InputError(f"cannot load model '{model}': {_first_line(err)}") from None
+        source, tokenizer = load_tokenizer(model, chat_template)
+        lm = load_model(source, model, torch_dtype, trust_remote_code)
         return cls(lm.to(device), tokenizer, batch_size=batch_size, source=source, prefix_cache_mb=prefix_cache_mb)
 
     def describe(self) -> dict:

@@ -1,0 +1,91 @@
+"""The hostile-input suite's tools: the CLI run in-process (as the console script runs it, through cli.main),
+and a hash of every file under a directory, to show a refused command wrote and changed nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error_lines(self) -> list[str]:
+        """stderr without the progress bars a command drew before it failed (their lines hold the bar)."""
+        return [line for line in self.stderr.splitlines() if line.strip() and "━" not in line]
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """run(*args) -> Result: `score-bench ARGS` through cli.main, the console-script entry."""
+    from score_bench import cli as cli_module
+
+    def run(*args: str) -> Result:
+        monkeypatch.setattr(sys, "argv", ["score-bench", *map(str, args)])
+        capsys.readouterr()
+        try:
+            cli_module.main()
+            code = 0
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """{relative path: sha256 of the bytes, or "dir"} for everything under `root` (hidden files included)."""
+    root = Path(root)
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture
+def snapshot():
+    """snapshot(root) -> {relative path: sha256 or "dir"} of everything under root."""
+    return _snapshot
+
+
+@pytest.fixture(scope="session")
+def model_variants(tiny_model, tmp_path_factory):
+    """Broken copies of the tiny model, by name: what a user might point --model at."""
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path_factory.mktemp("broken-models")
+
+    def copy(name: str) -> Path:
+        target = root / name
+        shutil.copytree(tiny_model, target)
+        return target
+
+    variants = {"empty": root / "empty"}
+    variants["empty"].mkdir()
+    nan = copy("all-nan")
+    weights = load_file(nan / "model.safetensors")
+    save_file({k: v.float().fill_(float("nan")) for k, v in weights.items()}, nan / "model.safetensors",
+              metadata={"format": "pt"})
+    variants["all-nan"] = nan
+    truncated = copy("truncated")
+    data = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(data[:len(data) // 2])
+    variants["truncated"] = truncated
+    bad_config = copy("config-not-json")
+    (bad_config / "config.json").write_text("{not json", encoding="utf-8")
+    variants["config-not-json"] = bad_config
+    no_tokenizer = copy("no-tokenizer")
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
+        (no_tokenizer / name).unlink(missing_ok=True)
+    variants["no-tokenizer"] = no_tokenizer
+    return variants
