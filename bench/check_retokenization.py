@@ -1,11 +1,17 @@
 """How often a sampled attempt's tokens differ from the tokenizer's canonical split of its decoded text.
 
-The trainers score sampled attempts from their text (the backends return text), i.e. under the canonical split;
-where a model sampled a non-canonical split, the policy gradient and the KL are taken on tokens that were not the
-ones sampled. This measures how often that happens for a model at temperature 1 on a task's training prompts.
-Measured for models/base-seed0 on arith: 0 of 512 attempts differ.
+Before issue #10 item 8 the trainers scored sampled attempts from their text, i.e. under the canonical split;
+where a model sampled a non-canonical split, the policy gradient and the KL were taken on tokens that were not
+the ones sampled. The trainers now score Attempt.token_ids (harness.training.encode_two_attempts); this measures
+how often the old way was wrong: two-attempt rollouts at temperature 1 through the project's own backend and
+rollout, counting the attempts whose sampled content ids differ from the re-tokenization of their text.
 
-    python bench/check_retokenization.py --model models/base-seed0 --task arith --problems 512
+Measured:
+- models/base-seed0 (embedded, arith): 0 of 512 attempts differ (first attempts, earlier version of this script).
+- SmolLM2-135M-Instruct, arith, 64 problems x 2 attempts, temperature 1, max_new_tokens 128: see RESULT below.
+
+    python bench/check_retokenization.py --model /work/models/smollm2-135m-instruct --task arith --problems 64 \\
+        --max-new-tokens 128 --threads 1
 """
 
 from __future__ import annotations
@@ -13,40 +19,57 @@ from __future__ import annotations
 import argparse
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from score_bench.harness.backends.transformers import TransformersBackend
+from score_bench.harness.generation import GenerationParams
 from score_bench.harness.registry import load_task
+from score_bench.harness.rollout import RolloutConfig, rollout
+from score_bench.harness.training import sampled_content
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/base-seed0")
     parser.add_argument("--task", default="arith")
-    parser.add_argument("--problems", type=int, default=512)
-    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--problems", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    torch.manual_seed(args.seed)
-    tokenizer = AutoTokenizer.from_pretrained(args.model, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    torch.set_num_threads(args.threads)
+    backend = TransformersBackend.load(args.model, dtype="float32", device="cpu", batch_size=args.batch_size)
+    tokenizer = backend.tokenizer
     task = load_task(args.task)
     problems = task.problems("train")[:args.problems]
-    end = {tokenizer.eos_token_id, tokenizer.pad_token_id}
-    differ = 0
-    for start in range(0, len(problems), 128):
-        prompts = [tokenizer.apply_chat_template(task.first_prompt(p), tokenize=False, add_generation_prompt=True)
-                   for p in problems[start:start + 128]]
-        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.no_grad():
-            out = model.generate(**batch, do_sample=True, temperature=1.0, max_new_tokens=args.max_new_tokens,
-                                 pad_token_id=tokenizer.pad_token_id)
-        for row in out[:, batch["input_ids"].shape[1]:].tolist():
-            sampled = row[:next((i for i, t in enumerate(row) if t in end), len(row))]
-            canonical = tokenizer(tokenizer.decode(sampled), add_special_tokens=False)["input_ids"]
-            differ += canonical != sampled
-    print(f"{differ}/{len(problems)} sampled attempts re-tokenize differently "
-          f"({args.model}, {args.task}, temperature 1.0)")
+    params = GenerationParams(max_new_tokens=args.max_new_tokens, temperature=1.0, seed=args.seed)
+    traces = rollout(task, problems, backend, RolloutConfig(turns=2, params=params))
+    differ, unusable, total = [0, 0], [0, 0], [0, 0]
+    example = None
+    for trace in traces:
+        for turn, attempt in enumerate(trace.attempts):
+            total[turn] += 1
+            content = sampled_content(tokenizer, attempt.token_ids, attempt.text)
+            if content is None:  # no ids or a text cut by a stop string: not comparable
+                unusable[turn] += 1
+                continue
+            canonical = tokenizer(attempt.text, add_special_tokens=False)["input_ids"]
+            if canonical != content:
+                differ[turn] += 1
+                if example is None:
+                    example = (tokenizer.convert_ids_to_tokens(content)[:40],
+                               tokenizer.convert_ids_to_tokens(canonical)[:40])
+    for turn in range(2):
+        print(f"attempt {turn + 1}: {differ[turn]}/{total[turn] - unusable[turn]} sampled attempts re-tokenize "
+              f"differently ({unusable[turn]} not comparable)")
+    all_differ, all_usable = sum(differ), sum(total) - sum(unusable)
+    print(f"RESULT {all_differ}/{all_usable} = {all_differ / max(all_usable, 1):.1%} of attempts "
+          f"({args.model}, {args.task}, temperature 1.0, max_new_tokens {args.max_new_tokens})")
+    if example:
+        print("first difference, sampled vs canonical (first 40 tokens):")
+        print("  ", example[0])
+        print("  ", example[1])
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -338,6 +339,7 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="key=value config override, applied last; repeatable."),
     task_option: list[str] = typer.Option([], "--task-option", help="key=value for the task; repeatable."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads (1 is fastest on a busy machine)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print a memory estimate of the run and exit; writes nothing."),
 ):
     """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`."""
     from score_bench.harness.training import build_config
@@ -359,15 +361,45 @@ def train(
     resolved = build_config(trainer_cls.config_class, trainer_cls.presets, preset, overrides)
     check_output_not_model(output, model)
     check_output_dir(output)
+    if dry_run:
+        _print_memory_estimate(resolved, getattr(trainer_cls, "keeps_reference", False))
+        return
     _set_threads(threads)
     from accelerate import PartialState
 
     if not PartialState().is_main_process:  # under `accelerate launch`, one process draws and reports
         trainer_cls().train(resolved)
         return
-    with output_lock(output, "train"), progress_bar() as bar:
-        path = trainer_cls().train(resolved, progress=RichProgress(bar))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        with output_lock(output, "train"), progress_bar() as bar:
+            path = trainer_cls().train(resolved, progress=RichProgress(bar))
+    for warning in caught:  # a trainer's RuntimeWarning (e.g. no learning signal) is the user's to read
+        if issubclass(warning.category, RuntimeWarning):
+            console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     console.print(f"wrote checkpoint {path}")
+
+
+def _print_memory_estimate(config, keeps_reference: bool) -> None:
+    """The run's memory estimate per process (harness.memory_estimate), from the model's config, the tokenizer
+    and the task's prompts: no weights loaded, nothing written."""
+    from score_bench.harness.backends.transformers import load_tokenizer
+    from score_bench.harness.memory_estimate import for_config
+    from score_bench.harness.registry import load_task
+
+    source, tokenizer = load_tokenizer(config.model, None, "training needs one to pose two attempts")
+    try:
+        task = load_task(config.task, **config.task_options)
+    except TypeError as err:
+        raise ScoreBenchError(f"bad task_options for task '{config.task}': {err}") from None
+    estimate = for_config(config, reference=keeps_reference, task=task, tokenizer=tokenizer, source=source)
+    console.print(f"memory estimate per process for {config.traces_per_step()} traces per step "
+                  f"(micro_batch_size {config.micro_batch_size}, micro_batch_tokens {config.micro_batch_tokens}):")
+    for name, size in estimate.lines():
+        console.print(f"  {name:<60} {size / 2**30:9.3f} GiB", highlight=False)
+    console.print("dry run: nothing loaded beyond config and tokenizer, nothing written")
 
 
 def _read_yaml_config(path: Path) -> dict:

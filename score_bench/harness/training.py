@@ -85,6 +85,11 @@ class RunConfig(MemoryOptions):
     """The first N problems of eval_split: the same fixed subset at every evaluation, so curves compare."""
     save_every: int = 10
     """Optimiser steps between resumable states in OUTPUT/state/ (0: never; a killed run then starts over)."""
+    micro_batch_size: int | None = None
+    """Traces (SFT: examples) scored per forward/backward pass; gradients accumulate over a step's micro-batches,
+    so the step is exactly the one-pass step (harness.accumulation). None: the whole batch in one pass."""
+    micro_batch_tokens: int | None = None
+    """Optionally also cap each micro-batch at this many padded tokens (rows x longest row)."""
 
 
 def build_config(config_class: type, presets: Mapping[str, Mapping[str, Any]], preset: str | None = None,
@@ -125,6 +130,10 @@ class TwoAttempts:
     """Whether attempt 1 ended with the end-of-turn token (False when cut at max_new_tokens): the end token is
     trained only when it was sampled."""
     second_ended: bool = True
+    first_ids: tuple[int, ...] = ()
+    """The token ids sampled for attempt 1 (Attempt.token_ids): what is scored in place of a re-tokenization of
+    `first`. Empty when unknown (a given attempt, a backend that does not report ids): then `first` is tokenized."""
+    second_ids: tuple[int, ...] = ()
 
 
 def two_attempts_of(trace: Trace, first: Attempt, second: Attempt, max_new_tokens: int) -> TwoAttempts:
@@ -135,7 +144,8 @@ def two_attempts_of(trace: Trace, first: Attempt, second: Attempt, max_new_token
     prompt = list(messages[:len(messages) - 2 * len(trace.attempts) + 1])
     instruction = messages[len(prompt) + 1]["content"]
     return TwoAttempts(prompt, first.text, instruction, second.text,
-                       first_ended=first.n_tokens < max_new_tokens, second_ended=second.n_tokens < max_new_tokens)
+                       first_ended=first.n_tokens < max_new_tokens, second_ended=second.n_tokens < max_new_tokens,
+                       first_ids=tuple(first.token_ids), second_ids=tuple(second.token_ids))
 
 
 def draw_problems(problems: Sequence[Problem], order: list[Problem], rng: random.Random, size: int) -> list[Problem]:
@@ -165,6 +175,22 @@ class EncodedBatch:
     def to(self, device) -> "EncodedBatch":
         return EncodedBatch(self.input_ids.to(device), self.attention_mask.to(device),
                             (self.attempt_masks[0].to(device), self.attempt_masks[1].to(device)))
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def lengths(self) -> list[int]:
+        """Each row's length without padding."""
+        return self.attention_mask.sum(-1).tolist()
+
+    def rows(self, part: slice) -> "EncodedBatch":
+        """The rows of `part`, without the left-padding columns none of them needs. Positions count attended
+        tokens only (token_logprobs), so every row scores exactly as in the whole batch."""
+        mask = self.attention_mask[part]
+        width = int(mask.sum(-1).max()) if mask.numel() else 0
+        cut = slice(self.input_ids.shape[1] - width, None)
+        return EncodedBatch(self.input_ids[part, cut], mask[:, cut],
+                            (self.attempt_masks[0][part, cut], self.attempt_masks[1][part, cut]))
 
 
 def _render(tokenizer, messages: list[Message], generation_prompt: bool) -> str:
@@ -200,19 +226,36 @@ def _segments(tokenizer, sample: TwoAttempts) -> list[tuple[str, int]]:
     return [(p1, 0), (sample.first, 1), (tail1, -1), (p2[len(a1):], 0), (sample.second, 2), (tail2, -2)]
 
 
+def sampled_content(tokenizer, ids: Sequence[int], text: str) -> list[int] | None:
+    """The sampled ids of an attempt's content (without a sampled end token), when they are what `text` holds;
+    None when they are not known or not the text (a stop string cut it), so the text must be tokenized."""
+    ids = list(ids)
+    if ids and ids[-1] in set(tokenizer.all_special_ids):
+        ids = ids[:-1]
+    if not ids or tokenizer.decode(ids, skip_special_tokens=True) != text:
+        return None
+    return ids
+
+
 def encode_two_attempts(tokenizer, samples: Sequence[TwoAttempts]) -> EncodedBatch:
     """Token ids of each two-attempt conversation, rendered by the tokenizer's chat template, left-padded.
 
-    Each piece is tokenized on its own, as generation saw it: the attempt-1 prompt as one text, then the
-    sampled tokens (here the re-tokenized text of each attempt), then its end-of-turn token. The backend
-    returns text, so a sample whose sampled tokens were not the tokenizer's canonical split of its text is
-    scored under the canonical split; turns end in special tokens, so the pieces never merge across turns."""
+    Each piece is tokenized on its own, as generation saw it: the attempt-1 prompt as one text, then each
+    attempt's sampled token ids, then its end-of-turn token. The sampled ids are scored, not a re-tokenization
+    of the text, which need not be the sampled split (issue #10 item 8: the policy gradient and the KL are then
+    taken on the tokens the policy actually chose); only an attempt whose ids are unknown or do not decode to its
+    text is tokenized from the text. Turns end in special tokens, so the pieces never merge across turns."""
     rows: list[tuple[list[int], list[int]]] = []  # (ids, owner per id: 0 context, 1, 2 attempt)
     for sample in samples:
         ids: list[int] = []
         owners: list[int] = []
+        sampled = {1: sampled_content(tokenizer, sample.first_ids, sample.first),
+                   2: sampled_content(tokenizer, sample.second_ids, sample.second)}
         for text, owner in _segments(tokenizer, sample):
-            piece = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+            if owner in sampled and sampled[owner] is not None:
+                piece = sampled[owner]
+            else:
+                piece = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
             if owner < 0:  # the closing text: its first token ends the attempt and was sampled with it
                 attempt = -owner
                 if not piece or piece[0] not in set(tokenizer.all_special_ids):

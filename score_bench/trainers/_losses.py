@@ -18,6 +18,11 @@ Credit. Each attempt's log-probability is multiplied by its own advantage only:
   `stage1_credit_attempt1` (then r2, the literal REINFORCE reading of eq. 3) — only its KL anchor.
 - Stage II: attempt 1's return is r1, attempt 2's is r2 + alpha * (r2 - r1).
 Rewards never carry gradient: they are detached before use.
+
+Micro-batching (harness.accumulation). The loss is built in three steps so a batch can be scored in parts with
+exactly the one-pass gradient: sequence_kl (per-sample KL), stage_advantages (returns, and baselines over the
+whole batch: computed once, before any micro-batch), stage_objective (a micro-batch's share of the batch mean).
+stage_loss composes them for one pass.
 """
 
 from __future__ import annotations
@@ -106,24 +111,57 @@ class StageLoss:
                 "kl_t1": float(self.kl[0].mean()), "kl_t2": float(self.kl[1].mean())}
 
 
-def stage_loss(stage: int, logp: torch.Tensor, ref_logp: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor],
-               rewards: tuple[torch.Tensor, torch.Tensor], config: "ScoreConfig", group_size: int) -> StageLoss:
-    """The Stage I or Stage II loss for one batch. `rewards` are the verifier's r1, r2 per sample."""
+def check_kl_settings(config: "ScoreConfig") -> None:
     if config.kl_mode == "loss" and config.kl_estimator == "k1":
         raise InputError("kl_mode 'loss' needs kl_estimator 'k3': k1 in the loss has zero expected gradient")
     if config.kl_mode not in ("reward", "loss"):
         raise InputError(f"unknown kl_mode '{config.kl_mode}'; use reward or loss")
-    per_token = kl_per_token(logp, ref_logp.detach(), config.kl_estimator)
-    kl = (masked_sum(per_token, masks[0]), masked_sum(per_token, masks[1]))
-    weights = kl_weights(stage, config)
+
+
+def sequence_kl(logp: torch.Tensor, ref_logp: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor],
+                estimator: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sample's KL estimate per attempt, summed over the attempt's tokens ([batch] each); differentiable
+    through `logp`."""
+    per_token = kl_per_token(logp, ref_logp.detach(), estimator)
+    return masked_sum(per_token, masks[0]), masked_sum(per_token, masks[1])
+
+
+def stage_advantages(stage: int, rewards: tuple[torch.Tensor, torch.Tensor],
+                     kl: tuple[torch.Tensor, torch.Tensor] | None, config: "ScoreConfig",
+                     group_size: int) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """(returns, advantages) of every sample of the batch: the shaped rewards, minus the detached KL penalty when
+    kl_mode is "reward" (`kl` may be None otherwise), and the baseline over the whole batch's groups. Computed
+    before any micro-batch is scored, so micro-batching cannot change a baseline."""
     shaped = shaped_rewards(stage, *rewards, config)
     if config.kl_mode == "reward":
+        weights = kl_weights(stage, config)
         returns = tuple(g - w * k.detach() for g, w, k in zip(shaped, weights, kl))
     else:
         returns = shaped
     advantages = tuple(g - baseline(g, config.baseline, group_size) for g in returns)
+    return returns, advantages
+
+
+def stage_objective(stage: int, logp: torch.Tensor, ref_logp: torch.Tensor,
+                    masks: tuple[torch.Tensor, torch.Tensor], advantages: tuple[torch.Tensor, torch.Tensor],
+                    config: "ScoreConfig", batch_size: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The share of the whole batch's loss that the rows of `logp` carry (their terms summed, divided by the
+    whole batch's `batch_size`), and their per-sample KL (detached). Summed over micro-batches this is the batch
+    mean of -advantage x log-probability (+ the KL term when kl_mode is "loss")."""
+    kl = sequence_kl(logp, ref_logp, masks, config.kl_estimator)
     seq_logp = (masked_sum(logp, masks[0]), masked_sum(logp, masks[1]))
-    loss = -(advantages[0] * seq_logp[0] + advantages[1] * seq_logp[1]).mean()
+    loss = -(advantages[0].detach() * seq_logp[0] + advantages[1].detach() * seq_logp[1]).sum()
     if config.kl_mode == "loss":
-        loss = loss + (weights[0] * kl[0] + weights[1] * kl[1]).mean()
-    return StageLoss(loss, returns, advantages, (kl[0].detach(), kl[1].detach()))
+        weights = kl_weights(stage, config)
+        loss = loss + (weights[0] * kl[0] + weights[1] * kl[1]).sum()
+    return loss / batch_size, (kl[0].detach(), kl[1].detach())
+
+
+def stage_loss(stage: int, logp: torch.Tensor, ref_logp: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor],
+               rewards: tuple[torch.Tensor, torch.Tensor], config: "ScoreConfig", group_size: int) -> StageLoss:
+    """The Stage I or Stage II loss for one batch in one pass. `rewards` are the verifier's r1, r2 per sample."""
+    check_kl_settings(config)
+    kl = sequence_kl(logp.detach(), ref_logp, masks, config.kl_estimator)
+    returns, advantages = stage_advantages(stage, rewards, kl, config, group_size)
+    loss, kl = stage_objective(stage, logp, ref_logp, masks, advantages, config, logp.shape[0])
+    return StageLoss(loss, returns, advantages, kl)

@@ -41,9 +41,11 @@ from typing import Any, Callable, Literal, Sequence
 
 import torch
 
+from score_bench.harness.accumulation import accumulate, micro_batches, validate_micro_batching
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
 from score_bench.harness.guards import check_finite_loss
+from score_bench.harness.learning_signal import SignalTracker, count_attempts, no_signal
 from score_bench.harness.memory_options import build_optimizer
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance
@@ -94,6 +96,10 @@ class SftConfig(RunConfig):
     """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
     # eval_every, eval_split, eval_problems and save_every: RunConfig, counted in optimiser steps as in score.
 
+    def traces_per_step(self) -> int:
+        """Examples scored per optimiser step (harness.memory_estimate)."""
+        return self.sft_batch_size
+
 
 _MIRRORED = ("learning_rate", "batch_size", "samples_per_problem", "grad_clip", "weight_decay", "temperature",
              "top_p", "max_new_tokens", "generation_batch_size", "device", "eval_every", "eval_split",
@@ -127,6 +133,7 @@ def validate(config: SftConfig, trainer: str) -> None:
                  "eval_problems"):
         if getattr(config, name) < 1:
             raise InputError(f"{name} must be >= 1, got {getattr(config, name)}")
+    validate_micro_batching(config.micro_batch_size, config.micro_batch_tokens)
     if config.temperature <= 0:
         raise InputError(f"{trainer} samples its data: temperature must be > 0, got {config.temperature}")
 
@@ -190,10 +197,13 @@ def whole_batch(shards: Sequence[Sequence[Trace]], samples: int) -> list[Trace]:
 
 
 def trace_stats(traces: Sequence[Trace]) -> dict[str, Any]:
+    """What an iteration's rows say about its traces; `no_signal` when they all earned the same rewards (then no
+    selection can tell good corrections from bad: star keeps all or nothing)."""
     n = max(len(traces), 1)
     r1 = [t.attempts[0].correct for t in traces]
     r2 = [t.attempts[1].correct for t in traces]
-    return {"traces": len(traces), "accuracy_t1": sum(r1) / n, "accuracy_t2": sum(r2) / n,
+    return {"traces": len(traces), "no_signal": no_signal([r1, r2]),
+            "accuracy_t1": sum(r1) / n, "accuracy_t2": sum(r2) / n,
             "i_to_c": sum((not a) and b for a, b in zip(r1, r2)) / n,
             "c_to_i": sum(a and not b for a, b in zip(r1, r2)) / n,
             "grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts)}
@@ -272,6 +282,11 @@ class SftRun:
         self.log = TrainingLog(self.output / LOG_FILE, keep_rows=saved.log_rows if saved else None,
                                active=self.main)
         self._saved_at = (self.iteration, self.step, self.log.rows) if saved else None
+        self.signal = SignalTracker(config.max_new_tokens, "sampling iterations")
+        """Iterations whose traces had no learning signal, since this process started (a resumed run counts from
+        the resume)."""
+        self.warning: str | None = None
+        """Set at the end of `train` when no iteration had a learning signal."""
 
     @property
     def main(self) -> bool:
@@ -327,11 +342,16 @@ class SftRun:
                 continue
             if number > self.iteration:
                 traces = self.sample(batches, progress)
-                self.begin(number, select(traces), updates, trace_stats(traces))
+                stats = trace_stats(traces)
+                self.signal.observe(stats["no_signal"], count_attempts(traces, self.config.max_new_tokens))
+                self.begin(number, select(traces), updates, stats)
             self.fit(progress)
             if number == len(plan) and self.evaluator.every and self.step % self.evaluator.every:
                 self.evaluate()  # the final model, whose step was not on the schedule
             self.save_state()
+        self.warning = self.signal.warning()
+        if self.warning and self.main:
+            warnings.warn(self.warning, RuntimeWarning, stacklevel=3)
 
     def sample(self, batches: int, progress: Progress | None = None) -> list[Trace]:
         """`batches` rollout batches from the current model at the configured temperature, graded: every trace of
@@ -427,23 +447,25 @@ class SftRun:
         gradient of the whole minibatch's token-weighted mean NLL, as in one process; a plain average of the
         slices' means would weight each token by 1 / (its slice's tokens). A process whose slice is empty (fewer
         examples than processes) still runs forward and backward, as each all-reduce needs every process, on one
-        example with weight 0."""
+        example with weight 0. The slice is scored in micro-batches (harness.accumulation) with the same weight,
+        so their gradients add up to the slice's."""
         started = time.perf_counter()
         mine = examples[self.rank::self.world]
         batch = encode_two_attempts(self.tokenizer, mine or examples[:1]).to(self.device)
-        nll, tokens = attempt2_nll(self.policy, batch)
-        if not mine:
-            nll, tokens = nll * 0, 0
+        tokens = int(batch.attempt_masks[1].sum()) if mine else 0
         total = int(self.accelerator.reduce(torch.tensor(tokens, device=self.device), "sum"))
-        loss = nll * self.world / max(total, 1)
-        check_finite_loss(loss, self.step + 1, self.output)
+        weight = self.world / max(total, 1) if mine else 0.0
+        parts = micro_batches(batch.lengths(), self.config.micro_batch_size, self.config.micro_batch_tokens)
         self.optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)  # DDP: gradients averaged over processes here
+        # DDP: gradients averaged over processes at the last micro-batch's backward
+        loss = accumulate(self.accelerator, self.policy, parts,
+                          lambda part: attempt2_nll(self.policy, batch.rows(part))[0] * weight)
+        check_finite_loss(loss, self.step + 1, self.output)  # before the step can write NaN into the weights
         grad_norm = (self.accelerator.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)
                      if self.config.grad_clip > 0 else None)
         self.optimizer.step()
         self.step += 1
-        mean_loss = float(self.accelerator.reduce(loss.detach(), "mean"))  # the whole minibatch's mean NLL
+        mean_loss = float(self.accelerator.reduce(loss.to(self.device), "mean"))  # the whole minibatch's mean NLL
         seconds = time.perf_counter() - started
         return {"loss": mean_loss, "batch_examples": len(examples), "attempt2_tokens": total,
                 "grad_norm": None if grad_norm is None else float(grad_norm), "seconds": round(seconds, 3),

@@ -54,4 +54,5 @@ class PairSftTrainer:
         plus = config.variant == "d_plus"
         run.train([(config.sampling_batches, config.updates)],
                   lambda traces: pair_examples(traces, plus, config.max_new_tokens, run.pair_rng), progress)
-        return run.save(Path(config.output), {"budget": run.budget(), "log": LOG_FILE})
+        return run.save(Path(config.output), {"budget": run.budget(), "log": LOG_FILE,
+                                              **({"warning": run.warning} if run.warning else {})})

@@ -7,6 +7,11 @@ the task's verifier (the reward), score the sampled tokens under the policy and 
 optimiser step on the Stage I or Stage II loss (trainers/_losses.py), log a row. Stage I's weights are saved
 to OUTPUT/stage1, the final ones to OUTPUT.
 
+A step's traces are scored in micro-batches of `micro_batch_size` with gradient accumulation when set
+(ScoreRun.backward, harness.accumulation): the same step as one pass, in the memory of one micro-batch. A log
+row says `no_signal` when all traces of the step earned the same rewards (nothing to learn but the KL anchor);
+a run with no signal in any step ends with a warning naming the likely cause (harness.learning_signal).
+
 Every `eval_every` steps a greedy two-attempt rollout on a fixed held-out subset adds an "eval" row (Accuracy@t1,
 Accuracy@t2, Δ) to the log. Every `save_every` steps a resumable state goes to OUTPUT/state/ (harness.resume);
 starting the same command again continues from it, with the same result as a run that never stopped.
@@ -20,25 +25,29 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from score_bench.harness.accumulation import accumulate, micro_batches, validate_micro_batching
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
 from score_bench.harness.guards import check_finite_loss
+from score_bench.harness.learning_signal import AttemptCounts, SignalTracker, count_attempts, no_signal
 from score_bench.harness.memory_options import build_optimizer, frozen_reference
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance
 from score_bench.harness.protocols import Task
 from score_bench.harness.resume import SavedState, load_state, rng_states, save_state, set_rng_states
 from score_bench.harness.rollout import RolloutConfig, Trace, rollout
-from score_bench.harness.training import (LOG_FILE, HeldOutEval, RunConfig, TrainingLog, TwoAttempts, draw_problems,
+from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, RunConfig, TrainingLog, TwoAttempts, draw_problems,
                                           encode_two_attempts, save_run_checkpoint, start_run, token_logprobs, two_attempts_of)
 from score_bench.harness.types import Problem, Status
-from score_bench.trainers._losses import stage_loss
+from score_bench.trainers._losses import (StageLoss, check_kl_settings, sequence_kl, stage_advantages,
+                                         stage_loss, stage_objective)
 
 __all__ = ["ScoreConfig", "PRESETS", "ScoreTrainer", "ScoreRun"]
 
@@ -90,7 +99,11 @@ class ScoreConfig(RunConfig):
     generation_batch_size: int = 64
     device: str = "auto"
     """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
-    # eval_every, eval_split, eval_problems and save_every: RunConfig.
+    # eval_every, eval_split, eval_problems, save_every and micro-batching: RunConfig.
+
+    def traces_per_step(self) -> int:
+        """Traces scored per optimiser step (harness.memory_estimate)."""
+        return self.batch_size * self.samples_per_problem
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -102,9 +115,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # about 0 (results/arith_laptop/); anchored, attempt 2 reached held-out 1.0 within 50 Stage II steps.
     "laptop": dict(learning_rate=1e-4, batch_size=64, stage1_steps=150, stage2_steps=50, stage2_attempt1_kl=1.0,
                    max_new_tokens=48, generation_batch_size=64, device="cpu", eval_every=25, eval_problems=200),
-    # For tests: a couple of steps per stage on a tiny model.
-    "smoke": dict(learning_rate=1e-3, batch_size=2, samples_per_problem=2, stage1_steps=2, stage2_steps=2,
-                  max_new_tokens=8, generation_batch_size=8, device="cpu", eval_problems=4),
+    # For tests and a first check of a setup: a couple of steps per stage. On the embedded arith model,
+    # max_new_tokens 8 cut every answer before "Answer: N" was complete, so no attempt was ever extracted, every
+    # reward was 0 and the weights never moved (issue #10 item 7); 32 tokens and 4 problems x 2 samples give
+    # every trainer traces with differing rewards to learn from.
+    "smoke": dict(learning_rate=1e-3, batch_size=4, samples_per_problem=2, stage1_steps=2, stage2_steps=2,
+                  max_new_tokens=32, generation_batch_size=8, device="cpu", eval_problems=4),
 }
 
 
@@ -119,9 +135,8 @@ def _validate(config: ScoreConfig) -> None:
             raise InputError(f"{name} must be >= 1, got {getattr(config, name)}")
     if config.temperature <= 0:
         raise InputError(f"SCoRe samples on-policy: temperature must be > 0, got {config.temperature}")
-    if config.kl_mode == "loss" and config.kl_estimator == "k1":
-        raise InputError("kl_mode 'loss' needs kl_estimator 'k3': k1 in the loss has zero expected gradient")
-
+    check_kl_settings(config)
+    validate_micro_batching(config.micro_batch_size, config.micro_batch_tokens)
 
 
 class ScoreTrainer:
@@ -130,6 +145,8 @@ class ScoreTrainer:
     name = "score"
     config_class = ScoreConfig
     presets = PRESETS
+    keeps_reference = True
+    """A frozen copy of the base model is loaded next to the policy (harness.memory_estimate)."""
 
     def train(self, config: ScoreConfig, progress: Progress | None = None, task: Task | None = None) -> Path:
         """Run Stage I then Stage II, resuming from OUTPUT/state/ when a saved state is there; return the output
@@ -137,7 +154,11 @@ class ScoreTrainer:
         run = ScoreRun(config, task=task)
         run.stage(1, progress)
         run.stage(2, progress)
-        return run.save(Path(config.output), {"stage": 2, "steps": run.step, "log": LOG_FILE})
+        warning = run.signal.warning()
+        if warning and run.main:
+            warnings.warn(warning, RuntimeWarning, stacklevel=2)
+        return run.save(Path(config.output), {"stage": 2, "steps": run.step, "log": LOG_FILE,
+                                              **({"warning": warning} if warning else {})})
 
 
 class ScoreRun:
@@ -177,6 +198,8 @@ class ScoreRun:
             self.model, self.tokenizer, batch_size=config.generation_batch_size, source=source), config.max_new_tokens)
         self.log = TrainingLog(self.output / LOG_FILE, keep_rows=saved.log_rows if saved else None,
                                active=self.accelerator.is_main_process)
+        self.signal = SignalTracker(config.max_new_tokens)
+        """Steps with no learning signal, since this process started (a resumed run counts from the resume)."""
 
     @property
     def main(self) -> bool:
@@ -254,6 +277,48 @@ class ScoreRun:
         self.log.append(row)
         return row
 
+    def backward(self, stage: int, batch: EncodedBatch, rewards: tuple[torch.Tensor, torch.Tensor]) -> StageLoss:
+        """The gradient of the Stage I or II loss of this process's batch, added to the policy's `.grad`, scored
+        in micro-batches (config.micro_batch_size / micro_batch_tokens) with exactly the one-pass gradient.
+
+        Reference log-probabilities are taken per micro-batch under no_grad. With kl_mode "reward" the returns
+        hold each sample's KL, and an RLOO or mean baseline mixes the returns of a whole group, so with more
+        than one micro-batch the policy first scores every micro-batch without gradient for the KL; then the
+        advantages of the whole batch are fixed, and each micro-batch is scored again with gradient for its
+        share of the loss. In one pass the KL comes from the same forward as the gradient."""
+        config = self.config
+        group = config.samples_per_problem if config.samples_per_problem > 1 else len(batch)
+        parts = micro_batches(batch.lengths(), config.micro_batch_size, config.micro_batch_tokens)
+        pieces = [batch.rows(part) for part in parts]
+        with torch.no_grad():
+            ref = [token_logprobs(self.reference, p.input_ids, p.attention_mask) for p in pieces]
+        if len(pieces) == 1:
+            logp = token_logprobs(self.policy, pieces[0].input_ids, pieces[0].attention_mask)
+            result = stage_loss(stage, logp, ref[0], pieces[0].attempt_masks, rewards, config, group)
+            self.accelerator.backward(result.loss)
+            return result
+        kl = None
+        if config.kl_mode == "reward":  # the bare model: a forward without gradient needs no DDP collective
+            with torch.no_grad():
+                parts_kl = [sequence_kl(token_logprobs(self.model, p.input_ids, p.attention_mask), r,
+                                        p.attempt_masks, config.kl_estimator) for p, r in zip(pieces, ref)]
+            kl = (torch.cat([k[0] for k in parts_kl]), torch.cat([k[1] for k in parts_kl]))
+        returns, advantages = stage_advantages(stage, rewards, kl, config, group)
+        scored_kl: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+        def loss_of(i: int) -> torch.Tensor:
+            piece, part = pieces[i], parts[i]
+            logp = token_logprobs(self.policy, piece.input_ids, piece.attention_mask)
+            loss, piece_kl = stage_objective(stage, logp, ref[i], piece.attempt_masks,
+                                             (advantages[0][part], advantages[1][part]), config, len(batch))
+            scored_kl.append(piece_kl)
+            return loss
+
+        loss = accumulate(self.accelerator, self.policy, range(len(pieces)), loss_of)
+        if kl is None:
+            kl = (torch.cat([k[0] for k in scored_kl]), torch.cat([k[1] for k in scored_kl]))
+        return StageLoss(loss, returns, advantages, kl)
+
     def train_step(self, stage: int) -> dict:
         started = time.perf_counter()
         problems = self.next_problems()
@@ -262,14 +327,9 @@ class ScoreRun:
         r1 = torch.tensor([float(t.attempts[0].correct) for t in traces], device=self.device)
         r2 = torch.tensor([float(t.attempts[1].correct) for t in traces], device=self.device)
         batch = encode_two_attempts(self.tokenizer, samples).to(self.device)
-        with torch.no_grad():
-            ref_logp = token_logprobs(self.reference, batch.input_ids, batch.attention_mask)
-        logp = token_logprobs(self.policy, batch.input_ids, batch.attention_mask)
-        group = self.config.samples_per_problem if self.config.samples_per_problem > 1 else len(samples)
-        result = stage_loss(stage, logp, ref_logp, batch.attempt_masks, (r1, r2), self.config, group)
-        check_finite_loss(result.loss, self.step + 1, self.output)
         self.optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(result.loss)  # DDP: gradients averaged over processes here
+        result = self.backward(stage, batch, (r1, r2))  # DDP: gradients averaged over processes here
+        check_finite_loss(result.loss, self.step + 1, self.output)  # before the step can write NaN into weights
         grad_norm = (self.accelerator.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)
                      if self.config.grad_clip > 0 else None)
         self.optimizer.step()
@@ -277,11 +337,18 @@ class ScoreRun:
         means = {"reward_t1": float(r1.mean()), "reward_t2": float(r2.mean()), **result.stats()}
         counts = {"grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts),
                   "attempt_tokens": int(batch.attempt_masks[0].sum() + batch.attempt_masks[1].sum())}
+        outcomes = count_attempts(traces, self.config.max_new_tokens)
+        rewards = (r1, r2)
         if self.world > 1:  # equal shards: the mean of the processes' means is the batch mean
             means = dict(zip(means, self.accelerator.reduce(
                 torch.tensor(list(means.values()), device=self.device), "mean").tolist()))
             counts = dict(zip(counts, (int(v) for v in self.accelerator.reduce(
                 torch.tensor(list(counts.values()), device=self.device), "sum").tolist())))
+            outcomes = AttemptCounts.from_list(self.accelerator.reduce(
+                torch.tensor(outcomes.as_list(), device=self.device), "sum").tolist())
+            rewards = (self.accelerator.gather(r1), self.accelerator.gather(r2))
+        silent = no_signal([r.tolist() for r in rewards])
+        self.signal.observe(silent, outcomes)
         seconds = time.perf_counter() - started
         tokens = counts["attempt_tokens"]
         row = {"kind": "train", "step": self.step, "stage": stage,
@@ -290,6 +357,7 @@ class ScoreRun:
                "grading_errors": counts["grading_errors"],
                **{k: means[k] for k in result.stats()},
                "grad_norm": None if grad_norm is None else float(grad_norm),
+               "no_signal": silent, "extracted": outcomes.extracted, "attempts": outcomes.attempts,
                "attempt_tokens": tokens, "seconds": round(seconds, 3),
                "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None}
         self.log.append(row)

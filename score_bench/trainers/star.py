@@ -56,4 +56,5 @@ class StarTrainer:
                         split_evenly(config.updates, config.iterations)))
         plus = config.variant == "d_plus"
         run.train(plan, lambda traces: star_examples(traces, plus, config.max_new_tokens), progress)
-        return run.save(Path(config.output), {"budget": run.budget(), "log": LOG_FILE})
+        return run.save(Path(config.output), {"budget": run.budget(), "log": LOG_FILE,
+                                              **({"warning": run.warning} if run.warning else {})})

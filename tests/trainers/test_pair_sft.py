@@ -74,9 +74,9 @@ def test_smoke_run_samples_once_and_writes_a_loadable_checkpoint_config_and_log(
     assert (out / "generation_config.json").exists()
     saved = json.loads((out / CONFIG_FILE).read_text())
     assert saved["config"]["variant"] == "d" and saved["config"]["model"] == str(tiny_model)
-    assert saved["budget"]["traces_sampled"] == 4 * 2 * 2 and saved["budget"]["updates"] == 4
+    assert saved["budget"]["traces_sampled"] == 4 * 2 * 4 and saved["budget"]["updates"] == 4
     rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
-    assert [(r["step"], r["iteration"], r["traces_sampled"]) for r in rows] == [(s, 1, 16) for s in (1, 2, 3, 4)]
+    assert [(r["step"], r["iteration"], r["traces_sampled"]) for r in rows] == [(s, 1, 32) for s in (1, 2, 3, 4)]
     for key in ("loss", "examples", "accuracy_t1", "accuracy_t2", "tokens_per_s"):
         assert all(r[key] is not None for r in rows), key
     assert rows[0]["examples"] == saved["budget"]["examples_kept"] > 0

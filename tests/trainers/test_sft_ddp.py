@@ -26,8 +26,11 @@ from test_score_resume import child_env, log_rows
 from test_score_trainer import ParityTask
 
 HERE = Path(__file__).resolve().parent
-# smoke: 2 iterations of 2 rollout batches (2 problems x 2 samples) and 2 updates of up to 4 examples each
-SETTINGS = {"variant": "d_plus", "save_every": 1, "eval_every": 2, "eval_split": "train"}
+# smoke, 2 iterations of 2 rollout batches, here of 2 problems x 2 samples of 8 tokens (the random model's samples
+# then agree across batch layouts), and 2 updates of up to 3 examples each: minibatch slices of 2 and 1 examples,
+# with unequal attempt-2 token counts whatever was sampled (8 sampled tokens per attempt, cut, no end token).
+SETTINGS = {"variant": "d_plus", "save_every": 1, "eval_every": 2, "eval_split": "train", "batch_size": 2,
+            "max_new_tokens": 8, "sft_batch_size": 3}
 
 SCRIPT = textwrap.dedent(f"""
     import json, sys

@@ -137,13 +137,13 @@ def test_smoke_run_writes_a_loadable_checkpoint_config_and_log(tiny_model, tmp_p
     saved = json.loads((out / CONFIG_FILE).read_text())
     assert saved["config"]["iterations"] == 2 and saved["config"]["model"] == str(tiny_model)
     budget = saved["budget"]
-    assert budget["traces_sampled"] == 4 * 2 * 2 and budget["sampling_batches"] == 4
+    assert budget["traces_sampled"] == 4 * 4 * 2 and budget["sampling_batches"] == 4
     assert budget["updates"] + budget["updates_skipped"] == 4 and budget["updates"] > 0
     rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
     updates = [r for r in rows if r["loss"] is not None]
     assert [r["step"] for r in updates] == list(range(1, budget["updates"] + 1))
     assert {r["iteration"] for r in rows} == {1, 2} and {r["kind"] for r in rows} == {"train"}  # eval is off
-    assert [r["traces_sampled"] for r in rows if r["iteration"] == 1][0] == 8
+    assert [r["traces_sampled"] for r in rows if r["iteration"] == 1][0] == 16
     for key in ("loss", "examples", "accuracy_t1", "accuracy_t2", "tokens_per_s"):
         assert all(r[key] is not None for r in updates), key
     assert all(r["examples"] >= r["batch_examples"] > 0 for r in updates)

@@ -1,0 +1,111 @@
+"""Training diagnostics (issue #10 item 7): rows say `no_signal` when every trace of a step earned the same reward,
+and a run with no signal at all ends with a warning naming the likely cause (also printed by the CLI); the
+trainers score the sampled token ids, not a re-tokenization of the text (issue #10 item 8)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+from typer.testing import CliRunner
+
+from score_bench.cli import app
+from score_bench.harness.learning_signal import AttemptCounts, likely_cause, no_signal
+from score_bench.harness.rollout import Attempt, Trace
+from score_bench.harness.training import CONFIG_FILE, LOG_FILE, TwoAttempts, encode_two_attempts, two_attempts_of
+from score_bench.harness.types import Problem, Status, Verdict
+from score_bench.trainers.score import ScoreTrainer
+
+from test_score_trainer import ParityTask, smoke
+
+
+class _NoAnswer(ParityTask):
+    """No response ever holds an answer: extraction gives None, the verifier says incorrect."""
+
+    def extract(self, problem, response):
+        return None
+
+
+class _Incorrect:
+    def verify_batch(self, items):
+        return [Verdict(Status.INCORRECT, answer) for _, answer in items]
+
+
+_NoAnswer.verifier = _Incorrect()
+
+
+def test_no_signal_means_one_reward_per_attempt_across_the_step():
+    assert no_signal([[0, 0, 0], [1, 1, 1]])
+    assert not no_signal([[0, 0, 0], [0, 1, 0]])
+    assert not no_signal([[1, 0], [1, 1]])
+
+
+@pytest.mark.parametrize("counts, cause", [
+    (AttemptCounts(attempts=8, extracted=0, cut=8), "no attempt was extracted: check max_new_tokens and the answer "
+                                                    "format; 8 of 8 attempts were cut at max_new_tokens=16"),
+    (AttemptCounts(attempts=8, extracted=8, correct=8), "every attempt was correct"),
+    (AttemptCounts(attempts=8, extracted=5), "no attempt was correct (5 of 8 extracted)"),
+    (AttemptCounts(attempts=8, errors=8), "every attempt failed to grade"),
+])
+def test_likely_cause_reads_the_attempts(counts, cause):
+    assert cause in likely_cause(counts, 16)
+
+
+def test_a_zero_signal_run_warns_with_the_cause_and_logs_no_signal(tiny_model, tmp_path):
+    config = smoke(tiny_model, tmp_path, stage1_steps=1, stage2_steps=1, max_new_tokens=8)
+    with pytest.warns(RuntimeWarning, match="no learning signal in any of the 2 training steps.*"
+                                            "no attempt was extracted: check max_new_tokens and the answer format"):
+        out = ScoreTrainer().train(config, task=_NoAnswer())
+    rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    assert [r["no_signal"] for r in rows if r["kind"] == "train"] == [True, True]
+    assert all(r["extracted"] == 0 and r["attempts"] == 16 for r in rows if r["kind"] == "train")
+    assert "no attempt was extracted" in json.loads((out / CONFIG_FILE).read_text())["warning"]
+
+
+def test_a_run_with_signal_says_so_and_does_not_warn(tiny_model, tmp_path, recwarn):
+    out = ScoreTrainer().train(smoke(tiny_model, tmp_path, stage1_steps=1, stage2_steps=0, max_new_tokens=8),
+                               task=ParityTask())
+    rows = [json.loads(line) for line in (out / LOG_FILE).read_text().splitlines()]
+    assert [r["no_signal"] for r in rows if r["kind"] == "train"] == [False]
+    assert not [w for w in recwarn if "learning signal" in str(w.message)]
+    assert "warning" not in json.loads((out / CONFIG_FILE).read_text())
+
+
+def test_the_cli_prints_the_no_signal_warning(tiny_model, tmp_path):
+    """A random tiny model never writes arith's "Answer: N": the CLI run ends with the warning on its output."""
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(app, ["train", "--task", "arith", "--trainer", "score", "--model", str(tiny_model),
+                                      "--output", str(out), "--preset", "smoke", "--set", "stage1_steps=1",
+                                      "--set", "stage2_steps=0", "--set", "max_new_tokens=8"])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "no attempt was extracted" in result.output
+    assert (out / "model.safetensors").exists()
+
+
+# -- the sampled token ids are what is scored ------------------------------------------------------------------
+
+def test_the_scored_ids_are_the_sampled_ids_even_when_not_the_canonical_split(tiny_model):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    text = "The answer is 19."
+    canonical = tokenizer(text, add_special_tokens=False)["input_ids"]
+    by_character = [i for ch in text for i in tokenizer(ch, add_special_tokens=False)["input_ids"]]
+    assert by_character != canonical and tokenizer.decode(by_character) == text  # a non-canonical split
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    problem = Problem(id="p", question="What is 12 + 7?", reference="19")
+    verdict = Verdict(Status.CORRECT, "19")
+    first = Attempt(text, "19", verdict, len(by_character) + 1, token_ids=tuple(by_character) + (end,))
+    second = Attempt(text, "19", verdict, len(canonical) + 1, token_ids=tuple(canonical) + (end,))
+    messages = ({"role": "user", "content": problem.question}, {"role": "assistant", "content": text},
+                {"role": "user", "content": "Check."}, {"role": "assistant", "content": text})
+    sample = two_attempts_of(Trace(problem, 0, messages, (first, second)), first, second, max_new_tokens=64)
+    batch = encode_two_attempts(tokenizer, [sample])
+    ids = batch.input_ids[0]
+    assert ids[batch.attempt_masks[0][0]].tolist() == by_character + [end]  # what was sampled, not canonical
+    assert ids[batch.attempt_masks[1][0]].tolist() == canonical + [end]
+    # Without ids (a given attempt) or with ids that are not the text (cut by a stop string), the text is tokenized
+    for ids_given in ((), tuple(by_character[:-2])):
+        fallback = encode_two_attempts(tokenizer, [replace(sample, first_ids=ids_given)])
+        assert fallback.input_ids[0][fallback.attempt_masks[0][0]].tolist() == canonical + [end]
