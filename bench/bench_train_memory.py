@@ -4,8 +4,8 @@ a fresh child process whose peak RSS the parent reads from os.wait4 (the child's
   micro   batch 8, 32, 128 scored in micro-batches of 8 (micro_batch_size): the peak should stay flat as the
           batch grows (target: batch 128 within 1.3x of batch 8);
   onepass batch 8 and 32 scored in one forward and one backward pass: the peak grows with the batch;
-  ckpt    batch 8 with gradient checkpointing, run side by side with one-pass batch 8 (the same step without it):
-          peak RSS and training tokens/s (the step's time less its sampling: scoring, forward and backward, and
+  ckpt    batch 8 with gradient checkpointing, against one-pass batch 8 (the same step without it, run just
+          before it beside the same batch-128 child): peak RSS and training tokens/s (the step's time less its sampling: scoring, forward and backward, and
           the optimiser step);
   lora    a LoRA run (rank 16): one step, a merged checkpoint saved and loaded by `run_eval`; its peak RSS against
           the full-parameter run of the same batch shows one copy of the weights, not two.
@@ -13,7 +13,8 @@ a fresh child process whose peak RSS the parent reads from os.wait4 (the child's
 Every child samples the same problems (same seed) with generation_batch_size 8 and short attempts
 (--max-new-tokens, 16 by default so the whole run takes minutes on a shared 2-core CPU), so the configurations
 differ only in how the batch is scored. Each child runs one Stage I step. Two children run at a time (peak RSS is
-per process); timings are wall-clock on a shared machine: compare the ratios, not the absolute numbers.
+per process); timings are wall-clock on a shared machine: compare the ratios, not the absolute numbers. The
+results file is rewritten after each child ("complete": false until the last), so a run cut short keeps its rows.
 Writes results/bench_train_memory.json.
 
     nice -n 10 python bench/bench_train_memory.py --model /work/models/smollm2-135m-instruct --threads 1
@@ -27,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,15 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "bench_train_memory.json"
 
 CONFIGS = [
-    # Run two at a time, in this order: the checkpointing pair side by side (same contention for both), then the
-    # long batch-128 child beside the rest.
+    # Two run at a time: the long batch-128 child first, beside all the others in turn.
+    ("micro", {"batch_size": 128, "micro_batch_size": 8}),
     ("onepass", {"batch_size": 8}),
     ("ckpt", {"batch_size": 8, "gradient_checkpointing": True}),
-    ("micro", {"batch_size": 128, "micro_batch_size": 8}),
     ("micro", {"batch_size": 8, "micro_batch_size": 8}),
+    ("lora", {"batch_size": 8, "lora_r": 16, "lora_alpha": 32.0}),
     ("micro", {"batch_size": 32, "micro_batch_size": 8}),
     ("onepass", {"batch_size": 32}),
-    ("lora", {"batch_size": 8, "lora_r": 16, "lora_alpha": 32.0}),
 ]
 
 
@@ -115,6 +116,39 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
 
 
+def ratios_of(rows: list[dict]) -> dict[str, float | None]:
+    def pick(field: str, kind: str, **values) -> float | None:
+        found = [r[field] for r in rows if r["kind"] == kind and all(r.get(k) == v for k, v in values.items())]
+        return found[0] if found else None
+
+    def peak(kind: str, **values) -> float | None:
+        return pick("peak_rss_mb", kind, **values)
+
+    return {
+        "micro_peak_b128_over_b8": ratio(peak("micro", batch_size=128), peak("micro", batch_size=8)),
+        "micro_peak_b32_over_b8": ratio(peak("micro", batch_size=32), peak("micro", batch_size=8)),
+        "onepass_peak_b32_over_b8": ratio(peak("onepass", batch_size=32), peak("onepass", batch_size=8)),
+        "onepass_over_micro_peak_b32": ratio(peak("onepass", batch_size=32), peak("micro", batch_size=32)),
+        "ckpt_peak_on_over_off_b8": ratio(peak("ckpt", batch_size=8), peak("onepass", batch_size=8)),
+        "ckpt_tokens_per_s_on_over_off_b8": ratio(pick("training_tokens_per_s", "ckpt", batch_size=8),
+                                                  pick("training_tokens_per_s", "onepass", batch_size=8)),
+        "lora_peak_over_full_b8": ratio(peak("lora"), peak("onepass", batch_size=8)),
+    }
+
+
+def write_report(args, rows: list[dict], final: bool) -> dict[str, float | None]:
+    from score_bench.harness.provenance import provenance
+
+    ratios = ratios_of(rows)
+    ordered = sorted(rows, key=lambda r: r["config"])
+    report = {"model": args.model, "task": "arith", "max_new_tokens": args.max_new_tokens,
+              "generation_batch_size": 8, "threads": args.threads, "parallel": args.parallel, "complete": final,
+              "rows": ordered, "ratios": ratios, "target": "micro_peak_b128_over_b8 <= 1.3", **provenance()}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=os.environ.get("SCORE_BENCH_REAL_MODEL", ""),
@@ -134,43 +168,24 @@ def main() -> None:
     kinds = set(filter(None, args.only.split(","))) or {kind for kind, _ in CONFIGS}
     chosen = [(i, kind, values) for i, (kind, values) in enumerate(CONFIGS) if kind in kinds]
 
+    rows: list[dict] = []
+    lock = threading.Lock()
+
     def one(item):
         index, kind, values = item
-        row = run_child(args.model, kind, values, args.threads, args.max_new_tokens, Path(scratch) / str(index))
-        print(f"{kind:8} {json.dumps(values):60} peak RSS {row['peak_rss_mb']:8.1f} MB  "
-              f"train {row['training_tokens_per_s']} attempt tok/s  ({row['wall_seconds']} s)", flush=True)
-        return row
+        row = {"config": index, **run_child(args.model, kind, values, args.threads, args.max_new_tokens,
+                                             Path(scratch) / str(index))}
+        with lock:
+            rows.append(row)
+            print(f"{kind:8} {json.dumps(values):60} peak RSS {row['peak_rss_mb']:8.1f} MB  "
+                  f"train {row['training_tokens_per_s']} attempt tok/s  ({row['wall_seconds']} s)", flush=True)
+            write_report(args, rows, final=False)  # what is done so far survives a run cut short
 
     with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.parallel) as pool:
-        rows = list(pool.map(one, chosen))
-
-    def peak(kind: str, **values) -> float | None:
-        found = [r["peak_rss_mb"] for r in rows if r["kind"] == kind and all(r.get(k) == v for k, v in values.items())]
-        return found[0] if found else None
-
-    def speed(kind: str, **values) -> float | None:
-        found = [r["training_tokens_per_s"] for r in rows if r["kind"] == kind
-                 and all(r.get(k) == v for k, v in values.items())]
-        return found[0] if found else None
-
-    ratios = {
-        "micro_peak_b128_over_b8": ratio(peak("micro", batch_size=128), peak("micro", batch_size=8)),
-        "micro_peak_b32_over_b8": ratio(peak("micro", batch_size=32), peak("micro", batch_size=8)),
-        "onepass_peak_b32_over_b8": ratio(peak("onepass", batch_size=32), peak("onepass", batch_size=8)),
-        "onepass_over_micro_peak_b32": ratio(peak("onepass", batch_size=32), peak("micro", batch_size=32)),
-        "ckpt_peak_on_over_off_b8": ratio(peak("ckpt", batch_size=8), peak("onepass", batch_size=8)),
-        "ckpt_tokens_per_s_on_over_off_b8": ratio(speed("ckpt", batch_size=8), speed("onepass", batch_size=8)),
-        "lora_peak_over_full_b8": ratio(peak("lora"), peak("onepass", batch_size=8)),
-    }
+        list(pool.map(one, chosen))
+    ratios = write_report(args, rows, final=True)
     for name, value in ratios.items():
         print(f"{name:34} {value}")
-    from score_bench.harness.provenance import provenance
-
-    report = {"model": args.model, "task": "arith", "max_new_tokens": args.max_new_tokens,
-              "generation_batch_size": 8, "threads": args.threads, "parallel": args.parallel, "rows": rows,
-              "ratios": ratios,              "target": "micro_peak_b128_over_b8 <= 1.3", **provenance()}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.output}")
 
 
