@@ -171,3 +171,23 @@ def test_bad_options_are_refused_in_one_line_before_anything_is_written(tiny_mod
 def test_option_values_are_checked_when_the_config_is_built(key, value):
     with pytest.raises(InputError, match=f"setting '{key}'"):
         build_config(ScoreConfig, PRESETS, "smoke", {key: value})
+
+
+def test_memory_estimate_follows_the_options(tiny_model):
+    from score_bench.harness.memory_estimate import estimate, model_shape, trainable_parameters
+
+    shape = model_shape(str(tiny_model))
+    base = build_config(ScoreConfig, PRESETS, "paper", {"micro_batch_size": 4})
+    plain = estimate(shape, base, 300, reference=True, traces_per_step=512)
+    lora = estimate(shape, replace(base, lora_r=4), 300, reference=True, traces_per_step=512)
+    model = apply_memory_options(AutoModelForCausalLM.from_pretrained(tiny_model), MemoryOptions(lora_r=4))
+    adapters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable_parameters(shape, replace(base, lora_r=4)) == adapters  # counted as peft builds them
+    assert lora.reference == 0 and plain.reference == shape.parameters * 4
+    assert lora.gradients == adapters * 4 and lora.optimizer == adapters * 8
+    assert lora.parameters == (shape.parameters + adapters) * 4
+    checkpointed = estimate(shape, replace(base, gradient_checkpointing=True), 300, reference=True,
+                            traces_per_step=512)
+    assert checkpointed.activations < plain.activations
+    eight_bit = estimate(shape, replace(base, optimizer="adamw_8bit"), 300, reference=True, traces_per_step=512)
+    assert eight_bit.optimizer == shape.parameters * 2
