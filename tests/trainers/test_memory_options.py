@@ -191,3 +191,15 @@ def test_memory_estimate_follows_the_options(tiny_model):
     assert checkpointed.activations < plain.activations
     eight_bit = estimate(shape, replace(base, optimizer="adamw_8bit"), 300, reference=True, traces_per_step=512)
     assert eight_bit.optimizer == shape.parameters * 2
+
+
+def test_memory_estimate_counts_tied_embeddings_once(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from score_bench.harness.memory_estimate import model_shape
+
+    config = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert model_shape(str(tmp_path)).parameters == sum(p.numel() for p in loaded.parameters())
