@@ -203,3 +203,18 @@ def test_memory_estimate_counts_tied_embeddings_once(tmp_path):
     LlamaForCausalLM(config).save_pretrained(tmp_path)
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
     assert model_shape(str(tmp_path)).parameters == sum(p.numel() for p in loaded.parameters())
+
+
+def test_sft_baseline_trains_lora_with_checkpointing_and_saves_merged(tiny_model, tmp_path):
+    from score_bench.trainers.star import PRESETS as STAR_PRESETS, StarConfig, StarTrainer
+
+    config = replace(build_config(StarConfig, STAR_PRESETS, "smoke"), model=str(tiny_model),
+                     output=str(tmp_path / "out"), variant="d_plus", lora_r=4, gradient_checkpointing=True,
+                     optimizer="adamw")
+    out = StarTrainer().train(config, task=ParityTask())
+    assert not (out / "adapter_config.json").exists()
+    trained = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    base = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
+    assert trained.keys() == base.keys()
+    moved = {name for name in base if not torch.equal(trained[name], base[name])}
+    assert moved and all(name.endswith("proj.weight") for name in moved)  # adapted linears only, merged in
