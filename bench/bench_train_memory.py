@@ -14,7 +14,8 @@ Every child samples the same problems (same seed) with generation_batch_size 8 a
 (--max-new-tokens, 16 by default so the whole run takes minutes on a shared 2-core CPU), so the configurations
 differ only in how the batch is scored. Each child runs one Stage I step. Two children run at a time (peak RSS is
 per process); timings are wall-clock on a shared machine: compare the ratios, not the absolute numbers. The
-results file is rewritten after each child ("complete": false until the last), so a run cut short keeps its rows.
+results file is rewritten after each child ("complete": false until the last), so a run cut short keeps its rows,
+and --resume measures only the configurations it lacks (its rows then come from more than one run).
 Writes results/bench_train_memory.json.
 
     nice -n 10 python bench/bench_train_memory.py --model /work/models/smollm2-135m-instruct --threads 1
@@ -118,7 +119,8 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 def ratios_of(rows: list[dict]) -> dict[str, float | None]:
     def pick(field: str, kind: str, **values) -> float | None:
-        found = [r[field] for r in rows if r["kind"] == kind and all(r.get(k) == v for k, v in values.items())]
+        found = [r[field] for r in rows if r["kind"] == kind and "error" not in r
+                 and all(r.get(k) == v for k, v in values.items())]
         return found[0] if found else None
 
     def peak(kind: str, **values) -> float | None:
@@ -158,6 +160,8 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="children at a time")
     parser.add_argument("--only", default="", help="comma-separated kinds to run (micro,onepass,ckpt,lora)")
     parser.add_argument("--output", type=Path, default=OUT)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in --output and measure only the configurations it lacks")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -166,15 +170,25 @@ def main() -> None:
     if not args.model or not Path(args.model).is_dir():
         raise SystemExit(f"--model must be a checkpoint directory, got '{args.model}'")
     kinds = set(filter(None, args.only.split(","))) or {kind for kind, _ in CONFIGS}
-    chosen = [(i, kind, values) for i, (kind, values) in enumerate(CONFIGS) if kind in kinds]
-
     rows: list[dict] = []
+    if args.resume and args.output.is_file():
+        rows = [r for r in json.loads(args.output.read_text())["rows"] if "error" not in r]
+    done = {r["config"] for r in rows}
+    chosen = [(i, kind, values) for i, (kind, values) in enumerate(CONFIGS) if kind in kinds and i not in done]
     lock = threading.Lock()
 
     def one(item):
         index, kind, values = item
-        row = {"config": index, **run_child(args.model, kind, values, args.threads, args.max_new_tokens,
-                                             Path(scratch) / str(index))}
+        try:
+            row = {"config": index, **run_child(args.model, kind, values, args.threads, args.max_new_tokens,
+                                                 Path(scratch) / str(index))}
+        except SystemExit as failed:  # one configuration failing (or killed) leaves the others running
+            row = {"config": index, "kind": kind, **values, "error": str(failed).splitlines()[0]}
+            print(row["error"], flush=True)
+            with lock:
+                rows.append(row)
+                write_report(args, rows, final=False)
+            return row
         with lock:
             rows.append(row)
             print(f"{kind:8} {json.dumps(values):60} peak RSS {row['peak_rss_mb']:8.1f} MB  "
