@@ -82,7 +82,7 @@ def model_shape(source: str) -> ModelShape:
         raise InputError(f"cannot read the config of model '{source}': {str(err).splitlines()[0]}") from None
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(config)
-    model.tie_weights()  # from_config leaves tied embeddings as two tensors; loading ties them
+    model.tie_weights()  # on the meta device tied embeddings start untied; from_pretrained ties them
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     heads = text.num_attention_heads
     head = model.get_output_embeddings()

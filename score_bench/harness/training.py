@@ -17,7 +17,7 @@ import random
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Literal, Mapping, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +37,7 @@ from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
 from score_bench.harness.types import Message, Problem, Status
 
 __all__ = ["Trainer", "RunConfig", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts",
-           "two_attempts_of", "draw_problems", "token_logprobs", "masked_sum", "HeldOutEval", "TrainingLog",
+           "two_attempts_of", "rewarded_as", "draw_problems", "token_logprobs", "masked_sum", "HeldOutEval", "TrainingLog",
            "RunStart", "start_run", "save_checkpoint", "save_run_checkpoint",
            "CONFIG_FILE", "LOG_FILE"]
 
@@ -85,6 +85,10 @@ class RunConfig(MemoryOptions):
     """The first N problems of eval_split: the same fixed subset at every evaluation, so curves compare."""
     save_every: int = 10
     """Optimiser steps between resumable states in OUTPUT/state/ (0: never; a killed run then starts over)."""
+    reward: Literal["strict", "flexible"] = "strict"
+    """Which verdict is the training reward: "strict" (the task's stated answer format, the paper's and the
+    headline metric) or "flexible" (the task's flexible extraction, e.g. arith's last number): for a model that
+    solves problems but ignores the format, where strict rewards are all 0 and nothing is learned."""
     micro_batch_size: int | None = None
     """Traces (SFT: examples) scored per forward/backward pass; gradients accumulate over a step's micro-batches,
     so the step is exactly the one-pass step (harness.accumulation). None: the whole batch in one pass."""
@@ -146,6 +150,23 @@ def two_attempts_of(trace: Trace, first: Attempt, second: Attempt, max_new_token
     return TwoAttempts(prompt, first.text, instruction, second.text,
                        first_ended=first.n_tokens < max_new_tokens, second_ended=second.n_tokens < max_new_tokens,
                        first_ids=tuple(first.token_ids), second_ids=tuple(second.token_ids))
+
+
+def rewarded_as(traces: Sequence[Trace], reward: str) -> list[Trace]:
+    """`traces` with each attempt's verdict the one the run is rewarded by: as graded for "strict", the flexible
+    verdict (and its extraction) for "flexible". Everything after sampling (rewards, SFT selection, statistics)
+    then reads `attempt.verdict` alike."""
+    if reward == "strict":
+        return list(traces)
+    if reward != "flexible":
+        raise InputError(f"reward must be strict or flexible, got '{reward}'")
+    out = []
+    for trace in traces:
+        attempts = tuple(a if a.flexible_verdict is None else
+                         dataclasses.replace(a, verdict=a.flexible_verdict, extracted=a.flexible_verdict.extracted)
+                         for a in trace.attempts)
+        out.append(dataclasses.replace(trace, attempts=attempts))
+    return out
 
 
 def draw_problems(problems: Sequence[Problem], order: list[Problem], rng: random.Random, size: int) -> list[Problem]:

@@ -54,7 +54,8 @@ from score_bench.harness.resume import SavedState, load_state, rng_states, save_
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
 from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, RunConfig, TrainingLog, TwoAttempts,
                                           build_config, draw_problems, encode_two_attempts, masked_sum,
-                                          save_run_checkpoint, start_run, token_logprobs, two_attempts_of)
+                                          rewarded_as, save_run_checkpoint, start_run, token_logprobs,
+                                          two_attempts_of)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 
@@ -373,6 +374,7 @@ class SftRun:
                 shard = problems[self.rank::self.world]
                 mine = rollout(self.task, shard, backend,
                                RolloutConfig(turns=2, samples=k, params=params, chunk_size=len(shard) * k))
+                mine = rewarded_as(mine, self.config.reward)
                 traces.extend(mine if self.world == 1 else self._gathered(mine))
                 self.batches_sampled += 1
                 advance(1)
