@@ -162,6 +162,18 @@ def evaluate(
                                                                     "repeatable, typed as the task declares."),
     data_dir: Optional[Path] = typer.Option(None, help="Local dataset directory (tasks that read files)."),
     unsafe: bool = typer.Option(False, help="Code tasks: run programs without a sandbox where none exists."),
+    backend: str = typer.Option("transformers", help="transformers | vllm (pip install 'score-bench[vllm]') | "
+                                "openai (an OpenAI-compatible endpoint; --model is the served name)."),
+    base_url: Optional[str] = typer.Option(None, help="openai: the endpoint, e.g. http://127.0.0.1:8000/v1 "
+                                           "(API key from OPENAI_API_KEY)."),
+    max_concurrency: Optional[int] = typer.Option(None, help="openai: requests in flight at most [8]."),
+    request_timeout: Optional[float] = typer.Option(None, help="openai: seconds per request [600]."),
+    max_retries: Optional[int] = typer.Option(None, help="openai: retries on 429/5xx/connection errors [5]."),
+    tensor_parallel_size: Optional[int] = typer.Option(None, help="vllm: GPUs per model replica [1]."),
+    data_parallel_size: Optional[int] = typer.Option(None, help="vllm: model replicas [1]."),
+    gpu_memory_utilization: Optional[float] = typer.Option(None, help="vllm: fraction of GPU memory [0.9]."),
+    max_model_len: Optional[int] = typer.Option(None, help="vllm: context length (default: the model's)."),
+    enforce_eager: Optional[bool] = typer.Option(None, "--enforce-eager", help="vllm: no CUDA graphs or compile."),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads (1 is fastest on a busy machine)."),
     prefix_cache_mb: float = typer.Option(1024, help="MiB kept for reusing attempt k's KV in attempt k+1 (0: off)."),
 ):
@@ -177,7 +189,11 @@ def evaluate(
         stop=tuple(stop), dtype=dtype, device=device, chat_template=chat_template, first_attempts=first_attempt,
         task_first_attempts=task_first_attempts, correction_instruction=correction_instruction,
         first_prompt_template=first_prompt_template, system_prompt=system_prompt, task_options=options,
-        prefix_cache_mb=prefix_cache_mb)
+        prefix_cache_mb=prefix_cache_mb, backend=backend, backend_options=_backend_options(
+            backend, base_url=base_url, max_concurrency=max_concurrency, request_timeout=request_timeout,
+            max_retries=max_retries, tensor_parallel_size=tensor_parallel_size,
+            data_parallel_size=data_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len, enforce_eager=enforce_eager))
     _set_threads(threads)
     quiet_transformers()
     with progress_bar() as bar:
@@ -186,6 +202,99 @@ def evaluate(
     title = f"{task} / {model}: {counts.get('problems', '?')} problems, {turns} attempts"
     Console().print(metrics_table(title, results["metrics"]))
     console.print(f"wrote {output / 'samples.jsonl'} and {output / 'results.json'}")
+
+
+@app.command(name="repair-set")
+def repair_set(
+    from_: Path = typer.Option(..., "--from", help="A `score-bench eval` run directory (any task)."),
+    output: Path = typer.Option(..., help="JSONL file to write: the run's wrong first attempts, by id."),
+):
+    """A repair set (like the paper's MBPP-R): an eval run's wrong first attempts, for `eval --first-attempt`."""
+    from score_bench.harness.repair_set import build_repair_set
+
+    summary = build_repair_set(from_, output)
+    source = summary["source"]
+    console.print(f"wrote {summary['rows']} wrong first attempts of {summary['problems_in_run']} "
+                  f"({source['task']} {source['split']}, {source['model']}) to {output}")
+
+
+@app.command()
+def scale(
+    model: str = typer.Option(..., help="A checkpoint directory or a Hugging Face Hub id."),
+    task: str = typer.Option(..., help="Task to evaluate on (see `score-bench tasks`)."),
+    budgets: str = typer.Option("1,2,4,8,16,32", help="Comma-separated generations per problem to compare at."),
+    output: Optional[Path] = typer.Option(None, help="Run directory (default runs/scale/TASK-MODEL); rerun to resume."),
+    split: str = typer.Option("test", help="Split of the task."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N problems."),
+    max_turns: int = typer.Option(2, help="Above 2 adds multi-round arms (floor(B/t) conversations of t turns)."),
+    max_new_tokens: int = typer.Option(512, help="Generated tokens per attempt at most."),
+    batch_size: int = typer.Option(32, help="Conversations generated together."),
+    temperature: float = typer.Option(0.7, help="Sampling temperature (above 0: votes need diverse samples)."),
+    top_p: float = typer.Option(1.0),
+    seed: int = typer.Option(0, help="Seeds sampling, tie-breaks and the bootstrap."),
+    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16"),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    chat_template: Optional[Path] = typer.Option(None, help="Jinja chat template file for models that ship none."),
+    data_dir: Optional[Path] = typer.Option(None, help="Local dataset directory (tasks that read files)."),
+    unsafe: bool = typer.Option(False, help="Code tasks: run programs without a sandbox where none exists."),
+    task_option: list[str] = typer.Option([], "--task-option", help="key=value for the task; repeatable."),
+    extraction: str = typer.Option("strict", help="strict | flexible: which extracted answers vote."),
+    plot: bool = typer.Option(True, help="Also write scale.png (needs the plots extra)."),
+):
+    """Parallel vs sequential self-correction at equal sample budgets (majority votes): scale.json and a plot."""
+    from score_bench.harness.scale import SCALE_FILE, ScaleConfig, run_scale
+
+    try:
+        parsed = tuple(int(b) for b in budgets.split(","))
+    except ValueError:
+        raise ScoreBenchError(f"--budgets must be comma-separated integers, got '{budgets}'") from None
+    quiet_transformers()
+    if output is None:
+        output = Path("runs") / "scale" / f"{task}-{Path(model.rstrip('/')).name}"
+    config = ScaleConfig(
+        model=model, task=task, output=output, budgets=parsed, max_turns=max_turns, split=split, limit=limit,
+        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
+        dtype=dtype, device=device, chat_template=chat_template, extraction=extraction,
+        task_options=_task_options(task, task_option, data_dir=str(data_dir) if data_dir else None, unsafe=unsafe))
+    with progress_bar() as bar:
+        result = run_scale(config, progress=RichProgress(bar))
+    Console().print(scale_table(f"{task} / {model}: {result['counts']['problems']} problems", result))
+    written = [output / SCALE_FILE]
+    if plot:
+        from score_bench.harness.plots import plot_scale
+
+        written.append(plot_scale({output.name: output / SCALE_FILE}, output / "scale.png"))
+    console.print("wrote " + " and ".join(str(path) for path in written))
+
+
+def scale_table(title: str, result: dict) -> Table:
+    table = Table(title=title)
+    for column in ("budget", "parallel", "sequential", "seq − par", "p", "pass@B"):
+        table.add_column(column, justify="right")
+
+    def cell(entry):
+        if not entry:
+            return "n/a"
+        return f"{entry['accuracy']:.3f} [{entry['ci95'][0]:.3f}, {entry['ci95'][1]:.3f}]"
+
+    for row in result["budgets"]:
+        diff = row.get("sequential_minus_parallel")
+        table.add_row(str(row["budget"]), cell(row.get("parallel")), cell(row.get("sequential")),
+                      f"{diff['difference']:+.3f}" if diff else "n/a", f"{diff['p_value']:.3f}" if diff else "",
+                      f"{row['pass_at_budget']:.3f}")
+    return table
+
+
+@app.command()
+def view(
+    runs: list[Path] = typer.Argument(..., help="Eval (or scale) run directories holding samples.jsonl."),
+    output: Path = typer.Option(Path("report.html"), help="The self-contained HTML file to write."),
+):
+    """One self-contained HTML page to read samples: metrics, a clickable transition matrix, attempts with a diff."""
+    from score_bench.harness.viewer import write_report
+
+    path = write_report(runs, output)
+    console.print(f"wrote {path}")
 
 
 @app.command(name="base-model")
@@ -227,6 +336,21 @@ def base_model(
                     shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
             raise
     console.print(f"wrote base model {path} (card: {path / 'card.json'})")
+
+
+@app.command(name="import-gguf")
+def import_gguf(
+    gguf_file: Path = typer.Argument(..., help="A GGUF file (llama.cpp's format), quantized or not."),
+    output: Path = typer.Option(..., help="New directory for the Hugging Face checkpoint (must not exist)."),
+):
+    """Dequantize a GGUF file into a plain Hugging Face checkpoint (model, tokenizer with its chat template,
+    generation config) that eval, train and vLLM load. Needs the gguf extra: pip install 'score-bench[gguf]'."""
+    from score_bench.harness.gguf_import import import_gguf as run_import
+
+    quiet_transformers()
+    with progress_bar() as bar:
+        path = run_import(gguf_file, output, progress=RichProgress(bar))
+    console.print(f"wrote checkpoint {path}")
 
 
 @app.command()
@@ -415,6 +539,28 @@ def _read_yaml_config(path: Path) -> dict:
     if not isinstance(loaded, dict):
         raise ScoreBenchError(f"config file {path} must hold a mapping of config fields")
     return loaded
+
+
+BACKEND_OPTIONS = {
+    "transformers": (),
+    "vllm": ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_model_len",
+             "enforce_eager"),
+    "openai": ("base_url", "max_concurrency", "request_timeout", "max_retries"),
+}
+
+
+def _backend_options(backend: str, **given) -> dict:
+    """The options given on the command line, checked against the backend they belong to."""
+    from score_bench.harness.backends import BACKENDS
+
+    if backend not in BACKENDS:
+        raise ScoreBenchError(f"unknown --backend '{backend}'; use {', '.join(BACKENDS)}")
+    options = {name: value for name, value in given.items() if value is not None}
+    for name in options:
+        if name not in BACKEND_OPTIONS[backend]:
+            owner = next(b for b, names in BACKEND_OPTIONS.items() if name in names)
+            raise ScoreBenchError(f"--{name.replace('_', '-')} applies to --backend {owner}, not {backend}")
+    return options
 
 
 def _task_options(task: str, pairs: list[str], **flags) -> dict:

@@ -80,3 +80,22 @@ def tiny_backend(tiny_model):
     from score_bench.harness.backends import load_backend
 
     return load_backend("transformers", model=str(tiny_model), device="cpu", dtype="float32")
+
+
+REAL_MODEL_DEFAULT = Path(__file__).resolve().parents[1] / "models" / "smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="session")
+def real_model() -> Path:
+    """SmolLM2-135M-Instruct as a plain checkpoint: `make real-model` builds models/smollm2-135m-instruct (and
+    `make test` builds it first); SCORE_BENCH_REAL_MODEL points elsewhere. Tests using it are marked real_model
+    and keep to a few problems. Skipped, saying how to build it, when absent (a bare pytest run)."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(1)  # as tiny_model: one thread is the fastest on a shared 2-core machine
+    path = Path(os.environ.get("SCORE_BENCH_REAL_MODEL") or REAL_MODEL_DEFAULT)
+    if not (path / "config.json").is_file():
+        pytest.skip(f"real model missing at {path}: run `make real-model` or set SCORE_BENCH_REAL_MODEL")
+    return path

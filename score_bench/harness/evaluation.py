@@ -26,6 +26,7 @@ from score_bench.harness.progress import Progress, phase
 from score_bench.harness.prompts import PromptOverride, prompts_used
 from score_bench.harness.provenance import problems_hash, provenance, write_json_atomic
 from score_bench.harness.registry import load_task
+from score_bench.harness.repair_set import read_marked_rows, repair_set_ids
 from score_bench.harness.rollout import RolloutConfig, Trace, iter_rollout, plan
 from score_bench.harness.types import Problem
 
@@ -77,6 +78,10 @@ class EvalConfig:
     """Replaces the attempt-1 user message; "{question}" marks where the problem goes."""
     system_prompt: str | None = None
     backend: str = "transformers"
+    """transformers, vllm or openai (harness.backends)."""
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    """The backend's own options (e.g. vllm: tensor_parallel_size, max_model_len; openai: base_url,
+    max_concurrency, request_timeout): see the backend's `load`. Part of the run's identity, like the rest."""
     prefix_cache_mb: float = 1024
     """Memory kept for reusing attempt k's KV cache in attempt k+1 (0 turns reuse off); speed only, so not part
     of the run's identity."""
@@ -95,7 +100,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
     _check_numbers(config)
     check_output_dir(Path(config.output))
     task, problems = _load_problems(config)
-    first_attempts = _first_attempts(config, problems)
+    problems, first_attempts = _first_attempts(config, problems)
     loading_started = time.time()
     if backend is None:
         with phase(progress, f"loading {config.model}", None):
@@ -103,7 +108,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
 
             backend = load_backend(config.backend, model=config.model, dtype=config.dtype, device=config.device,
                                    chat_template=config.chat_template, batch_size=config.batch_size,
-                                   prefix_cache_mb=config.prefix_cache_mb)
+                                   prefix_cache_mb=config.prefix_cache_mb, **dict(config.backend_options))
     load_s = time.time() - loading_started
     _check_backend(config, task, problems, backend)
     model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
@@ -185,20 +190,28 @@ def _load_problems(config: EvalConfig) -> tuple[Any, list[Problem]]:
     return task, problems
 
 
-def _first_attempts(config: EvalConfig, problems: list[Problem]) -> dict[str, str] | None:
+def _first_attempts(config: EvalConfig, problems: list[Problem]) -> tuple[list[Problem], dict[str, str] | None]:
+    """The problems to run and their given first attempts. A repair set (harness.repair_set) holds only some of
+    a split's problems: the run keeps those, in the split's order; any other file must cover every problem."""
     if config.task_first_attempts:
         missing = [p.id for p in problems if p.fixed_first_attempt is None]
         if missing:
             raise InputError(f"task {config.task} gives no first attempt for problem '{missing[0]}'")
-        return {p.id: p.fixed_first_attempt for p in problems}  # type: ignore[misc]
+        return problems, {p.id: p.fixed_first_attempt for p in problems}  # type: ignore[misc]
     if config.first_attempts is None:
-        return None
+        return problems, None
     given = load_first_attempts(Path(config.first_attempts))
+    subset = repair_set_ids(read_marked_rows(Path(config.first_attempts)))
+    if subset is not None:
+        problems = [p for p in problems if p.id in subset]
+        if not problems:
+            raise InputError(f"repair set {config.first_attempts} holds no problem of task {config.task} "
+                             f"split '{config.split}'")
     missing = [p.id for p in problems if p.id not in given]
     if missing:
         raise InputError(f"first-attempts file {config.first_attempts} has no entry for problem '{missing[0]}' "
                          f"({len(missing)} of {len(problems)} missing)")
-    return {p.id: given[p.id] for p in problems}
+    return problems, {p.id: given[p.id] for p in problems}
 
 
 def load_first_attempts(path: Path) -> dict[str, str]:
@@ -349,6 +362,7 @@ def _results(config: EvalConfig, task, problems: list[Problem], rows: dict[tuple
     correct = _per_attempt(grid, lambda a: a["correct"])
     flat = [row for cell in grid for row in cell]
     results: dict[str, Any] = {
+        "kind": "repair" if config.first_attempts is not None or config.task_first_attempts else "eval",
         "metrics": metrics.summarize(
             correct, flexible=_per_attempt(grid, lambda a: a.get("correct_flexible", a["correct"])),
             extracted=_per_attempt(grid, lambda a: a["extracted"] is not None),

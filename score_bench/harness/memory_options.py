@@ -77,6 +77,9 @@ def validate_memory_options(config: MemoryOptions, device: str) -> None:
             raise InputError("lora_target_modules is empty; name modules (e.g. 'q_proj,v_proj') or use 'all-linear'")
         if importlib.util.find_spec("peft") is None:
             raise InputError("lora_r > 0 needs peft: pip install 'score-bench[lora]'")
+        if getattr(config, "backend", "transformers") != "transformers":
+            raise InputError(f"lora_r > 0 samples with backend transformers only (the {config.backend} sampler "
+                             "loads the policy's weights by their plain names, not a peft model's)")
     if config.mixed_precision != "no":
         if not device.startswith("cuda"):
             raise InputError(f"mixed_precision '{config.mixed_precision}' needs a CUDA device; on {device} training "

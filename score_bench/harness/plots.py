@@ -7,7 +7,6 @@ return the Figure (for tests and notebooks); the `plot_*` functions save it as a
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -16,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from score_bench.harness.errors import InputError
-from score_bench.harness.jsonl import read_jsonl_objects
+from score_bench.harness.jsonl import read_json, read_jsonl_objects
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["EvalPoint", "TrainingCurve", "Transitions", "read_training_curve", "read_transitions",
-           "training_curves_figure", "plot_training_curves", "transitions_figure", "plot_transitions"]
+           "training_curves_figure", "plot_training_curves", "transitions_figure", "plot_transitions",
+           "read_scale", "scale_figure", "plot_scale"]
 
 DPI = 120
 ATTEMPT_LABELS = ("attempt 1 (Acc@t1)", "attempt 2 (Acc@t2)")
@@ -243,10 +243,7 @@ def read_transitions(path: Path) -> Transitions:
     results_file = path / "results.json" if path.is_dir() else path
     if not results_file.is_file():
         raise InputError(f"results file not found: {results_file}")
-    try:
-        results = json.loads(results_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{results_file}: not a valid JSON results file ({err})") from None
+    results = read_json(results_file, "results file")
     metrics = results.get("metrics") if isinstance(results, dict) else None
     if not isinstance(metrics, dict):
         raise InputError(f"{results_file}: no 'metrics' object (is it a results.json from `score-bench eval`?)")
@@ -284,3 +281,60 @@ def transitions_figure(results: Mapping[str, Path]) -> Figure:
 def plot_transitions(results: Mapping[str, Path], output: Path) -> Path:
     """Save `transitions_figure(results)` as a PNG at `output` and return the path."""
     return _save_png(transitions_figure(results), output)
+
+
+# --- parallel vs sequential at equal budget (score-bench scale) ------------------------------------------------
+
+SCALE_ARMS = (("parallel", "parallel: majority over B first attempts", "#0072B2", "o"),
+              ("sequential", "sequential: majority over B/2 corrected attempts", "#D55E00", "s"))
+
+
+def read_scale(path: Path) -> dict:
+    """A scale.json (or a run directory holding one) from `score-bench scale`."""
+    path = Path(path)
+    scale_file = path / "scale.json" if path.is_dir() else path
+    if not scale_file.is_file():
+        raise InputError(f"scale file not found: {scale_file}")
+    try:
+        result = json.loads(scale_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{scale_file}: not a valid JSON file ({err})") from None
+    if not isinstance(result, dict) or not isinstance(result.get("budgets"), list) or not result["budgets"]:
+        raise InputError(f"{scale_file}: no 'budgets' list (is it a scale.json from `score-bench scale`?)")
+    return result
+
+
+def scale_figure(runs: Mapping[str, Path]) -> Figure:
+    """One panel per run, like the paper's Figure 1: majority-vote accuracy against generations per problem
+    (log2 axis) for both arms with their 95% intervals over problems, and pass@B dashed as the ceiling."""
+    results = {name: read_scale(path) for name, path in runs.items()}
+    if not results:
+        raise InputError("no scale results to plot")
+    figure = _new_figure(figsize=(5.2 * len(results), 4), layout="constrained")
+    axes = figure.subplots(1, len(results), squeeze=False)[0]
+    for ax, (name, result) in zip(axes, results.items()):
+        rows = result["budgets"]
+        for arm, label, colour, marker in SCALE_ARMS:
+            points = [(row["budget"], row[arm]) for row in rows if row.get(arm)]
+            if not points:
+                continue
+            budgets = [b for b, _ in points]
+            ax.plot(budgets, [e["accuracy"] for _, e in points], marker=marker, color=colour, label=label)
+            ax.fill_between(budgets, [e["ci95"][0] for _, e in points], [e["ci95"][1] for _, e in points],
+                            color=colour, alpha=0.15, linewidth=0)
+        ax.plot([row["budget"] for row in rows], [row["pass_at_budget"] for row in rows], linestyle="--",
+                color="#777777", label="pass@B (any first attempt correct)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([row["budget"] for row in rows], [str(row["budget"]) for row in rows])
+        ax.set_xlabel("generations per problem (B)")
+        ax.set_ylabel("accuracy")
+        problems = result.get("counts", {}).get("problems", "?")
+        ax.set_title(f"{name} ({problems} problems)", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def plot_scale(runs: Mapping[str, Path], output: Path) -> Path:
+    """Save `scale_figure(runs)` as a PNG at `output` and return the path."""
+    return _save_png(scale_figure(runs), output)

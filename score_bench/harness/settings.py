@@ -15,3 +15,9 @@ def data_dir() -> Path | None:
 def allow_unsafe_code() -> bool:
     """SCORE_BENCH_UNSAFE_CODE=1 lets code run without isolation where no sandbox exists. Never default."""
     return os.environ.get("SCORE_BENCH_UNSAFE_CODE") == "1"
+
+
+def api_key(variable: str = "OPENAI_API_KEY") -> str | None:
+    """The endpoint backend's API key (OPENAI_API_KEY by default), or None. Read here and handed to the client
+    only: it never enters a config, a results file or a log line."""
+    return os.environ.get(variable) or None

@@ -32,7 +32,7 @@ from score_bench.harness.metrics import summarize
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
 from score_bench.harness.provenance import provenance, write_json_atomic
-from score_bench.harness.resume import preserved_rng
+from score_bench.harness.resume import check_output_identity, preserved_rng
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
 from score_bench.harness.types import Message, Problem, Status
 
@@ -81,6 +81,11 @@ class RunConfig(MemoryOptions):
     the base model is evaluated at step 0 and the final model at the end of training too. 0 turns evaluation
     off."""
     eval_split: str = "test"
+    eval_task: str = ""
+    """Task of the held-out evaluation when it differs from the training task (e.g. train on mbpp, evaluate on
+    humaneval: the paper's transfer); "" evaluates on the training task."""
+    eval_task_options: dict = field(default_factory=dict)
+    """Keyword arguments for eval_task's constructor; JSON on the command line."""
     eval_problems: int = 100
     """The first N problems of eval_split: the same fixed subset at every evaluation, so curves compare."""
     save_every: int = 10
@@ -339,6 +344,10 @@ class HeldOutEval:
     same, so evaluating never changes what training does."""
 
     def __init__(self, task: Task, config: RunConfig, backend: Backend, max_new_tokens: int):
+        if config.eval_task and config.eval_every:
+            from score_bench.harness.registry import load_task
+
+            task = load_task(config.eval_task, **config.eval_task_options)
         self.task = task
         self.backend = backend
         self.every = config.eval_every
@@ -363,7 +372,7 @@ class HeldOutEval:
             metrics = summarize([[a.correct for a in t.attempts] for t in traces],
                                 flexible=[[a.flexible_correct for a in t.attempts] for t in traces], seed=self.seed)
         names = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i", "acc_t1_flexible", "acc_t2_flexible")
-        return {"kind": "eval", "step": step, "stage": stage, **labels, "split": self.split,
+        return {"kind": "eval", "step": step, "stage": stage, **labels, "task": self.task.name, "split": self.split,
                 "problems": len(traces),
                 "accuracy_t1": metrics["acc_t1"]["value"], "accuracy_t2": metrics["acc_t2"]["value"],
                 "accuracy_t1_flexible": metrics["acc_t1_flexible"]["value"],
@@ -436,6 +445,7 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
 
     check_fields(config, who)
     check_output_not_model(Path(config.output), config.model)
+    check_output_identity(Path(config.output), config, CONFIG_FILE)
     device = resolve_device(config.device)
     validate_memory_options(config, device)
     # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
@@ -463,8 +473,10 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
     torch.manual_seed(config.seed)
     model = load_model(source, config.model, torch.float32).to(device)
     check_finite_weights(model, config.model)
-    check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
-                  [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2, config.model)
+    if getattr(config, "max_new_tokens", None):
+        check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
+                      [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2,
+                      config.model)
     model = apply_memory_options(model, config)
     return RunStart(accelerator, device, task, problems, source, tokenizer, model)
 

@@ -1,10 +1,13 @@
 """score-toy: short factual questions, each with a wrong first answer and its correction.
 
 Dataset: the SCoRe toy CSV format of the seed project (columns category, question, original_answer, correct_answer,
-optional answer). Default: an English set of 60 rows written for score-bench (Apache-2.0, in tasks/data/); any CSV
-path in that format loads too (a row whose original_answer already equals correct_answer is keyed on the
-whole correct_answer), e.g. the seed's 59-row Korean set. original_answer doubles as a fixed first attempt
-for repair-only evaluation (like the paper's MBPP-R) and as Pair-SFT data. Paper: Kumar et al. 2024 (SCoRe).
+optional answer and wrong_answer). Built in (tasks/data/, `language`): "en", 60 rows written for score-bench
+(Apache-2.0), the default; "ko", the seed's 59-row Korean set with explicit answer and wrong_answer columns
+and one typo corrected (tasks/data/README.md says what changed). Any CSV path in that format loads too; rows
+without an answer are keyed on the part of correct_answer that differs from original_answer (the whole
+correct_answer when they are equal), less restated question words and trailing Korean particles.
+original_answer doubles as a fixed first attempt for repair-only evaluation (like the paper's MBPP-R) and as
+Pair-SFT data. Paper: Kumar et al. 2024 (SCoRe).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from pathlib import Path
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.types import Message, Problem
-from score_bench.harness.verifiers.key_answer import KeyAnswerVerifier, normalise, without_restatement
+from score_bench.harness.verifiers.key_answer import (KeyAnswerVerifier, is_hangul, normalise, strip_particles,
+                                                     without_restatement)
 
 REQUIRED_COLUMNS = ("category", "question", "original_answer", "correct_answer")
 CORRECTION_INSTRUCTION = (
@@ -24,12 +28,14 @@ CORRECTION_INSTRUCTION = (
     "Please correct the error, if any, and rewrite the answer. Only output the final answer!"
 )
 SYSTEM_PROMPT = "Answer the question in one short sentence."
+BUILT_IN = {"en": "score_toy_en.csv", "ko": "score_toy_ko.csv"}
+"""Built-in sets by language, files under tasks/data/."""
 
 
-def _expand_ascii(ch: str) -> bool:
-    """Characters of runs that a difference must not cut: digits and Latin letters ("1392", "Mercury").
-    Other scripts expand leftwards only, so Korean particles after a noun stay out of the key."""
-    return ch.isascii() and ch.isalnum()
+def _same_run(a: str, b: str) -> bool:
+    """Whether a difference must not cut between a and b: both Latin letters or digits ("1392", "Mercury"),
+    or both Hangul ("유교였습니다": the particles are stripped from the key afterwards, see strip_particles)."""
+    return (a.isascii() and a.isalnum() and b.isascii() and b.isalnum()) or (is_hangul(a) and is_hangul(b))
 
 
 def differing_spans(wrong: str, right: str) -> tuple[str, str]:
@@ -43,7 +49,7 @@ def differing_spans(wrong: str, right: str) -> tuple[str, str]:
         end += 1
     while 0 < start < len(right) and right[start - 1].isalnum() and right[start].isalnum():
         start -= 1
-    while end > 0 and _expand_ascii(right[len(right) - end]) and _expand_ascii(right[len(right) - end - 1]):
+    while end > 0 and _same_run(right[len(right) - end - 1], right[len(right) - end]):
         end -= 1
     return wrong[start:len(wrong) - end].strip(), right[start:len(right) - end].strip()
 
@@ -55,8 +61,13 @@ class ScoreToyTask:
     splits = ("test",)
 
     def __init__(self, path: str | Path | None = None, correction_instruction: str = CORRECTION_INSTRUCTION,
-                 system_prompt: str = SYSTEM_PROMPT):
+                 system_prompt: str = SYSTEM_PROMPT, language: str | None = None):
+        if language is not None and language not in BUILT_IN:
+            raise InputError(f"score-toy has built-in sets {', '.join(BUILT_IN)}, not language '{language}'")
+        if language is not None and path:
+            raise InputError("score-toy takes a CSV path or a built-in language, not both")
         self.path = Path(path) if path else None
+        self.language = language
         self.correction_instruction = correction_instruction
         self.system_prompt = system_prompt
         self._verifier = KeyAnswerVerifier()
@@ -71,7 +82,7 @@ class ScoreToyTask:
         return [self._problem(row, line) for line, row in self._rows()]
 
     def _rows(self):
-        source = self.path or files("score_bench.tasks") / "data" / "score_toy_en.csv"
+        source = self.path or files("score_bench.tasks") / "data" / BUILT_IN[self.language or "en"]
         try:
             text = source.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
@@ -90,6 +101,10 @@ class ScoreToyTask:
     def _problem(self, row: dict, line: int) -> Problem:
         wrong_span, right_span = differing_spans(row["original_answer"], row["correct_answer"])
         key = (row.get("answer") or "").strip() or self._derived_key(row, right_span)
+        if row.get("wrong_answer") is not None:  # an explicit column, possibly empty (no known wrong answer)
+            distractor = row["wrong_answer"].strip()
+        else:
+            distractor = strip_particles(wrong_span.rstrip(" .!?"))
         if not key:
             raise InputError(f"score-toy row at line {line}: no key answer (empty answer and correct_answer)")
         digest = hashlib.sha1(row["question"].encode("utf-8")).hexdigest()[:8]
@@ -97,16 +112,17 @@ class ScoreToyTask:
             id=f"score-toy/{line - 1:03d}-{digest}",
             question=row["question"],
             reference=key,
-            metadata={"category": row["category"], "correct_answer": row["correct_answer"], "distractor": wrong_span},
+            metadata={"category": row["category"], "correct_answer": row["correct_answer"], "distractor": distractor},
             fixed_first_attempt=row["original_answer"],
         )
 
     @staticmethod
     def _derived_key(row: dict, right_span: str) -> str:
-        """The differing span (or the whole correct answer when nothing differs) less what restates the question:
-        the verifier drops restated runs from responses, so the key must not rely on them."""
+        """The differing span (or the whole correct answer when nothing differs) less what restates the question
+        (the verifier drops restated runs from responses, so the key must not rely on them) and less the
+        particles Korean attaches to its last word ("32입니다" -> "32")."""
         span = right_span or row["correct_answer"].strip()
-        return without_restatement(normalise(span), normalise(row["question"])) or span
+        return strip_particles(without_restatement(normalise(span), normalise(row["question"])) or span)
 
     def first_prompt(self, problem: Problem) -> list[Message]:
         return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": problem.question}]

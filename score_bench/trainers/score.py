@@ -33,6 +33,7 @@ from typing import Any, Literal
 import torch
 
 from score_bench.harness.accumulation import accumulate, micro_batches, validate_micro_batching
+from score_bench.harness.backends import sync_sampler, training_backend
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
 from score_bench.harness.guards import check_finite_loss
@@ -100,6 +101,12 @@ class ScoreConfig(RunConfig):
     generation_batch_size: int = 64
     device: str = "auto"
     """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
+    backend: Literal["transformers", "vllm"] = "transformers"
+    """The sampler of the training rollouts. transformers generates with the policy module itself; vllm runs a
+    colocated vLLM engine (score-bench[vllm], one process only) whose weights are loaded in place from the
+    policy after every optimiser step, and logs sampler_logprob_gap, the largest difference between vLLM's
+    and the policy's log-probabilities of a few sampled tokens after the load. Held-out evaluation stays on
+    transformers."""
     # eval_every, eval_split, eval_problems, save_every and micro-batching: RunConfig.
 
     def traces_per_step(self) -> int:
@@ -192,8 +199,11 @@ class ScoreRun:
         self.policy, self.optimizer = self.accelerator.prepare(self.model, optimizer)
         self.reference = frozen_reference(self, source, device)
         """Called like a model: a frozen copy of the base, or with LoRA the policy with its adapters disabled."""
-        self.backend = TransformersBackend(self.model, self.tokenizer, batch_size=config.generation_batch_size,
-                                           source=source)
+        if config.backend == "vllm" and self.world > 1:
+            raise InputError("backend vllm samples in one process; run without `accelerate launch`, or use "
+                             "backend transformers")
+        self.backend = training_backend(config.backend, self.model, self.tokenizer,
+                                        batch_size=config.generation_batch_size, source=source)
         # A backend of its own, so evaluation never leaves KV in the training sampler's prefix store.
         self.evaluator = HeldOutEval(self.task, config, TransformersBackend(
             self.model, self.tokenizer, batch_size=config.generation_batch_size, source=source), config.max_new_tokens)
@@ -335,6 +345,7 @@ class ScoreRun:
         grad_norm = (self.accelerator.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)
                      if self.config.grad_clip > 0 else None)
         self.optimizer.step()
+        sync_sampler(self.backend, self.model)
         self.step += 1
         means = {"reward_t1": float(r1.mean()), "reward_t2": float(r2.mean()), **result.stats()}
         counts = {"grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts),
@@ -363,5 +374,8 @@ class ScoreRun:
                "no_signal": silent, "extracted": outcomes.extracted, "attempts": outcomes.attempts,
                "attempt_tokens": tokens, "seconds": round(seconds, 3),
                "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None}
+        if hasattr(self.backend, "logprob_gap"):  # the sampler after its weight load, checked on this step's prompts
+            row["sampler_logprob_gap"] = self.backend.logprob_gap(
+                self.model, [self.task.first_prompt(p) for p in problems[:2]], seed=self.step)
         self.log.append(row)
         return row

@@ -60,6 +60,14 @@ def check_results_against_samples(results: dict, rows: list[dict], config: EvalC
         wrong_first = [c for c in correct if not c[0]]
         if wrong_first:
             assert m["p_i2c_given_i"]["value"] == pytest.approx(sum(c[1] for c in wrong_first) / len(wrong_first))
+        for t in range(config.turns):  # flexible accuracy and extraction rates, from the rows' own fields
+            attempts = [r["attempts"][t] for r in rows]
+            assert m[f"acc_t{t + 1}_flexible"]["value"] == pytest.approx(
+                sum(a["correct_flexible"] for a in attempts) / n)
+            assert m[f"extraction_rate_t{t + 1}"]["value"] == pytest.approx(
+                sum(a["extracted"] is not None for a in attempts) / n)
+            assert m[f"extraction_rate_t{t + 1}_flexible"]["value"] == pytest.approx(
+                sum(a["extracted_flexible"] is not None for a in attempts) / n)
     for name, metric in m.items():
         if metric["value"] is not None:
             low, high = metric["ci95"]

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from score_bench.harness.types import Problem, Status
-from score_bench.harness.verifiers.key_answer import KeyAnswerVerifier
+from score_bench.harness.verifiers.key_answer import KeyAnswerVerifier, strip_particles
 
 CASES = json.loads((Path(__file__).parent / "key_answer_cases.json").read_text(encoding="utf-8"))
 
@@ -23,3 +23,11 @@ def test_unextractable_answer_is_incorrect_and_empty_key_is_a_grader_error():
     none_verdict, error_verdict = verifier.verify_batch([(ok, None), (broken, "anything")])
     assert none_verdict.status is Status.INCORRECT
     assert error_verdict.status is Status.ERROR
+
+
+@pytest.mark.parametrize("key, stripped", [
+    ("32입니다", "32"), ("원자핵이라고", "원자핵"), ("유교였습니다", "유교"), ("인상주의", "인상주의"),
+    ("사과", "사과"), ("입니다", "입니다"), ("세포", "세포"), ("Canberra", "Canberra"),
+])
+def test_derived_keys_lose_trailing_korean_particles(key, stripped):
+    assert strip_particles(key) == stripped

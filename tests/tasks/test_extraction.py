@@ -70,7 +70,7 @@ def test_every_task_has_cases_in_both_modes():
         assert any(c["flexible"] is not None for c in mine) and any(c["flexible"] is None for c in mine), name
 
 
-@pytest.mark.parametrize("name", ["math", "arith"])
+@pytest.mark.parametrize("name", ["math", "arith", "score-toy"])
 def test_graded_cases_through_the_shared_grading_path(name, tasks):
     graded = [c for c in CASES if c["task"] == name and "correct" in c]
     grades = grade_attempts(tasks[name], [(problem_of(c, tasks), c["response"]) for c in graded])

@@ -2,10 +2,11 @@ from pathlib import Path
 
 import pytest
 
+from score_bench.harness import settings
 from score_bench.harness.errors import InputError
 from score_bench.tasks.score_toy import ScoreToyTask, differing_spans
 
-KOREAN = Path(__file__).resolve().parents[3] / "shared" / "data" / "score_toy" / "SCoRe_Dataset.csv"
+KOREAN = (settings.data_dir() or Path(__file__).resolve().parents[3] / "shared" / "data") / "score_toy" / "SCoRe_Dataset.csv"
 
 
 def grade(task, pairs):
@@ -19,11 +20,12 @@ def test_default_english_set_loads_with_stable_unique_ids():
     assert [p.id for p in ScoreToyTask().problems("test")] == [p.id for p in problems]
 
 
-@pytest.mark.parametrize("path", [None, KOREAN], ids=["english", "korean-seed"])
-def test_given_first_attempts_are_wrong_and_corrections_right(path):
+@pytest.mark.parametrize("path, language", [(None, None), (None, "ko"), (KOREAN, None)],
+                         ids=["english", "korean-built-in", "korean-seed-derived-keys"])
+def test_given_first_attempts_are_wrong_and_corrections_right(path, language):
     if path is not None and not path.exists():
         pytest.skip(f"seed data not beside the repo: {path}")
-    task = ScoreToyTask(path)
+    task = ScoreToyTask(path, language=language)
     problems = task.problems()
     corrections = grade(task, [(p, p.metadata["correct_answer"]) for p in problems])
     originals = grade(task, [(p, p.fixed_first_attempt) for p in problems])
@@ -53,3 +55,13 @@ def test_bad_files_are_one_line_input_errors(tmp_path):
         ScoreToyTask(latin1).problems()
     with pytest.raises(InputError, match="unknown split"):
         ScoreToyTask().problems("train")
+
+
+def test_built_in_sets_by_language_and_refusals():
+    korean = ScoreToyTask(language="ko").problems()
+    assert len(korean) == 59 and korean[6].reference == "유교" and korean[6].metadata["distractor"] == "불교"
+    assert "계층으로 나뉘었습니다" in korean[4].metadata["correct_answer"]  # the seed's typo, corrected
+    with pytest.raises(InputError, match="built-in sets en, ko"):
+        ScoreToyTask(language="fr")
+    with pytest.raises(InputError, match="not both"):
+        ScoreToyTask("some.csv", language="ko")

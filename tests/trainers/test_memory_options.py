@@ -154,6 +154,7 @@ def _bitsandbytes_imports() -> bool:
     ({"lora_r": 4, "lora_alpha": 0}, "lora_alpha must be > 0"),
     ({"lora_r": 4, "lora_target_modules": " , "}, "lora_target_modules is empty"),
     ({"lora_r": 4, "lora_target_modules": "no_such_proj"}, "lora_target_modules 'no_such_proj'"),
+    ({"lora_r": 4, "backend": "vllm"}, "lora_r > 0 samples with backend transformers only"),
     ({"mixed_precision": "bf16"}, "mixed_precision 'bf16' needs a CUDA device; on cpu training runs in float32"),
     ({"mixed_precision": "fp16"}, "mixed_precision 'fp16' needs a CUDA device"),
     pytest.param({"optimizer": "adamw_8bit"}, "optimizer 'adamw_8bit' needs bitsandbytes",

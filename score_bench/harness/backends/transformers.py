@@ -168,6 +168,37 @@ def _read_template(path: Path) -> str:
     return text
 
 
+def end_of_turn_ids(tokenizer, generation_config) -> frozenset[int]:
+    """Token ids that end a turn: eos from the tokenizer and generation config, plus the special token the chat
+    template puts after an assistant turn (e.g. <|im_end|>), found by rendering a turn and reading what follows
+    it. Shared with the vLLM backend, so both engines stop on the same tokens."""
+    ids: set[int] = set()
+    for value in (tokenizer.eos_token_id, getattr(generation_config, "eos_token_id", None)):
+        ids.update(value if isinstance(value, list) else [value] if value is not None else [])
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _SENTINEL}], tokenize=False)
+    except Exception:
+        return frozenset(ids)
+    if _SENTINEL in text:
+        after = tokenizer(text.split(_SENTINEL, 1)[1], add_special_tokens=False)["input_ids"]
+        if after and after[0] in set(tokenizer.all_special_ids):
+            ids.add(after[0])
+    return frozenset(ids)
+
+
+def render_prompt(tokenizer, conversation: list[Message], source: str | None) -> list[int]:
+    """The prompt token ids asking for the next assistant turn, through the chat template (the text rendered,
+    then tokenized without adding special tokens: the template already placed them). Shared with the vLLM
+    backend, so both engines read the same prompt."""
+    try:
+        text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    except Exception as err:  # jinja raises for roles a template forbids (e.g. no system role)
+        raise InputError(f"the chat template of model '{source}' rejected a conversation: "
+                         f"{_first_line(err)}") from None
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 class TransformersBackend:
     """Implements harness.generation.Backend on a transformers causal LM."""
 
@@ -208,30 +239,11 @@ class TransformersBackend:
                 "device": str(self.device), "parameters": sum(p.numel() for p in self.model.parameters())}
 
     def _stop_token_ids(self) -> frozenset[int]:
-        """eos from the tokenizer and generation config, plus the special token the chat template puts after an
-        assistant turn (e.g. <|im_end|>), found by rendering a turn and reading what follows it."""
-        ids: set[int] = set()
-        for value in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
-            ids.update(value if isinstance(value, list) else [value] if value is not None else [])
-        try:
-            text = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _SENTINEL}], tokenize=False)
-        except Exception:
-            return frozenset(ids)
-        if _SENTINEL in text:
-            after = self.tokenizer(text.split(_SENTINEL, 1)[1], add_special_tokens=False)["input_ids"]
-            if after and after[0] in set(self.tokenizer.all_special_ids):
-                ids.add(after[0])
-        return frozenset(ids)
+        return end_of_turn_ids(self.tokenizer, self.model.generation_config)
 
     def render(self, conversation: list[Message]) -> list[int]:
         """The prompt token ids asking for the next assistant turn, through the model's chat template."""
-        try:
-            text = self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
-        except Exception as err:  # jinja raises for roles a template forbids (e.g. no system role)
-            raise InputError(f"the chat template of model '{self.source}' rejected a conversation: "
-                             f"{_first_line(err)}") from None
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return render_prompt(self.tokenizer, conversation, self.source)
 
     def generate(self, conversations: Sequence[list[Message]], params: GenerationParams) -> list[Completion]:
         if params.max_new_tokens < 1 or params.temperature < 0 or not 0 < params.top_p <= 1:

@@ -1,0 +1,188 @@
+"""Generation on any OpenAI-compatible chat-completions endpoint (`vllm serve`, SGLang, llama.cpp's server,
+hosted APIs) through the `openai` client (optional extra `score-bench[openai]`).
+
+The server applies the model's chat template and decodes; this module only sends conversations. Retries with
+exponential backoff (429, 408, 409, 5xx, connection errors and timeouts; a server's Retry-After is honoured) and
+the per-request timeout are the client's own (`max_retries`, `timeout`), not re-implemented here. The API key
+is read from the environment (harness.settings.api_key) and handed to the client only: `describe()` and every
+error message leave it out.
+
+Token ids: vLLM's server returns the sampled token ids when a request asks `return_token_ids` (a vLLM extension
+of the chat API), so completions from `vllm serve` carry them; other servers do not report them and completions
+carry an empty `token_ids` (Completion's "not reported").
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any, Sequence
+from urllib.parse import urlparse
+
+from score_bench.harness import settings
+from score_bench.harness.backends._seeds import conversation_seeds
+from score_bench.harness.errors import InputError, ScoreBenchError
+from score_bench.harness.generation import Completion, GenerationParams
+from score_bench.harness.types import Message
+
+__all__ = ["OpenAIBackend"]
+
+_NO_KEY = "EMPTY"
+"""Sent when no key is set: local servers started without --api-key accept any bearer token."""
+
+
+def _import_openai():
+    if importlib.util.find_spec("openai") is None:
+        raise ScoreBenchError("the openai backend needs the openai client: pip install 'score-bench[openai]'")
+    import openai
+
+    return openai
+
+
+class OpenAIBackend:
+    """Implements harness.generation.Backend on a chat-completions endpoint."""
+
+    def __init__(self, client, model: str, base_url: str, *, max_concurrency: int, endpoint: dict, secret: str):
+        self.client = client
+        self.model = model
+        self.base_url = base_url
+        self.max_concurrency = max_concurrency
+        self.endpoint = endpoint
+        """What the server says about itself: model id, owner, context length, version (results record it)."""
+        self._secret = secret
+        self.token_ids = endpoint.get("owned_by") == "vllm"
+        """Ask for the sampled token ids: only vLLM's server knows `return_token_ids`; hosted APIs reject
+        unknown fields."""
+
+    @classmethod
+    def load(cls, model: str, *, base_url: str | None = None, max_concurrency: int = 8,
+             request_timeout: float = 600.0, max_retries: int = 5, dtype: str = "auto", device: str = "auto",
+             chat_template=None, batch_size: int | None = None,
+             prefix_cache_mb: float | None = None) -> "OpenAIBackend":
+        """Connect to `base_url` (e.g. http://127.0.0.1:8000/v1) and check that it serves `model` (GET /models).
+        dtype, device and chat_template belong to the server; anything but their defaults is an error here.
+        batch_size and prefix_cache_mb are accepted for the common eval signature: concurrency is
+        max_concurrency, and the server keeps its own caches."""
+        openai = _import_openai()
+        base_url = _check_base_url(base_url)
+        if max_concurrency < 1:
+            raise InputError(f"max concurrency must be at least 1, got {max_concurrency}")
+        if not request_timeout > 0:
+            raise InputError(f"request timeout must be positive, got {request_timeout}")
+        if max_retries < 0:
+            raise InputError(f"max retries must be 0 or more, got {max_retries}")
+        for name, value in (("dtype", dtype), ("device", device)):
+            if value != "auto":
+                raise InputError(f"--{name} {value} does not apply to the openai backend: the server chose it")
+        if chat_template is not None:
+            raise InputError("--chat-template does not apply to the openai backend: the server applies its own "
+                             "(e.g. vllm serve --chat-template)")
+        secret = settings.api_key() or _NO_KEY
+        client = openai.OpenAI(base_url=base_url, api_key=secret, timeout=request_timeout, max_retries=max_retries)
+        endpoint = _served_model(openai, client, model, base_url, secret)
+        endpoint.update(_server_version(base_url, request_timeout))
+        return cls(client, model, base_url, max_concurrency=max_concurrency, endpoint=endpoint, secret=secret)
+
+    def describe(self) -> dict:
+        """What results.json records about the model: the endpoint and what it reported (never the key)."""
+        return {"source": self.base_url, "weights_sha256": None, "endpoint": dict(self.endpoint)}
+
+    def generate(self, conversations: Sequence[list[Message]], params: GenerationParams) -> list[Completion]:
+        if not conversations:
+            return []
+        seeds = conversation_seeds(params.seed, conversations)
+        results: list[Completion | None] = [None] * len(conversations)
+        with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(conversations))) as pool:
+            futures = {pool.submit(self._one, c, params, s): i for i, (c, s) in enumerate(zip(conversations, seeds))}
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in done if f.exception() is not None), None)
+            if failed is not None:
+                for future in pending:
+                    future.cancel()
+                raise failed.exception()
+            for future, index in futures.items():
+                results[index] = future.result()
+        return results  # type: ignore[return-value]
+
+    def _one(self, conversation: list[Message], params: GenerationParams, seed: int) -> Completion:
+        openai = _import_openai()
+        request: dict[str, Any] = {"model": self.model, "messages": conversation,
+                                   "max_tokens": params.max_new_tokens, "temperature": params.temperature,
+                                   "top_p": params.top_p, "seed": seed}
+        if params.stop:
+            request["stop"] = list(params.stop)
+        if self.token_ids:
+            request["extra_body"] = {"return_token_ids": True}
+        try:
+            response = self.client.chat.completions.create(**request)
+        except openai.APIStatusError as err:
+            raise ScoreBenchError(self._redact(
+                f"endpoint {self.base_url} answered {err.status_code} for model '{self.model}' "
+                f"(after {self.client.max_retries} retries where retryable): {_first_line(err)}")) from None
+        except openai.APIConnectionError as err:
+            raise ScoreBenchError(self._redact(
+                f"endpoint {self.base_url} unreachable after {self.client.max_retries} retries "
+                f"({_first_line(err.__cause__ or err)}); finished chunks are saved: rerun the same command to "
+                f"resume")) from None
+        choice = response.choices[0]
+        text = choice.message.content or ""
+        ids = tuple(getattr(choice, "token_ids", None) or ())
+        usage = response.usage
+        n_tokens = usage.completion_tokens if usage is not None else len(ids)
+        return Completion(text=text, n_tokens=n_tokens, token_ids=ids)
+
+    def _redact(self, message: str) -> str:
+        return message.replace(self._secret, "***") if self._secret != _NO_KEY else message
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _check_base_url(base_url: str | None) -> str:
+    if not base_url:
+        raise InputError("the openai backend needs --base-url, e.g. http://127.0.0.1:8000/v1")
+    parsed = urlparse(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InputError(f"base url '{base_url}' is not an http(s) URL, e.g. http://127.0.0.1:8000/v1")
+    return base_url.rstrip("/")
+
+
+def _served_model(openai, client, model: str, base_url: str, secret: str) -> dict:
+    """The /models entry for `model`, or one line saying the server is down, refused the key or serves other
+    models. Checked before anything is written, so a typo costs no run directory."""
+    redact = (lambda text: text.replace(secret, "***")) if secret != _NO_KEY else (lambda text: text)
+    try:
+        served = list(client.with_options(max_retries=1).models.list())
+    except openai.AuthenticationError:
+        raise InputError(f"endpoint {base_url} refused the API key (set it in OPENAI_API_KEY)") from None
+    except openai.APIStatusError as err:
+        raise InputError(redact(f"endpoint {base_url} answered {err.status_code} to GET /models: "
+                                f"{_first_line(err)}")) from None
+    except openai.APIConnectionError as err:
+        raise InputError(redact(f"cannot reach endpoint {base_url} ({_first_line(err.__cause__ or err)}); "
+                                f"is the server running?")) from None
+    by_id = {entry.id: entry for entry in served}
+    if model not in by_id:
+        names = ", ".join(sorted(by_id)) or "none"
+        raise InputError(f"model '{model}' is not served at {base_url}; it serves: {names}")
+    entry = by_id[model]
+    extra = entry.model_extra or {}
+    return {"model_id": entry.id, "owned_by": getattr(entry, "owned_by", None), "root": extra.get("root"),
+            "max_model_len": extra.get("max_model_len")}
+
+
+def _server_version(base_url: str, timeout: float) -> dict:
+    """The version the server reports at /version (vLLM and SGLang do), and its HTTP Server header; None where
+    a server says nothing."""
+    import httpx
+
+    root = base_url.removesuffix("/v1")
+    try:
+        response = httpx.get(f"{root}/version", timeout=min(timeout, 10.0))
+        version = response.json().get("version") if response.status_code == 200 else None
+        header = response.headers.get("server")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        version, header = None, None
+    return {"server_version": version if isinstance(version, str) else None, "server_header": header}

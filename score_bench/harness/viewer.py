@@ -1,0 +1,136 @@
+"""`score-bench view`: one self-contained HTML page for reading the samples of one or more runs.
+
+The page holds everything inline (the data as JSON, the script and the style from harness/viewer_assets/), so
+it opens from disk with no server and no network. It shows each run's metrics with intervals, the attempt-1 →
+attempt-2 transition counts as a 2×2 matrix whose cells filter the samples, and per sample the prompt,
+attempt 1 and attempt 2 side by side with a word diff (computed here with difflib), the extracted answers,
+verdicts and grading detail. Several runs are shown side by side on the (problem, sample) units they share.
+The list is paged, so a page draws a fixed number of samples however many the runs hold.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from score_bench.harness.errors import InputError
+from score_bench.harness.provenance import provenance
+
+__all__ = ["load_run", "report_html", "write_report", "word_diff"]
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+DETAIL_CAP = 2000
+"""Characters of grading detail kept per attempt: enough to read a failing assertion."""
+
+
+def word_diff(a: str, b: str) -> list[list[str]]:
+    """[op, text] segments turning a into b: "=" kept, "-" only in a, "+" only in b."""
+    ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
+    segments: list[list[str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
+        if op == "equal":
+            segments.append(["=", "".join(ta[i1:i2])])
+            continue
+        if i2 > i1:
+            segments.append(["-", "".join(ta[i1:i2])])
+        if j2 > j1:
+            segments.append(["+", "".join(tb[j1:j2])])
+    return segments
+
+
+def _samples_file(run: Path) -> Path:
+    for name in ("samples.jsonl", "samples.jsonl.gz"):
+        if (run / name).is_file():
+            return run / name
+    raise InputError(f"run directory {run} holds no samples.jsonl (is it an eval or scale run?)")
+
+
+def _read_rows(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    rows = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("attempts"), list):
+                    raise InputError(f"{path} line {number} is not a sample row (id, sample, attempts)")
+                rows.append(row)
+    except (OSError, ValueError, EOFError) as err:
+        raise InputError(f"cannot read {path}: {err}") from None
+    return rows
+
+
+def _prompt(messages: Sequence[dict]) -> str:
+    """The conversation up to the first assistant turn, one "role: content" block per message."""
+    shown = []
+    for message in messages:
+        if message.get("role") == "assistant":
+            break
+        shown.append(f"[{message.get('role')}] {message.get('content')}")
+    return "\n\n".join(shown)
+
+
+def load_run(run: Path) -> dict:
+    """A run as the page's data: name, metrics, prompts by problem id, and compact sample rows."""
+    run = Path(run)
+    if not run.is_dir():
+        raise InputError(f"run directory not found: {run}")
+    rows = _read_rows(_samples_file(run))
+    summary: dict = {}
+    for name in ("results.json", "scale.json"):
+        if (run / name).is_file():
+            try:
+                summary = json.loads((run / name).read_text(encoding="utf-8"))
+            except ValueError as err:
+                raise InputError(f"{run / name} is not valid JSON: {err}") from None
+            break
+    prompts: dict[str, str] = {}
+    samples = []
+    for row in rows:
+        prompts.setdefault(str(row["id"]), _prompt(row.get("messages", [])))
+        attempts = [{"text": a.get("text", ""), "extracted": a.get("extracted"), "correct": bool(a.get("correct")),
+                     "status": a.get("status", "correct" if a.get("correct") else "incorrect"),
+                     "detail": (a.get("detail") or "")[:DETAIL_CAP]} for a in row["attempts"]]
+        entry = {"id": str(row["id"]), "sample": int(row.get("sample", 0)), "attempts": attempts}
+        if len(attempts) >= 2:
+            entry["diff"] = word_diff(attempts[0]["text"], attempts[1]["text"])
+        samples.append(entry)
+    metrics = summary.get("metrics") or summary.get("single_sample") or {}
+    return {"name": run.name, "path": str(run), "metrics": metrics, "model": (summary.get("model") or {}).get("id"),
+            "task": (summary.get("task") or {}).get("name"), "prompts": prompts, "samples": samples}
+
+
+def report_html(runs: Iterable[Path]) -> str:
+    data = {"runs": [load_run(Path(run)) for run in runs], "generated_by": provenance().get("git", {})}
+    if not data["runs"]:
+        raise InputError("give at least one run directory")
+    names = [run["name"] for run in data["runs"]]
+    if len(set(names)) != len(names):
+        data["runs"] = [{**run, "name": f"{run['name']} ({i + 1})"} for i, run in enumerate(data["runs"])]
+    assets = resources.files("score_bench.harness") / "viewer_assets"
+    template = (assets / "report.html").read_text(encoding="utf-8")
+    # "<" escaped inside the JSON so no sample text can close the script element.
+    payload = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")
+    return (template.replace("/*STYLE*/", (assets / "viewer.css").read_text(encoding="utf-8"))
+            .replace("/*SCRIPT*/", (assets / "viewer.js").read_text(encoding="utf-8"))
+            .replace("/*DATA*/", payload))
+
+
+def write_report(runs: Sequence[Path], output: Path) -> Path:
+    """Write the page atomically to `output` (all inputs are read before anything is written)."""
+    html = report_html(runs)
+    output = Path(output)
+    if output.is_dir():
+        raise InputError(f"--output {output} is a directory; give a file name such as report.html")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(output)
+    return output

@@ -1,0 +1,148 @@
+"""score-bench scale: the sample layout, majority votes recomputed by hand from the samples, resume after a
+cut, refusal of bad input, and the committed arith run checked against its own samples."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from score_bench.harness.errors import InputError
+from score_bench.harness.scale import SCALE_FILE, VOTES_FILE, ScaleConfig, run_scale
+from score_bench.harness.verifiers.key_answer import normalise
+
+REPO = Path(__file__).resolve().parents[2]
+COMMITTED = REPO / "results" / "scale" / "arith-base-seed0"
+
+
+def read_rows(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def hand_vote(answers: list[str | None], correct: list[bool], key, *, seed: int, problem_id: str, budget: int,
+              arm: str) -> tuple[str | None, bool]:
+    """The vote done by hand: count answers by `key`, take the most common, break ties as recorded."""
+    keyed = [(key(a), a, c) for a, c in zip(answers, correct) if a is not None and a.strip()]
+    if not keyed:
+        return None, False
+    counts = Counter(k for k, _, _ in keyed)
+    top = max(counts.values())
+    order = list(dict.fromkeys(k for k, _, _ in keyed))
+    tied = [k for k in order if counts[k] == top]
+    chosen = tied[0] if len(tied) == 1 else random.Random(f"{seed}/{problem_id}/{budget}/{arm}").choice(tied)
+    first = next((a, c) for k, a, c in keyed if k == chosen)
+    return first[0].strip(), first[1]
+
+
+def check_budget_by_hand(rows: list[dict], votes: list[dict], scale: dict, budget: int, key, seed: int) -> None:
+    by_unit = {(r["id"], r["sample"]): r for r in rows}
+    ids = list(dict.fromkeys(r["id"] for r in rows))
+    recorded = {(v["id"], v["arm"]): v for v in votes if v["budget"] == budget}
+    entry = next(e for e in scale["budgets"] if e["budget"] == budget)
+    for arm, turn, n in (("parallel", 0, budget), ("sequential", 1, budget // 2)):
+        hits = 0
+        for problem_id in ids:
+            cell = [by_unit[(problem_id, k)]["attempts"][turn] for k in range(n)]
+            answer, correct = hand_vote([a["extracted"] for a in cell], [a["correct"] for a in cell], key,
+                                        seed=seed, problem_id=problem_id, budget=budget, arm=arm)
+            vote = recorded[(problem_id, arm)]
+            assert (vote["answer"], vote["correct"]) == (answer, correct), (problem_id, arm)
+            hits += correct
+        assert entry[arm]["accuracy"] == pytest.approx(hits / len(ids))
+
+
+@pytest.fixture(scope="module")
+def toy_run(tiny_backend, tmp_path_factory):
+    config = ScaleConfig(model="tiny", task="score-toy", output=tmp_path_factory.mktemp("scale") / "run",
+                         budgets=(1, 2, 4), limit=3, max_new_tokens=3, batch_size=4, temperature=1.5, seed=3)
+    return config, run_scale(config, backend=tiny_backend)
+
+
+def test_samples_draw_the_largest_budget_once(toy_run):
+    config, result = toy_run
+    rows = read_rows(config.output / "samples.jsonl")
+    turns = {(r["id"], r["sample"]): len(r["attempts"]) for r in rows}
+    assert len(turns) == 3 * 4
+    assert all(n == (2 if sample < 2 else 1) for (_, sample), n in turns.items())
+    assert result["counts"]["generations"] == 3 * (4 + 2)
+    assert [e["budget"] for e in result["budgets"]] == [1, 2, 4]
+    assert "sequential" not in result["budgets"][0]  # budget 1 has no conversation to correct
+    assert result["voting"]["grouping"] == "KeyAnswerVerifier.same_answer_batch"
+
+
+def test_votes_of_one_budget_match_a_vote_by_hand(toy_run):
+    config, result = toy_run
+    rows = read_rows(config.output / "samples.jsonl")
+    votes = read_rows(config.output / VOTES_FILE)
+    check_budget_by_hand(rows, votes, result, 4, normalise, config.seed)
+
+
+def test_resume_after_a_cut_gives_the_same_result(toy_run, tiny_backend, tmp_path):
+    config, result = toy_run
+    out = tmp_path / "resumed"
+    out.mkdir()
+    lines = (config.output / "samples.jsonl").read_text().splitlines(keepends=True)
+    (out / "eval_config.json").write_text((config.output / "eval_config.json").read_text())
+    (out / "samples.jsonl").write_text("".join(lines[:5]) + lines[5][:10])  # a half-written last line too
+    again = run_scale(ScaleConfig(**{**config.__dict__, "output": out}), backend=tiny_backend)
+    assert again["resumed_rows"] == 5
+    assert again["budgets"] == result["budgets"]
+    assert read_rows(out / VOTES_FILE) == read_rows(config.output / VOTES_FILE)
+
+
+@pytest.mark.parametrize("change, message", [({"temperature": 0.0}, "temperature"), ({"budgets": (1,)}, "largest"),
+                                             ({"budgets": (2, 2)}, "repeat"), ({"max_turns": 1}, "max_turns")])
+def test_bad_settings_are_refused_before_anything_is_written(tiny_backend, tmp_path, change, message):
+    config = ScaleConfig(**{**ScaleConfig(model="tiny", task="score-toy", output=tmp_path / "out").__dict__,
+                            **change})
+    with pytest.raises(InputError, match=message):
+        run_scale(config, backend=tiny_backend)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not (COMMITTED / SCALE_FILE).is_file(), reason="results/scale/arith-base-seed0 not committed")
+def test_committed_arith_run_votes_match_a_vote_by_hand():
+    """The committed run's budget-8 votes, recomputed from its samples with integers compared as numbers (what
+    math-verify's equivalence amounts to for the integer answers arith extracts)."""
+    scale = json.loads((COMMITTED / SCALE_FILE).read_text())
+    rows = read_rows(COMMITTED / "samples.jsonl.gz")
+    votes = read_rows(COMMITTED / "votes.jsonl.gz")
+
+    def number(text: str):
+        try:
+            return int(text.strip())
+        except ValueError:
+            return text.strip()
+
+    check_budget_by_hand(rows, votes, scale, 8, number, scale["seed"])
+
+
+def test_the_plot_draws_both_arms_and_pass_at_b(toy_run, tmp_path):
+    from score_bench.harness.plots import plot_scale, scale_figure
+
+    config, _ = toy_run
+    figure = scale_figure({"toy": config.output})
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert labels == ["parallel: majority over B first attempts",
+                      "sequential: majority over B/2 corrected attempts", "pass@B (any first attempt correct)"]
+    assert plot_scale({"toy": config.output}, tmp_path / "scale.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("args, message", [(["--budgets", "2,x"], "--budgets must be comma-separated integers"),
+                                           (["--budgets", "1"], "largest budget must be at least 2")])
+def test_cli_refuses_bad_budgets_in_one_line(tmp_path, args, message):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "score_bench", "scale", "--model", str(tmp_path / "none"),
+                           "--task", "arith", "--output", str(out), *args], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not out.exists()

@@ -1,0 +1,60 @@
+"""Majority voting: grouping by the verifier's equivalence, prefixes, abstentions and the seeded tie-break."""
+
+from __future__ import annotations
+
+import random
+
+from score_bench.harness.verifiers.key_answer import KeyAnswerVerifier
+from score_bench.harness.verifiers.symbolic import SymbolicVerifier
+from score_bench.harness.voting import group_answers, majority_vote
+
+
+class NoHook:
+    """A verifier without same_answer_batch: voting falls back to equal stripped text."""
+
+
+def test_math_answers_group_by_math_verify_equivalence_not_text():
+    with SymbolicVerifier() as verifier:
+        groups = group_answers([["\\frac{1}{2}", "0.5", "1/3", " 0.5 ", None, "2/4"]], verifier)[0]
+    assert groups == [0, 0, 1, 0, None, 0]
+
+
+def test_without_a_hook_answers_group_by_stripped_text():
+    assert group_answers([["0.5", "1/2", " 0.5", ""]], NoHook())[0] == [0, 1, 0, None]
+
+
+def test_short_answers_group_after_normalisation():
+    groups = group_answers([["Paris.", "paris", "Lyon", "PARIS!"]], KeyAnswerVerifier())[0]
+    assert groups == [0, 0, 1, 0]
+
+
+def test_prefix_grouping_is_the_full_grouping_restricted():
+    answers = ["7", "8", "7", "9", "8", "8", None, "7"]
+    full = group_answers([answers], NoHook())[0]
+    for n in range(1, len(answers) + 1):
+        assert group_answers([answers[:n]], NoHook())[0] == full[:n]
+
+
+def test_majority_takes_the_largest_group_and_its_first_verdict():
+    answers = ["7", "8", "8", "9", "8"]
+    groups = group_answers([answers], NoHook())[0]
+    vote = majority_vote(groups, answers, [True, False, False, False, False], seed=0, problem_id="p", budget=5,
+                         arm="parallel")
+    assert (vote.answer, vote.correct, vote.votes, vote.tied) == ("8", False, 3, 1)
+
+
+def test_no_answer_at_all_is_a_wrong_vote():
+    vote = majority_vote([None, None], [None, None], [False, False], seed=0, problem_id="p", budget=2, arm="x")
+    assert (vote.answer, vote.correct, vote.votes) == (None, False, 0)
+
+
+def test_ties_follow_the_recorded_seeded_rule():
+    answers = ["a", "b", "c", "b", "a", "c"]
+    groups = group_answers([answers], NoHook())[0]
+    picks = set()
+    for seed in range(20):
+        vote = majority_vote(groups, answers, [False] * 6, seed=seed, problem_id="p7", budget=6, arm="parallel")
+        expected = random.Random(f"{seed}/p7/6/parallel").choice(["a", "b", "c"])  # groups by first appearance
+        assert vote.answer == expected and vote.tied == 3
+        picks.add(vote.answer)
+    assert len(picks) > 1  # the rule is random across seeds, not "first group wins"
