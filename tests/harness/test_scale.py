@@ -40,7 +40,8 @@ def hand_vote(answers: list[str | None], correct: list[bool], key, *, seed: int,
     return first[0].strip(), first[1]
 
 
-def check_budget_by_hand(rows: list[dict], votes: list[dict], scale: dict, budget: int, key, seed: int) -> None:
+def check_budget_by_hand(rows: list[dict], votes: list[dict], scale: dict, budget: int, key, seed: int,
+                         fields: tuple[str, str] = ("extracted", "correct")) -> None:
     by_unit = {(r["id"], r["sample"]): r for r in rows}
     ids = list(dict.fromkeys(r["id"] for r in rows))
     recorded = {(v["id"], v["arm"]): v for v in votes if v["budget"] == budget}
@@ -49,7 +50,7 @@ def check_budget_by_hand(rows: list[dict], votes: list[dict], scale: dict, budge
         hits = 0
         for problem_id in ids:
             cell = [by_unit[(problem_id, k)]["attempts"][turn] for k in range(n)]
-            answer, correct = hand_vote([a["extracted"] for a in cell], [a["correct"] for a in cell], key,
+            answer, correct = hand_vote([a[fields[0]] for a in cell], [a[fields[1]] for a in cell], key,
                                         seed=seed, problem_id=problem_id, budget=budget, arm=arm)
             vote = recorded[(problem_id, arm)]
             assert (vote["answer"], vote["correct"]) == (answer, correct), (problem_id, arm)
@@ -106,21 +107,25 @@ def test_bad_settings_are_refused_before_anything_is_written(tiny_backend, tmp_p
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(not (COMMITTED / SCALE_FILE).is_file(), reason="results/scale/arith-base-seed0 not committed")
-def test_committed_arith_run_votes_match_a_vote_by_hand():
-    """The committed run's budget-8 votes, recomputed from its samples with integers compared as numbers (what
-    math-verify's equivalence amounts to for the integer answers arith extracts)."""
-    scale = json.loads((COMMITTED / SCALE_FILE).read_text())
-    rows = read_rows(COMMITTED / "samples.jsonl.gz")
-    votes = read_rows(COMMITTED / "votes.jsonl.gz")
+def number(text: str):
+    """Integers compared as numbers: what math-verify's equivalence amounts to for the answers arith extracts."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        return text.strip()
 
-    def number(text: str):
-        try:
-            return int(text.strip())
-        except ValueError:
-            return text.strip()
 
-    check_budget_by_hand(rows, votes, scale, 8, number, scale["seed"])
+@pytest.mark.parametrize("run, fields", [("arith-base-seed0", ("extracted", "correct")),
+                                         ("arith-smollm2-flexible", ("extracted_flexible", "correct_flexible"))])
+def test_committed_runs_votes_match_a_vote_by_hand(run, fields):
+    """A committed run's budget-8 votes, recomputed from its samples by hand."""
+    directory = COMMITTED.parent / run
+    if not (directory / SCALE_FILE).is_file():
+        pytest.skip(f"{directory} is not committed")
+    scale = json.loads((directory / SCALE_FILE).read_text())
+    assert scale["voting"]["extraction"] == ("flexible" if fields[0].endswith("flexible") else "strict")
+    check_budget_by_hand(read_rows(directory / "samples.jsonl.gz"), read_rows(directory / "votes.jsonl.gz"), scale,
+                         8, number, scale["seed"], fields)
 
 
 def test_the_plot_draws_both_arms_and_pass_at_b(toy_run, tmp_path):
