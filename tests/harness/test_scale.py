@@ -151,3 +151,22 @@ def test_cli_refuses_bad_budgets_in_one_line(tmp_path, args, message):
                           timeout=300)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_multi_round_arm_votes_over_third_attempts(tiny_backend, tmp_path):
+    config = ScaleConfig(model="tiny", task="score-toy", output=tmp_path / "run", budgets=(2, 6), max_turns=3,
+                         limit=2, max_new_tokens=3, batch_size=4, temperature=1.5, seed=1)
+    result = run_scale(config, backend=tiny_backend)
+    rows = read_rows(config.output / "samples.jsonl")
+    assert sorted(len(r["attempts"]) for r in rows) == [1] * 6 + [3] * 6  # 3 conversations of 3 turns per problem
+    at6 = result["budgets"][1]
+    assert (at6["sequential"]["conversations"], at6["sequential"]["attempt"]) == (3, 2)
+    assert (at6["sequential_3"]["conversations"], at6["sequential_3"]["attempt"]) == (2, 3)
+    assert "sequential_3" not in result["budgets"][0]  # budget 2 has no room for a 3-turn conversation
+    votes = [v for v in read_rows(config.output / VOTES_FILE) if v["budget"] == 6 and v["arm"] == "sequential_3"]
+    by_unit = {(r["id"], r["sample"]): r for r in rows}
+    for vote in votes:
+        third = [by_unit[(vote["id"], k)]["attempts"][2] for k in range(2)]
+        answer, correct = hand_vote([a["extracted"] for a in third], [a["correct"] for a in third], normalise,
+                                    seed=1, problem_id=vote["id"], budget=6, arm="sequential_3")
+        assert (vote["answer"], vote["correct"]) == (answer, correct)
