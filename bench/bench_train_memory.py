@@ -159,6 +159,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--parallel", type=int, default=2, help="children at a time")
     parser.add_argument("--only", default="", help="comma-separated kinds to run (micro,onepass,ckpt,lora)")
+    parser.add_argument("--max-batch", type=int, default=None, help="skip configurations with a larger batch")
     parser.add_argument("--output", type=Path, default=OUT)
     parser.add_argument("--resume", action="store_true",
                         help="keep the rows already in --output and measure only the configurations it lacks")
@@ -174,7 +175,8 @@ def main() -> None:
     if args.resume and args.output.is_file():
         rows = [r for r in json.loads(args.output.read_text())["rows"] if "error" not in r]
     done = {r["config"] for r in rows}
-    chosen = [(i, kind, values) for i, (kind, values) in enumerate(CONFIGS) if kind in kinds and i not in done]
+    chosen = [(i, kind, values) for i, (kind, values) in enumerate(CONFIGS) if kind in kinds and i not in done
+              and (args.max_batch is None or values["batch_size"] <= args.max_batch)]
     lock = threading.Lock()
 
     def one(item):

@@ -56,10 +56,14 @@ def attempts_of(run: Path) -> dict[str, dict]:
 
 
 def draw(runs: list[Path]) -> list[str]:
-    rng = random.Random(SEED)
-    pools = [sorted(attempts_of(run)) for run in runs]
+    """Each run's share drawn with its own generator (seed and run name), so one run's draw does not depend on
+    the others'."""
     shares = [N // len(runs) + (i < N % len(runs)) for i in range(len(runs))]
-    return [key for pool, share in zip(pools, shares) for key in rng.sample(pool, min(share, len(pool)))]
+    keys = []
+    for run, share in zip(runs, shares):
+        pool = sorted(attempts_of(run))
+        keys += random.Random(f"{SEED}/{run.name}").sample(pool, min(share, len(pool)))
+    return keys
 
 
 def cell(text, limit: int | None = None) -> str:
