@@ -7,7 +7,6 @@ return the Figure (for tests and notebooks); the `plot_*` functions save it as a
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from score_bench.harness.errors import InputError
-from score_bench.harness.jsonl import read_jsonl_objects
+from score_bench.harness.jsonl import read_json, read_jsonl_objects
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -244,10 +243,7 @@ def read_transitions(path: Path) -> Transitions:
     results_file = path / "results.json" if path.is_dir() else path
     if not results_file.is_file():
         raise InputError(f"results file not found: {results_file}")
-    try:
-        results = json.loads(results_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{results_file}: not a valid JSON results file ({err})") from None
+    results = read_json(results_file, "results file")
     metrics = results.get("metrics") if isinstance(results, dict) else None
     if not isinstance(metrics, dict):
         raise InputError(f"{results_file}: no 'metrics' object (is it a results.json from `score-bench eval`?)")
@@ -299,10 +295,7 @@ def read_scale(path: Path) -> dict:
     scale_file = path / "scale.json" if path.is_dir() else path
     if not scale_file.is_file():
         raise InputError(f"scale file not found: {scale_file}")
-    try:
-        result = json.loads(scale_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{scale_file}: not a valid JSON file ({err})") from None
+    result = read_json(scale_file, "scale file")
     if not isinstance(result, dict) or not isinstance(result.get("budgets"), list) or not result["budgets"]:
         raise InputError(f"{scale_file}: no 'budgets' list (is it a scale.json from `score-bench scale`?)")
     return result
@@ -335,7 +328,7 @@ def scale_figure(runs: Mapping[str, Path]) -> Figure:
         problems = result.get("counts", {}).get("problems", "?")
         ax.set_title(f"{name} ({problems} problems)", fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].legend(fontsize=8, loc="upper left")
     return figure
 
 

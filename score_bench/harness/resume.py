@@ -28,7 +28,8 @@ import torch
 from score_bench.harness.errors import InputError
 from score_bench.harness.guards import resolved_model
 
-__all__ = ["STATE_DIR", "SavedState", "rng_states", "set_rng_states", "preserved_rng", "save_state", "load_state"]
+__all__ = ["STATE_DIR", "SavedState", "rng_states", "set_rng_states", "preserved_rng", "save_state", "load_state",
+           "check_output_identity"]
 
 STATE_DIR = "state"
 _OLD_DIR = ".state.old"
@@ -85,6 +86,12 @@ def _plain(config: Any) -> dict[str, Any]:
     return {k: v for k, v in json.loads(json.dumps(values, default=str)).items() if k not in _IGNORED_FIELDS}
 
 
+def _changes(saved: dict, current: dict) -> list[str]:
+    """"field: saved -> current" for every field that differs."""
+    return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current))
+            if saved.get(k) != current.get(k)]
+
+
 def save_state(output: Path, *, trainer: str, config: Any, world_size: int, state: SavedState) -> Path:
     """Write OUTPUT/state/ atomically (see the module docstring). Call on the main process only."""
     output = Path(output)
@@ -132,9 +139,7 @@ def load_state(output: Path, *, trainer: str, config: Any, world_size: int) -> S
     where = f"output directory {output} holds a {meta['trainer']} run"
     if meta["trainer"] != trainer:
         raise InputError(f"{where}, not {trainer}; use another output directory")
-    saved, current = meta["config"], _plain(config)
-    changed = [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current))
-               if saved.get(k) != current.get(k)]
+    changed = _changes(meta["config"], _plain(config))
     if changed:
         raise InputError(f"{where} with a different config ({'; '.join(changed)}); resume it with the same "
                          "settings or use another output directory")
@@ -144,3 +149,29 @@ def load_state(output: Path, *, trainer: str, config: Any, world_size: int) -> S
     payload = torch.load(directory / "state.pt", map_location="cpu", weights_only=True)
     return SavedState(payload["step"], payload["stage"], payload["log_rows"], payload["model"],
                       payload["optimizer"], payload["rng"], payload["extra"])
+
+
+def check_output_identity(output: Path, config: Any, checkpoint_config: str = "trainer_config.json") -> None:
+    """Refuse a training output directory that holds another run: an evaluation, or a finished checkpoint whose
+    recorded config differs from `config` (the model compared as a resolved path). Rerunning the same config
+    (to resume, or to redo a finished run) is allowed."""
+    output = Path(output)
+    if not output.is_dir():
+        return
+    other = next((name for name in ("samples.jsonl", "eval_config.json", "grades.jsonl") if (output / name).exists()),
+                 None)
+    if other:
+        raise InputError(f"output directory {output} holds an evaluation ({other}); use another output directory")
+    recorded = output / checkpoint_config
+    if not recorded.is_file() or (output / STATE_DIR / "meta.json").is_file():
+        return  # nothing recorded, or a saved state: load_state compares it
+    try:
+        saved = json.loads(recorded.read_text(encoding="utf-8"))["config"]
+        saved = _plain(saved)
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        raise InputError(f"output directory {output} holds an unreadable {checkpoint_config}; use another "
+                         "output directory") from None
+    changed = _changes(saved, _plain(config))
+    if changed:
+        raise InputError(f"output directory {output} holds a checkpoint trained with a different config "
+                         f"({'; '.join(changed)}); use another output directory")

@@ -17,7 +17,7 @@ import random
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Literal, Mapping, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,16 +26,18 @@ from score_bench.harness.checks import check_fields, coerce
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
 from score_bench.harness.guards import check_context, check_finite_weights, check_output_not_model
+from score_bench.harness.memory_options import (MemoryOptions, apply_memory_options, check_sharding,
+                                                checkpoint_weights, validate_memory_options)
 from score_bench.harness.metrics import summarize
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
 from score_bench.harness.provenance import provenance, write_json_atomic
-from score_bench.harness.resume import preserved_rng
+from score_bench.harness.resume import check_output_identity, preserved_rng
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
 from score_bench.harness.types import Message, Problem, Status
 
 __all__ = ["Trainer", "RunConfig", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts",
-           "two_attempts_of", "draw_problems", "token_logprobs", "masked_sum", "HeldOutEval", "TrainingLog",
+           "two_attempts_of", "rewarded_as", "draw_problems", "token_logprobs", "masked_sum", "HeldOutEval", "TrainingLog",
            "RunStart", "start_run", "save_checkpoint", "save_run_checkpoint",
            "CONFIG_FILE", "LOG_FILE"]
 
@@ -58,9 +60,9 @@ class Trainer(Protocol):
 # -- configs ------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class RunConfig:
-    """The fields every trainer's config starts with: where a run starts, on what, where it writes, its seed.
-    Trainer configs subclass it and add their own knobs."""
+class RunConfig(MemoryOptions):
+    """The fields every trainer's config starts with: where a run starts, on what, where it writes, its seed, and
+    the memory options (harness.memory_options). Trainer configs subclass it and add their own knobs."""
 
     model: str = ""
     """Base checkpoint (directory or Hub id) the run starts from; for SCoRe also the frozen reference."""
@@ -88,6 +90,10 @@ class RunConfig:
     """The first N problems of eval_split: the same fixed subset at every evaluation, so curves compare."""
     save_every: int = 10
     """Optimiser steps between resumable states in OUTPUT/state/ (0: never; a killed run then starts over)."""
+    reward: Literal["strict", "flexible"] = "strict"
+    """Which verdict is the training reward: "strict" (the task's stated answer format, the paper's and the
+    headline metric) or "flexible" (the task's flexible extraction, e.g. arith's last number): for a model that
+    solves problems but ignores the format, where strict rewards are all 0 and nothing is learned."""
     micro_batch_size: int | None = None
     """Traces (SFT: examples) scored per forward/backward pass; gradients accumulate over a step's micro-batches,
     so the step is exactly the one-pass step (harness.accumulation). None: the whole batch in one pass."""
@@ -149,6 +155,23 @@ def two_attempts_of(trace: Trace, first: Attempt, second: Attempt, max_new_token
     return TwoAttempts(prompt, first.text, instruction, second.text,
                        first_ended=first.n_tokens < max_new_tokens, second_ended=second.n_tokens < max_new_tokens,
                        first_ids=tuple(first.token_ids), second_ids=tuple(second.token_ids))
+
+
+def rewarded_as(traces: Sequence[Trace], reward: str) -> list[Trace]:
+    """`traces` with each attempt's verdict the one the run is rewarded by: as graded for "strict", the flexible
+    verdict (and its extraction) for "flexible". Everything after sampling (rewards, SFT selection, statistics)
+    then reads `attempt.verdict` alike."""
+    if reward == "strict":
+        return list(traces)
+    if reward != "flexible":
+        raise InputError(f"reward must be strict or flexible, got '{reward}'")
+    out = []
+    for trace in traces:
+        attempts = tuple(a if a.flexible_verdict is None else
+                         dataclasses.replace(a, verdict=a.flexible_verdict, extracted=a.flexible_verdict.extracted)
+                         for a in trace.attempts)
+        out.append(dataclasses.replace(trace, attempts=attempts))
+    return out
 
 
 def draw_problems(problems: Sequence[Problem], order: list[Problem], rng: random.Random, size: int) -> list[Problem]:
@@ -340,7 +363,7 @@ class HeldOutEval:
         return self.every > 0 and step % self.every == 0
 
     def row(self, step: int, stage: int, **labels: Any) -> dict[str, Any]:
-        """The "eval" row of the current model: kind, step, stage, `labels` (e.g. the SFT iteration), split,
+        """The "eval" row of the current model: kind, step, stage, `labels` (e.g. the SFT iteration), task, split,
         problems, accuracy_t1, accuracy_t2, delta, delta_i2c, delta_c2i, accuracy_t1_flexible,
         accuracy_t2_flexible (flexible extraction), ci95 (of each), grading_errors."""
         with preserved_rng():
@@ -408,7 +431,7 @@ class RunStart:
     """The resolved model source (local directory or hub id)."""
     tokenizer: Any
     model: Any
-    """The bare policy, float32, on `device`."""
+    """The bare policy, float32, on `device`, with the config's memory options applied (with LoRA a peft model)."""
 
 
 def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
@@ -422,9 +445,13 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
 
     check_fields(config, who)
     check_output_not_model(Path(config.output), config.model)
+    check_output_identity(Path(config.output), config, CONFIG_FILE)
     device = resolve_device(config.device)
+    validate_memory_options(config, device)
     # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
-    accelerator = Accelerator(cpu=device == "cpu", device_placement=False)
+    # Mixed precision is the trainer config's field, whatever an accelerate config file says.
+    accelerator = Accelerator(cpu=device == "cpu", device_placement=False, mixed_precision=config.mixed_precision)
+    check_sharding(accelerator)
     world = accelerator.num_processes
     if world > 1:
         device = str(accelerator.device)
@@ -446,8 +473,11 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
     torch.manual_seed(config.seed)
     model = load_model(source, config.model, torch.float32).to(device)
     check_finite_weights(model, config.model)
-    check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
-                  [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2, config.model)
+    if getattr(config, "max_new_tokens", None):
+        check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
+                      [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2,
+                      config.model)
+    model = apply_memory_options(model, config)
     return RunStart(accelerator, device, task, problems, source, tokenizer, model)
 
 
@@ -471,11 +501,12 @@ def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mappi
 
 def save_run_checkpoint(run: Any, directory: Path, extra: Mapping[str, Any]) -> Path:
     """save_checkpoint for a trainer's run under accelerate: every process takes part in gathering the weights
-    (FSDP/DeepSpeed shards), the main process writes, all wait. `run` has accelerator, policy (as prepared),
+    (FSDP/DeepSpeed shards; with LoRA merging them, or keeping the adapter: harness.memory_options), the main
+    process writes, all wait. `run` has accelerator, policy (as prepared),
     model (bare), tokenizer, config and started_from."""
-    weights = run.accelerator.get_state_dict(run.policy)
-    if run.accelerator.is_main_process:
-        save_checkpoint(directory, run.model, run.tokenizer, run.config, extra, state_dict=weights,
-                        started_from=run.started_from)
+    with checkpoint_weights(run.accelerator, run.policy, run.model, run.config) as (model, weights):
+        if run.accelerator.is_main_process:
+            save_checkpoint(directory, model, run.tokenizer, run.config, extra, state_dict=weights,
+                            started_from=run.started_from)
     run.accelerator.wait_for_everyone()
     return Path(directory)

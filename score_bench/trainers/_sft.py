@@ -46,6 +46,7 @@ from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
 from score_bench.harness.guards import check_finite_loss
 from score_bench.harness.learning_signal import SignalTracker, count_attempts, no_signal
+from score_bench.harness.memory_options import build_optimizer
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance
 from score_bench.harness.protocols import Task
@@ -53,7 +54,8 @@ from score_bench.harness.resume import SavedState, load_state, rng_states, save_
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
 from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, RunConfig, TrainingLog, TwoAttempts,
                                           build_config, draw_problems, encode_two_attempts, masked_sum,
-                                          save_run_checkpoint, start_run, token_logprobs, two_attempts_of)
+                                          rewarded_as, save_run_checkpoint, start_run, token_logprobs,
+                                          two_attempts_of)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 
@@ -255,8 +257,7 @@ class SftRun:
         """The bare model: generation and checkpoints. `policy` is the same module as prepared (DDP-wrapped)."""
         # Eval mode throughout, as score: the methods differ in their loss only, not in dropout.
         self.model.eval()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
-                                          weight_decay=config.weight_decay)
+        self.optimizer = build_optimizer(self.model, config)
         self.device = torch.device(device)
         self.evaluator = HeldOutEval(self.task, config, TransformersBackend(
             self.model, self.tokenizer, batch_size=config.generation_batch_size, source=self.source),
@@ -373,6 +374,7 @@ class SftRun:
                 shard = problems[self.rank::self.world]
                 mine = rollout(self.task, shard, backend,
                                RolloutConfig(turns=2, samples=k, params=params, chunk_size=len(shard) * k))
+                mine = rewarded_as(mine, self.config.reward)
                 traces.extend(mine if self.world == 1 else self._gathered(mine))
                 self.batches_sampled += 1
                 advance(1)

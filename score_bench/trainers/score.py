@@ -38,13 +38,15 @@ from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
 from score_bench.harness.guards import check_finite_loss
 from score_bench.harness.learning_signal import AttemptCounts, SignalTracker, count_attempts, no_signal
+from score_bench.harness.memory_options import build_optimizer, frozen_reference
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance
 from score_bench.harness.protocols import Task
 from score_bench.harness.resume import SavedState, load_state, rng_states, save_state, set_rng_states
 from score_bench.harness.rollout import RolloutConfig, Trace, rollout
-from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, RunConfig, TrainingLog, TwoAttempts, draw_problems,
-                                          encode_two_attempts, save_run_checkpoint, start_run, token_logprobs, two_attempts_of)
+from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, RunConfig, TrainingLog, TwoAttempts,
+                                          draw_problems, encode_two_attempts, rewarded_as, save_run_checkpoint,
+                                          start_run, token_logprobs, two_attempts_of)
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers._losses import (StageLoss, check_kl_settings, sequence_kl, stage_advantages,
                                          stage_loss, stage_objective)
@@ -173,8 +175,6 @@ class ScoreRun:
     is loaded here (weights, optimiser, RNGs, step, problem stream, log position)."""
 
     def __init__(self, config: ScoreConfig, task: Task | None = None):
-        from transformers import AutoModelForCausalLM
-
         from score_bench.harness.backends.transformers import TransformersBackend
 
         _validate(config)
@@ -187,10 +187,7 @@ class ScoreRun:
         device, source, self.tokenizer = start.device, start.source, start.tokenizer
         self.model = start.model
         """The bare policy: generation and checkpoints. `policy` is the same module as prepared (DDP-wrapped)."""
-        self.reference = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device).eval()
-        self.reference.requires_grad_(False)
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
-                                     weight_decay=config.weight_decay)
+        optimizer = build_optimizer(self.model, config)
         self.device = torch.device(device)
         self.rng = random.Random(config.seed)
         self.order: list[Problem] = []
@@ -200,6 +197,8 @@ class ScoreRun:
             self._restore(saved, optimizer)
         # The policy stays in eval mode: log-probabilities are scored without dropout, like the samples were.
         self.policy, self.optimizer = self.accelerator.prepare(self.model, optimizer)
+        self.reference = frozen_reference(self, source, device)
+        """Called like a model: a frozen copy of the base, or with LoRA the policy with its adapters disabled."""
         if config.backend == "vllm" and self.world > 1:
             raise InputError("backend vllm samples in one process; run without `accelerate launch`, or use "
                              "backend transformers")
@@ -247,14 +246,15 @@ class ScoreRun:
 
     def sample(self, problems: list[Problem]) -> list[Trace]:
         """samples_per_problem graded two-attempt traces per problem from the current policy (the shared
-        rollout), grouped by problem (the samples of one problem are consecutive, for the baselines)."""
+        rollout), grouped by problem (the samples of one problem are consecutive, for the baselines); each
+        attempt's verdict is the one config.reward names (strict or flexible)."""
         params = GenerationParams(max_new_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
                                   top_p=self.config.top_p, seed=self.config.seed * 1_000_003 + self.step)
         k = self.config.samples_per_problem
         traces = rollout(self.task, problems, self.backend,
                          RolloutConfig(turns=2, samples=k, params=params, chunk_size=len(problems) * k))
         n = len(problems)  # rollout order is sample-major: trace s * n + i is sample s of problem i
-        return [traces[s * n + i] for i in range(n) for s in range(k)]
+        return rewarded_as([traces[s * n + i] for i in range(n) for s in range(k)], self.config.reward)
 
     def two_attempts(self, trace: Trace) -> TwoAttempts:
         first, second = trace.attempts
@@ -360,7 +360,8 @@ class ScoreRun:
             outcomes = AttemptCounts.from_list(self.accelerator.reduce(
                 torch.tensor(outcomes.as_list(), device=self.device), "sum").tolist())
             rewards = (self.accelerator.gather(r1), self.accelerator.gather(r2))
-        silent = no_signal([r.tolist() for r in rewards])
+        # Stage I rewards attempt 2 only (r1 plays no part), so only r2 can carry its signal
+        silent = no_signal([r.tolist() for r in (rewards if stage == 2 else rewards[1:])])
         self.signal.observe(silent, outcomes)
         seconds = time.perf_counter() - started
         tokens = counts["attempt_tokens"]

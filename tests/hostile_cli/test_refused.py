@@ -127,13 +127,19 @@ CASES = [
     ("train-model-no-tokenizer", lambda ws, m: _train(ws, m, model=m["no-tokenizer"]), ["no-tokenizer"]),
     ("train-all-nan-weights", lambda ws, m: _train(ws, m, model=m["all-nan"]), ["all-nan", "NaN"]),
     ("train-max-new-tokens-past-context", lambda ws, m: _train(ws, m, "max_new_tokens=4000"), ["context"]),
-    ("train-output-is-file", lambda ws, m: _train(ws, m)[:6] + [_write(ws / "out", "x")] + _train(ws, m)[7:],
-     ["is a file"]),
+    ("train-output-holds-another-checkpoint", lambda ws, m: _train(ws, m) if _write(
+        ws / "out" / "trainer_config.json", json.dumps({"config": {"model": "other", "seed": 3}})) else [],
+     ["out", "different config"]),
+    ("train-output-holds-an-eval", lambda ws, m: _train(ws, m)[:8] + [_eval_run(ws)] + _train(ws, m)[9:],
+     ["evalrun", "evaluation"]),
+    ("train-output-is-file", lambda ws, m: _train(ws, m)[:8] + [_write(ws / "out", "x")] + _train(ws, m)[9:],
+     ["--output", "is a file"]),
     # base-model
     ("base-model-minutes-nan", lambda ws, m: ["base-model", "--output", ws / "b", "--minutes", "nan"], ["minutes", "nan"]),
     ("base-model-eval-problems-negative", lambda ws, m: ["base-model", "--output", ws / "b", "--eval-problems", "-1"],
      ["eval-problems", "-1"]),
     ("base-model-steps-zero", lambda ws, m: ["base-model", "--output", ws / "b", "--steps", "0"], ["steps", "0"]),
+    ("base-model-output-is-file", lambda ws, m: ["base-model", "--output", _write(ws / "b", "x")], ["b", "is a file"]),
     ("base-model-output-not-empty", lambda ws, m: ["base-model", "--output", _write(ws / "b" / "x", "x").parent],
      ["not empty"]),
     # grade
@@ -164,6 +170,10 @@ CASES = [
     ("compare-missing-run", lambda ws, m: ["compare", ws / "nowhere"], ["nowhere"]),
     # plot
     ("plot-missing-run", lambda ws, m: ["plot", ws / "nowhere", "--output", ws / "p"], ["nowhere"]),
+    ("plot-results-deep", lambda ws, m: ["plot", _write(ws / "r" / "results.json", DEEP).parent, "--output", ws / "p"],
+     ["results.json"]),
+    ("plot-log-deep", lambda ws, m: ["plot", _write(ws / "t" / "training_log.jsonl", DEEP).parent,
+                                     "--output", ws / "p"], ["training_log.jsonl"]),
     ("plot-not-a-run", lambda ws, m: ["plot", _write(ws / "d" / "x.txt", "x").parent, "--output", ws / "p"], ["d"]),
 ]
 

@@ -109,3 +109,38 @@ def test_the_scored_ids_are_the_sampled_ids_even_when_not_the_canonical_split(ti
     for ids_given in ((), tuple(by_character[:-2])):
         fallback = encode_two_attempts(tokenizer, [replace(sample, first_ids=ids_given)])
         assert fallback.input_ids[0][fallback.attempt_masks[0][0]].tolist() == canonical + [end]
+
+
+# -- reward: strict | flexible ---------------------------------------------------------------------------------
+
+class _EvenAnswer:
+    def verify_batch(self, items):
+        return [Verdict(Status.INCORRECT if answer is None else
+                        Status.CORRECT if len(answer) % 2 == 0 else Status.INCORRECT, answer) for _, answer in items]
+
+
+class _FlexibleOnly(_NoAnswer):
+    """The stated format is never met (strict extraction: None), but the flexible extraction reads the whole
+    response, judged by its parity: rewards exist only under reward=flexible."""
+
+    verifier = _EvenAnswer()
+
+    def extract_flexible(self, problem, response):
+        return response
+
+
+@pytest.mark.parametrize("reward", ["strict", "flexible"])
+def test_the_reward_setting_chooses_the_verdict_trained_on(tiny_model, tmp_path, reward):
+    from score_bench.trainers._sft import star_examples
+    from score_bench.trainers.score import ScoreRun
+
+    run = ScoreRun(smoke(tiny_model, tmp_path, reward=reward, max_new_tokens=8), task=_FlexibleOnly())
+    traces = run.sample(run.next_problems())
+    attempts = [a for t in traces for a in t.attempts]
+    if reward == "strict":
+        assert all(a.extracted is None and not a.correct for a in attempts)
+        assert star_examples(traces, True, 8) == []
+    else:
+        assert all(a.extracted == a.text for a in attempts)
+        assert {a.correct for a in attempts} == {True, False}  # even and odd lengths: a signal to learn from
+        assert all(a.correct == (len(a.text) % 2 == 0) for a in attempts)
