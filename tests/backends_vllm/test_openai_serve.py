@@ -23,7 +23,7 @@ from score_bench.harness.backends import load_backend  # noqa: E402
 from score_bench.harness.generation import GenerationParams  # noqa: E402
 from score_bench.tasks.arith import ArithTask  # noqa: E402
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1800)]
 SERVED = "smollm2"
 SECRET = "sk-serve-test-key-must-not-be-written"
 READY_TIMEOUT_S = 600
