@@ -10,7 +10,10 @@ plus the correction instruction and two attempts of max_new_tokens.
 Activations follow Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer Models"):
 per layer and token about hidden x (34 + 5 x heads x length / hidden) bytes at 16 bits, doubled for float32;
 plus the logits, their float32 copy and cross-entropy's saved log-softmax (3 x vocab floats per token), which
-dominate for small models with large vocabularies. It is an estimate: allocator slack, framework buffers and
+dominate for small models with large vocabularies. The memory options (harness.memory_options) change it:
+LoRA trains and keeps optimiser state for the adapters only and needs no reference copy; gradient checkpointing
+keeps only each layer's input; mixed precision halves the layers' activations; 8-bit AdamW keeps 2 bytes of
+state per trainable parameter. It is an estimate: allocator slack, framework buffers and
 the sampler's transient tensors are not counted.
 """
 
@@ -19,9 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from score_bench.harness.errors import InputError
 
-__all__ = ["ModelShape", "MemoryEstimate", "model_shape", "estimate", "sequence_length", "for_config"]
+__all__ = ["ModelShape", "MemoryEstimate", "model_shape", "estimate", "sequence_length", "for_config",
+           "trainable_parameters"]
 
 FLOAT32 = 4
 PROMPTS_MEASURED = 64
@@ -36,6 +42,8 @@ class ModelShape:
     heads: int
     kv_heads: int
     vocab: int
+    linears: tuple[tuple[str, int, int], ...] = ()
+    """(module name, in features, out features) of each linear layer except the output head: what LoRA adapts."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ class MemoryEstimate:
 
     def lines(self) -> list[tuple[str, int]]:
         return [("parameters (float32)", self.parameters), ("gradients", self.gradients),
-                ("optimiser state (Adam: 2 moments)", self.optimizer), ("frozen reference", self.reference),
+                ("optimiser state (2 moments)", self.optimizer), ("frozen reference", self.reference),
                 (f"activations, one micro-batch ({self.rows} rows x {self.length} tokens)", self.activations),
                 ("sampling KV cache (one generation batch)", self.sampling_kv), ("total", self.total)]
 
@@ -74,11 +82,15 @@ def model_shape(source: str) -> ModelShape:
         raise InputError(f"cannot read the config of model '{source}': {str(err).splitlines()[0]}") from None
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(config)
+    model.tie_weights()  # on the meta device tied embeddings start untied; from_pretrained ties them
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     heads = text.num_attention_heads
+    head = model.get_output_embeddings()
+    linears = tuple((name, m.in_features, m.out_features) for name, m in model.named_modules()
+                    if isinstance(m, torch.nn.Linear) and m is not head)
     return ModelShape(parameters=sum(p.numel() for p in model.parameters()), layers=text.num_hidden_layers,
                       hidden=text.hidden_size, heads=heads, kv_heads=getattr(text, "num_key_value_heads", heads) or heads,
-                      vocab=text.vocab_size)
+                      vocab=text.vocab_size, linears=linears)
 
 
 def sequence_length(tokenizer, task, split: str, max_new_tokens: int) -> int:
@@ -94,18 +106,37 @@ def sequence_length(tokenizer, task, split: str, max_new_tokens: int) -> int:
     return prompt + instruction + 2 * max_new_tokens + 4  # + the end-of-turn tokens and their newlines
 
 
-def activation_bytes(shape: ModelShape, rows: int, length: int) -> int:
-    """Activations kept for backward by one forward of `rows` x `length` tokens, float32."""
+def activation_bytes(shape: ModelShape, rows: int, length: int, *, checkpointing: bool = False,
+                     half: bool = False) -> int:
+    """Activations kept for backward by one forward of `rows` x `length` tokens: float32, or 16-bit inside the
+    layers under mixed precision (`half`). With gradient checkpointing only each layer's input is kept, plus one
+    layer's activations while it is recomputed."""
     tokens = rows * length
-    per_layer = tokens * shape.hidden * (34 + 5 * shape.heads * length / shape.hidden) * 2  # x2: 32-bit
+    width = 1 if half else 2  # the formula counts 16-bit values; float32 doubles it
+    per_layer = tokens * shape.hidden * (34 + 5 * shape.heads * length / shape.hidden) * width
+    layers = (shape.layers * tokens * shape.hidden * 2 * width + per_layer) if checkpointing else shape.layers * per_layer
     logits = 3 * tokens * shape.vocab * FLOAT32
-    return int(shape.layers * per_layer + logits)
+    return int(layers + logits)
+
+
+def trainable_parameters(shape: ModelShape, config: Any) -> int:
+    """All parameters, or with LoRA (lora_r > 0) the adapters: r x (in + out) per adapted linear layer."""
+    rank = getattr(config, "lora_r", 0)
+    if rank <= 0:
+        return shape.parameters
+    targets = {t.strip() for t in config.lora_target_modules.split(",") if t.strip()}
+    chosen = [(i, o) for name, i, o in shape.linears
+              if "all-linear" in targets or name.rsplit(".", 1)[-1] in targets]
+    return sum(rank * (i + o) for i, o in chosen)
 
 
 def estimate(shape: ModelShape, config: Any, length: int, *, reference: bool, traces_per_step: int,
              world: int = 1) -> MemoryEstimate:
     """The estimate for a trainer `config` (micro_batch_size, micro_batch_tokens, max_new_tokens,
-    generation_batch_size) scoring `traces_per_step` traces per optimiser step over `world` processes."""
+    generation_batch_size and the memory options of harness.memory_options) scoring `traces_per_step` traces per
+    optimiser step over `world` processes. With LoRA the gradients and optimiser state are the adapters' and the
+    reference costs nothing (it is the same weights with the adapters disabled); 8-bit AdamW keeps 2 bytes per
+    trainable parameter."""
     rows = max(1, traces_per_step // world)
     if config.micro_batch_size:
         rows = min(rows, config.micro_batch_size)
@@ -114,9 +145,14 @@ def estimate(shape: ModelShape, config: Any, length: int, *, reference: bool, tr
     head_dim = shape.hidden // shape.heads
     kv = 2 * shape.layers * shape.kv_heads * head_dim * FLOAT32 * length * config.generation_batch_size
     weights = shape.parameters * FLOAT32
-    return MemoryEstimate(parameters=weights, gradients=weights, optimizer=2 * weights,
-                          reference=weights if reference else 0, activations=activation_bytes(shape, rows, length),
-                          sampling_kv=kv, rows=rows, length=length)
+    trainable = trainable_parameters(shape, config)
+    lora = getattr(config, "lora_r", 0) > 0
+    moments = 2 if getattr(config, "optimizer", "adam") == "adamw_8bit" else 2 * FLOAT32
+    activations = activation_bytes(shape, rows, length, checkpointing=getattr(config, "gradient_checkpointing", False),
+                                   half=getattr(config, "mixed_precision", "no") != "no")
+    return MemoryEstimate(parameters=weights + (trainable * FLOAT32 if lora else 0), gradients=trainable * FLOAT32,
+                          optimizer=trainable * moments, reference=weights if reference and not lora else 0,
+                          activations=activations, sampling_kv=kv, rows=rows, length=length)
 
 
 def for_config(config: Any, *, reference: bool, task, tokenizer, source: str) -> MemoryEstimate:

@@ -86,6 +86,12 @@ def _plain(config: Any) -> dict[str, Any]:
     return {k: v for k, v in json.loads(json.dumps(values, default=str)).items() if k not in _IGNORED_FIELDS}
 
 
+def _changes(saved: dict, current: dict) -> list[str]:
+    """"field: saved -> current" for every field that differs."""
+    return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current))
+            if saved.get(k) != current.get(k)]
+
+
 def save_state(output: Path, *, trainer: str, config: Any, world_size: int, state: SavedState) -> Path:
     """Write OUTPUT/state/ atomically (see the module docstring). Call on the main process only."""
     output = Path(output)
@@ -133,9 +139,7 @@ def load_state(output: Path, *, trainer: str, config: Any, world_size: int) -> S
     where = f"output directory {output} holds a {meta['trainer']} run"
     if meta["trainer"] != trainer:
         raise InputError(f"{where}, not {trainer}; use another output directory")
-    saved, current = meta["config"], _plain(config)
-    changed = [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current))
-               if saved.get(k) != current.get(k)]
+    changed = _changes(meta["config"], _plain(config))
     if changed:
         raise InputError(f"{where} with a different config ({'; '.join(changed)}); resume it with the same "
                          "settings or use another output directory")
@@ -159,16 +163,15 @@ def check_output_identity(output: Path, config: Any, checkpoint_config: str = "t
     if other:
         raise InputError(f"output directory {output} holds an evaluation ({other}); use another output directory")
     recorded = output / checkpoint_config
-    if not recorded.is_file():
-        return
+    if not recorded.is_file() or (output / STATE_DIR / "meta.json").is_file():
+        return  # nothing recorded, or a saved state: load_state compares it
     try:
         saved = json.loads(recorded.read_text(encoding="utf-8"))["config"]
         saved = _plain(saved)
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         raise InputError(f"output directory {output} holds an unreadable {checkpoint_config}; use another "
                          "output directory") from None
-    current = _plain(config)
-    changed = [k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+    changed = _changes(saved, _plain(config))
     if changed:
         raise InputError(f"output directory {output} holds a checkpoint trained with a different config "
-                         f"({', '.join(changed[:3])} differ); use another output directory")
+                         f"({'; '.join(changed)}); use another output directory")

@@ -26,6 +26,8 @@ from score_bench.harness.checks import check_fields, coerce
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
 from score_bench.harness.guards import check_context, check_finite_weights, check_output_not_model
+from score_bench.harness.memory_options import (MemoryOptions, apply_memory_options, check_sharding,
+                                                checkpoint_weights, validate_memory_options)
 from score_bench.harness.metrics import summarize
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
@@ -58,9 +60,9 @@ class Trainer(Protocol):
 # -- configs ------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class RunConfig:
-    """The fields every trainer's config starts with: where a run starts, on what, where it writes, its seed.
-    Trainer configs subclass it and add their own knobs."""
+class RunConfig(MemoryOptions):
+    """The fields every trainer's config starts with: where a run starts, on what, where it writes, its seed, and
+    the memory options (harness.memory_options). Trainer configs subclass it and add their own knobs."""
 
     model: str = ""
     """Base checkpoint (directory or Hub id) the run starts from; for SCoRe also the frozen reference."""
@@ -361,7 +363,7 @@ class HeldOutEval:
         return self.every > 0 and step % self.every == 0
 
     def row(self, step: int, stage: int, **labels: Any) -> dict[str, Any]:
-        """The "eval" row of the current model: kind, step, stage, `labels` (e.g. the SFT iteration), split,
+        """The "eval" row of the current model: kind, step, stage, `labels` (e.g. the SFT iteration), task, split,
         problems, accuracy_t1, accuracy_t2, delta, delta_i2c, delta_c2i, accuracy_t1_flexible,
         accuracy_t2_flexible (flexible extraction), ci95 (of each), grading_errors."""
         with preserved_rng():
@@ -429,7 +431,7 @@ class RunStart:
     """The resolved model source (local directory or hub id)."""
     tokenizer: Any
     model: Any
-    """The bare policy, float32, on `device`."""
+    """The bare policy, float32, on `device`, with the config's memory options applied (with LoRA a peft model)."""
 
 
 def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
@@ -445,8 +447,11 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
     check_output_not_model(Path(config.output), config.model)
     check_output_identity(Path(config.output), config, CONFIG_FILE)
     device = resolve_device(config.device)
+    validate_memory_options(config, device)
     # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
-    accelerator = Accelerator(cpu=device == "cpu", device_placement=False)
+    # Mixed precision is the trainer config's field, whatever an accelerate config file says.
+    accelerator = Accelerator(cpu=device == "cpu", device_placement=False, mixed_precision=config.mixed_precision)
+    check_sharding(accelerator)
     world = accelerator.num_processes
     if world > 1:
         device = str(accelerator.device)
@@ -472,6 +477,7 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
         check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
                       [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2,
                       config.model)
+    model = apply_memory_options(model, config)
     return RunStart(accelerator, device, task, problems, source, tokenizer, model)
 
 
@@ -495,11 +501,12 @@ def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mappi
 
 def save_run_checkpoint(run: Any, directory: Path, extra: Mapping[str, Any]) -> Path:
     """save_checkpoint for a trainer's run under accelerate: every process takes part in gathering the weights
-    (FSDP/DeepSpeed shards), the main process writes, all wait. `run` has accelerator, policy (as prepared),
+    (FSDP/DeepSpeed shards; with LoRA merging them, or keeping the adapter: harness.memory_options), the main
+    process writes, all wait. `run` has accelerator, policy (as prepared),
     model (bare), tokenizer, config and started_from."""
-    weights = run.accelerator.get_state_dict(run.policy)
-    if run.accelerator.is_main_process:
-        save_checkpoint(directory, run.model, run.tokenizer, run.config, extra, state_dict=weights,
-                        started_from=run.started_from)
+    with checkpoint_weights(run.accelerator, run.policy, run.model, run.config) as (model, weights):
+        if run.accelerator.is_main_process:
+            save_checkpoint(directory, model, run.tokenizer, run.config, extra, state_dict=weights,
+                            started_from=run.started_from)
     run.accelerator.wait_for_everyone()
     return Path(directory)

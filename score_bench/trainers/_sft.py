@@ -46,6 +46,7 @@ from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
 from score_bench.harness.guards import check_finite_loss
 from score_bench.harness.learning_signal import SignalTracker, count_attempts, no_signal
+from score_bench.harness.memory_options import build_optimizer
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance
 from score_bench.harness.protocols import Task
@@ -256,8 +257,7 @@ class SftRun:
         """The bare model: generation and checkpoints. `policy` is the same module as prepared (DDP-wrapped)."""
         # Eval mode throughout, as score: the methods differ in their loss only, not in dropout.
         self.model.eval()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
-                                          weight_decay=config.weight_decay)
+        self.optimizer = build_optimizer(self.model, config)
         self.device = torch.device(device)
         self.evaluator = HeldOutEval(self.task, config, TransformersBackend(
             self.model, self.tokenizer, batch_size=config.generation_batch_size, source=self.source),

@@ -38,6 +38,7 @@ from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
 from score_bench.harness.guards import check_finite_loss
 from score_bench.harness.learning_signal import AttemptCounts, SignalTracker, count_attempts, no_signal
+from score_bench.harness.memory_options import build_optimizer, frozen_reference
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance
 from score_bench.harness.protocols import Task
@@ -174,8 +175,6 @@ class ScoreRun:
     is loaded here (weights, optimiser, RNGs, step, problem stream, log position)."""
 
     def __init__(self, config: ScoreConfig, task: Task | None = None):
-        from transformers import AutoModelForCausalLM
-
         from score_bench.harness.backends.transformers import TransformersBackend
 
         _validate(config)
@@ -188,10 +187,7 @@ class ScoreRun:
         device, source, self.tokenizer = start.device, start.source, start.tokenizer
         self.model = start.model
         """The bare policy: generation and checkpoints. `policy` is the same module as prepared (DDP-wrapped)."""
-        self.reference = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(device).eval()
-        self.reference.requires_grad_(False)
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate,
-                                     weight_decay=config.weight_decay)
+        optimizer = build_optimizer(self.model, config)
         self.device = torch.device(device)
         self.rng = random.Random(config.seed)
         self.order: list[Problem] = []
@@ -201,6 +197,8 @@ class ScoreRun:
             self._restore(saved, optimizer)
         # The policy stays in eval mode: log-probabilities are scored without dropout, like the samples were.
         self.policy, self.optimizer = self.accelerator.prepare(self.model, optimizer)
+        self.reference = frozen_reference(self, source, device)
+        """Called like a model: a frozen copy of the base, or with LoRA the policy with its adapters disabled."""
         if config.backend == "vllm" and self.world > 1:
             raise InputError("backend vllm samples in one process; run without `accelerate launch`, or use "
                              "backend transformers")
@@ -362,7 +360,8 @@ class ScoreRun:
             outcomes = AttemptCounts.from_list(self.accelerator.reduce(
                 torch.tensor(outcomes.as_list(), device=self.device), "sum").tolist())
             rewards = (self.accelerator.gather(r1), self.accelerator.gather(r2))
-        silent = no_signal([r.tolist() for r in rewards])
+        # Stage I rewards attempt 2 only (r1 plays no part), so only r2 can carry its signal
+        silent = no_signal([r.tolist() for r in (rewards if stage == 2 else rewards[1:])])
         self.signal.observe(silent, outcomes)
         seconds = time.perf_counter() - started
         tokens = counts["attempt_tokens"]

@@ -33,7 +33,9 @@ class StarConfig(SftConfig):
     """Sample-then-fine-tune rounds (ReST-EM used about 3); sampling_batches and updates are split over them."""
 
 
-PRESETS = sft_presets(smoke={"iterations": 2})
+# smoke keeps correct->correct traces too (D+): the embedded arith model almost never revises a wrong answer to a
+# right one (no i->c in 32 smoke traces), so with D alone a smoke run kept nothing and its weights never moved.
+PRESETS = sft_presets(smoke={"iterations": 2, "variant": "d_plus"})
 
 
 class StarTrainer:

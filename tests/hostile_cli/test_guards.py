@@ -192,3 +192,30 @@ def test_locks_are_removed_after_success_and_failure(tmp_path):
             (tmp_path / "b" / "log").write_text("x")
             raise RuntimeError
     assert sorted(os.listdir(tmp_path / "b")) == ["log"]
+
+
+def test_a_nan_loss_stops_score_training_before_the_weights_change(tiny_model, tmp_path, monkeypatch):
+    """A loss that turns NaN at step 2 stops the run with one clear error; the state saved after step 1 is kept
+    and the weights in memory are those of step 1 (the optimiser never stepped on the NaN)."""
+    from dataclasses import replace
+
+    from score_bench.harness.training import build_config
+    from score_bench.trainers import score
+
+    config = replace(build_config(score.ScoreConfig, score.PRESETS, "smoke"), model=str(tiny_model), task="arith",
+                     output=str(tmp_path / "out"), save_every=1, eval_every=0, stage1_steps=3, stage2_steps=0)
+    original = score.stage_loss
+
+    def nan_at_step_two(*args, **kwargs):
+        result = original(*args, **kwargs)
+        return replace(result, loss=result.loss * float("nan")) if run.step == 1 else result
+
+    monkeypatch.setattr(score, "stage_loss", nan_at_step_two)
+    run = score.ScoreRun(config)
+    with pytest.raises(ScoreBenchError, match="diverged at step 2") as caught:
+        run.stage(1)
+    assert "\n" not in str(caught.value) and run.step == 1
+    saved = resume.load_state(tmp_path / "out", trainer="score", config=config, world_size=1)
+    assert saved.step == 1
+    assert all(torch.equal(saved.model[name], tensor) for name, tensor in run.model.state_dict().items())
+    assert all(torch.isfinite(tensor).all() for tensor in run.model.state_dict().values())

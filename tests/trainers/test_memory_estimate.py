@@ -77,3 +77,15 @@ def test_sequence_length_counts_prompt_instruction_and_two_attempts(tiny_model):
     short, long = (sequence_length(tokenizer, task, "train", n) for n in (16, 116))
     assert long - short == 200
     assert short > 32  # the prompt and the instruction count too
+
+
+def test_tied_embeddings_are_counted_once(tiny_model, tmp_path):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tiny_model)
+    config.tie_word_embeddings = True
+    config.save_pretrained(tmp_path)
+    model = AutoModelForCausalLM.from_config(config)  # real weights, tied
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    tied = sum(p.numel() for p in model.parameters())
+    assert model_shape(str(tmp_path)).parameters == tied < model_shape(str(tiny_model)).parameters

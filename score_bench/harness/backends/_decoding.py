@@ -17,8 +17,10 @@ from score_bench.harness.generation import GenerationParams
 def cache_argument(model) -> str:
     """The name under which `model.forward` takes its KV cache: `cache` in current transformers, where
     `past_key_values` is deprecated (and due to be removed), `past_key_values` in the releases before it (vLLM's
-    CPU build pins one of those)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    CPU build pins one of those). A peft model passes its keyword arguments on to the model it wraps, so that
+    model's forward decides."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
 
 
 def row_seed(seed: int, prompt: tuple[int, ...], occurrence: int) -> int:
