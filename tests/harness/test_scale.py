@@ -40,7 +40,8 @@ def hand_vote(answers: list[str | None], correct: list[bool], key, *, seed: int,
     return first[0].strip(), first[1]
 
 
-def check_budget_by_hand(rows: list[dict], votes: list[dict], scale: dict, budget: int, key, seed: int) -> None:
+def check_budget_by_hand(rows: list[dict], votes: list[dict], scale: dict, budget: int, key, seed: int,
+                         fields: tuple[str, str] = ("extracted", "correct")) -> None:
     by_unit = {(r["id"], r["sample"]): r for r in rows}
     ids = list(dict.fromkeys(r["id"] for r in rows))
     recorded = {(v["id"], v["arm"]): v for v in votes if v["budget"] == budget}
@@ -49,7 +50,7 @@ def check_budget_by_hand(rows: list[dict], votes: list[dict], scale: dict, budge
         hits = 0
         for problem_id in ids:
             cell = [by_unit[(problem_id, k)]["attempts"][turn] for k in range(n)]
-            answer, correct = hand_vote([a["extracted"] for a in cell], [a["correct"] for a in cell], key,
+            answer, correct = hand_vote([a[fields[0]] for a in cell], [a[fields[1]] for a in cell], key,
                                         seed=seed, problem_id=problem_id, budget=budget, arm=arm)
             vote = recorded[(problem_id, arm)]
             assert (vote["answer"], vote["correct"]) == (answer, correct), (problem_id, arm)
@@ -106,21 +107,25 @@ def test_bad_settings_are_refused_before_anything_is_written(tiny_backend, tmp_p
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.skipif(not (COMMITTED / SCALE_FILE).is_file(), reason="results/scale/arith-base-seed0 not committed")
-def test_committed_arith_run_votes_match_a_vote_by_hand():
-    """The committed run's budget-8 votes, recomputed from its samples with integers compared as numbers (what
-    math-verify's equivalence amounts to for the integer answers arith extracts)."""
-    scale = json.loads((COMMITTED / SCALE_FILE).read_text())
-    rows = read_rows(COMMITTED / "samples.jsonl.gz")
-    votes = read_rows(COMMITTED / "votes.jsonl.gz")
+def number(text: str):
+    """Integers compared as numbers: what math-verify's equivalence amounts to for the answers arith extracts."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        return text.strip()
 
-    def number(text: str):
-        try:
-            return int(text.strip())
-        except ValueError:
-            return text.strip()
 
-    check_budget_by_hand(rows, votes, scale, 8, number, scale["seed"])
+@pytest.mark.parametrize("run, fields", [("arith-base-seed0", ("extracted", "correct")),
+                                         ("arith-smollm2-flexible", ("extracted_flexible", "correct_flexible"))])
+def test_committed_runs_votes_match_a_vote_by_hand(run, fields):
+    """A committed run's budget-8 votes, recomputed from its samples by hand."""
+    directory = COMMITTED.parent / run
+    if not (directory / SCALE_FILE).is_file():
+        pytest.skip(f"{directory} is not committed")
+    scale = json.loads((directory / SCALE_FILE).read_text())
+    assert scale["voting"]["extraction"] == ("flexible" if fields[0].endswith("flexible") else "strict")
+    check_budget_by_hand(read_rows(directory / "samples.jsonl.gz"), read_rows(directory / "votes.jsonl.gz"), scale,
+                         8, number, scale["seed"], fields)
 
 
 def test_the_plot_draws_both_arms_and_pass_at_b(toy_run, tmp_path):
@@ -146,3 +151,22 @@ def test_cli_refuses_bad_budgets_in_one_line(tmp_path, args, message):
                           timeout=300)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_multi_round_arm_votes_over_third_attempts(tiny_backend, tmp_path):
+    config = ScaleConfig(model="tiny", task="score-toy", output=tmp_path / "run", budgets=(2, 6), max_turns=3,
+                         limit=2, max_new_tokens=3, batch_size=4, temperature=1.5, seed=1)
+    result = run_scale(config, backend=tiny_backend)
+    rows = read_rows(config.output / "samples.jsonl")
+    assert sorted(len(r["attempts"]) for r in rows) == [1] * 6 + [3] * 6  # 3 conversations of 3 turns per problem
+    at6 = result["budgets"][1]
+    assert (at6["sequential"]["conversations"], at6["sequential"]["attempt"]) == (3, 2)
+    assert (at6["sequential_3"]["conversations"], at6["sequential_3"]["attempt"]) == (2, 3)
+    assert "sequential_3" not in result["budgets"][0]  # budget 2 has no room for a 3-turn conversation
+    votes = [v for v in read_rows(config.output / VOTES_FILE) if v["budget"] == 6 and v["arm"] == "sequential_3"]
+    by_unit = {(r["id"], r["sample"]): r for r in rows}
+    for vote in votes:
+        third = [by_unit[(vote["id"], k)]["attempts"][2] for k in range(2)]
+        answer, correct = hand_vote([a["extracted"] for a in third], [a["correct"] for a in third], normalise,
+                                    seed=1, problem_id=vote["id"], budget=6, arm="sequential_3")
+        assert (vote["answer"], vote["correct"]) == (answer, correct)

@@ -202,8 +202,9 @@ def test_held_out_row_is_a_greedy_two_attempt_rollout_that_leaves_the_rngs_alone
     row = evaluator.row(7, 2, iteration=2)
     assert (random.random(), torch.rand(1).item()) == (random.Random(1).random(),
                                                        torch.rand(1, generator=torch.Generator().manual_seed(1)).item())
-    assert list(row)[:5] == ["kind", "step", "stage", "iteration", "split"]
-    assert (row["kind"], row["step"], row["stage"], row["iteration"], row["split"]) == ("eval", 7, 2, 2, "test")
+    assert list(row)[:6] == ["kind", "step", "stage", "iteration", "task", "split"]
+    assert (row["kind"], row["step"], row["stage"], row["iteration"], row["task"], row["split"]) == (
+        "eval", 7, 2, 2, task.name, "test")
     traces = rollout(task, task.problems("test")[:6], tiny_backend,
                      RolloutConfig(turns=2, params=GenerationParams(max_new_tokens=8, temperature=0.0)))
     acc = [sum(t.attempts[i].correct for t in traces) / 6 for i in (0, 1)]

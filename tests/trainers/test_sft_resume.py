@@ -23,8 +23,9 @@ from score_bench.trainers.star import PRESETS as STAR_PRESETS, StarConfig, StarT
 from test_score_resume import assert_same_weights, log_rows
 from test_score_trainer import ParityTask
 
-EVAL_KEYS = {"kind", "step", "stage", "iteration", "split", "problems", "accuracy_t1", "accuracy_t2", "delta",
-             "delta_i2c", "delta_c2i", "ci95", "grading_errors"}
+EVAL_KEYS = {"kind", "step", "stage", "iteration", "task", "split", "problems", "accuracy_t1", "accuracy_t2",
+             "accuracy_t1_flexible", "accuracy_t2_flexible", "delta", "delta_i2c", "delta_c2i", "ci95",
+             "grading_errors"}
 
 
 class Interrupted(Exception):
