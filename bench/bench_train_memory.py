@@ -107,7 +107,8 @@ def run_child(model: str, kind: str, values: dict, threads: int, max_new_tokens:
         out.seek(0), err.seek(0)
         printed, errors = out.read(), err.read()
     if proc.returncode != 0 or not printed.strip():
-        raise SystemExit(f"{kind} {values} failed (exit {proc.returncode}):\n{errors[-3000:]}")
+        raise SystemExit(f"{kind} {values} failed (exit {proc.returncode}, peak RSS "
+                         f"{usage.ru_maxrss / 1024:.1f} MB when it ended):\n{errors[-3000:]}")
     result = json.loads(printed.strip().splitlines()[-1])
     return {"kind": kind, **values, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), **result,
             "wall_seconds": round(time.perf_counter() - started, 1)}
