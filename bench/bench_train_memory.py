@@ -107,7 +107,8 @@ def run_child(model: str, kind: str, values: dict, threads: int, max_new_tokens:
         out.seek(0), err.seek(0)
         printed, errors = out.read(), err.read()
     if proc.returncode != 0 or not printed.strip():
-        raise SystemExit(f"{kind} {values} failed (exit {proc.returncode}):\n{errors[-3000:]}")
+        raise SystemExit(f"{kind} {values} failed (exit {proc.returncode}, peak RSS "
+                         f"{usage.ru_maxrss / 1024:.1f} MB when it ended):\n{errors[-3000:]}")
     result = json.loads(printed.strip().splitlines()[-1])
     return {"kind": kind, **values, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), **result,
             "wall_seconds": round(time.perf_counter() - started, 1)}
@@ -143,7 +144,7 @@ def write_report(args, rows: list[dict], final: bool) -> dict[str, float | None]
 
     ratios = ratios_of(rows)
     ordered = sorted(rows, key=lambda r: r["config"])
-    report = {"model": args.model, "task": "arith", "max_new_tokens": args.max_new_tokens,
+    report = {"model": args.model, "model_note": args.model_note, "task": "arith", "max_new_tokens": args.max_new_tokens,
               "generation_batch_size": 8, "threads": args.threads, "parallel": args.parallel, "complete": final,
               "rows": ordered, "ratios": ratios, "target": "micro_peak_b128_over_b8 <= 1.3", **provenance()}
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -170,6 +171,21 @@ def main() -> None:
         return
     if not args.model or not Path(args.model).is_dir():
         raise SystemExit(f"--model must be a checkpoint directory, got '{args.model}'")
+    args.model_note = None
+    config = json.loads((Path(args.model) / "config.json").read_text())
+    if config.get("quantization_config", {}).get("quant_method") == "gguf":
+        # An import from GGUF keeps its quantization_config, and transformers then refuses save_pretrained (the
+        # LoRA child saves a checkpoint). The weights are plain floats: a copy of the config without it, beside
+        # links to the same files, loads the same model and saves.
+        plain = Path(tempfile.mkdtemp(prefix="plain-model-"))
+        for item in Path(args.model).iterdir():
+            if item.name != "config.json":
+                (plain / item.name).symlink_to(item.resolve())
+        config.pop("quantization_config")
+        (plain / "config.json").write_text(json.dumps(config, indent=2))
+        args.model_note = (f"{args.model} carries a gguf quantization_config that makes save_pretrained refuse; "
+                           f"run on a copy of its config without it, linked to the same weight files")
+        args.model = str(plain)
     kinds = set(filter(None, args.only.split(","))) or {kind for kind, _ in CONFIGS}
     rows: list[dict] = []
     if args.resume and args.output.is_file():

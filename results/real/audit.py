@@ -92,6 +92,7 @@ def main(argv: list[str]) -> None:
     if "--draw" in argv:
         draw_file.write_text(json.dumps(draw(runs), indent=1) + "\n", encoding="utf-8")
     keys = json.loads(draw_file.read_text(encoding="utf-8"))
+    runs = [run for run in runs if any(key.startswith(run.name + "/") for key in keys)]  # runs added later: not drawn
     judgements = json.loads(judgements_file.read_text(encoding="utf-8")) if judgements_file.is_file() else {}
     attempts = {}
     for run in runs:

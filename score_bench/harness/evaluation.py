@@ -21,6 +21,7 @@ from score_bench.harness.checks import check_fields
 from score_bench.harness.edit_distance import edit_ratio
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
+from score_bench.harness.jsonl import read_json
 from score_bench.harness.guards import check_context, check_finite_weights, check_output_dir, output_lock
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.prompts import PromptOverride, prompts_used
@@ -125,6 +126,8 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
         if stray is not None:
             raise InputError(f"{out / SAMPLES_FILE} holds a row for problem '{stray[0]}' sample {stray[1]}, "
                              f"which this run does not have; use a new --output")
+        if len(done) == len(units) and (out / RESULTS_FILE).is_file():
+            return read_json(out / RESULTS_FILE, "results file")  # finished: its results (and timing) stand
         rollout_config = RolloutConfig(turns=config.turns, samples=config.samples, params=config.generation_params(),
                                        chunk_size=config.batch_size * CHUNK_BATCHES)
         new_tokens = 0
