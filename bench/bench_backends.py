@@ -107,7 +107,11 @@ def main() -> int:
     params = GenerationParams(max_new_tokens=args.max_new_tokens)
     task, first = _conversations(args.conversations)
     reference = load_backend("transformers", model=args.model, dtype="float32", device="cpu", batch_size=32)
-    ours = load_backend("vllm", model=args.model, dtype="float32", enforce_eager=True, max_model_len=2048)
+    from transformers import AutoConfig
+
+    context = getattr(AutoConfig.from_pretrained(args.model), "max_position_embeddings", 2048)
+    ours = load_backend("vllm", model=args.model, dtype="float32", enforce_eager=True,
+                        max_model_len=min(2048, context))  # the embedded model's context is 512
     engines = {"transformers": reference, "vllm": ours}
     args.out.mkdir(parents=True, exist_ok=True)
     name = Path(args.model.rstrip("/")).name
