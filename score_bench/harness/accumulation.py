@@ -4,7 +4,8 @@ A step's batch is scored in micro-batches (at most `micro_batch_size` rows, and 
 `micro_batch_tokens` padded tokens = rows x longest row) whose losses are each the micro-batch's share of the
 whole batch's loss, so the gradients summed in `.grad` are exactly the whole batch's (trainers divide by the whole
 batch's sample or token count, never by the micro-batch's). Under DDP the gradients are all-reduced once per
-optimiser step: every micro-batch but the last runs inside accelerate's `no_sync`.
+optimiser step: every micro-batch but the last runs inside accelerate's `no_sync` (under FSDP2, with gradient
+sync off: harness.fsdp).
 
 Micro-batches are consecutive rows of the batch, trimmed of the left padding no row of theirs needs, so each
 costs the memory of its own longest row.
@@ -17,6 +18,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from score_bench.harness import fsdp
 from score_bench.harness.errors import InputError
 
 __all__ = ["micro_batches", "accumulate", "validate_micro_batching"]
@@ -54,7 +56,7 @@ def accumulate(accelerator, model, parts: Sequence, loss_of: Callable[[object], 
     total = torch.zeros(())
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
-        with nullcontext() if last else accelerator.no_sync(model):
+        with nullcontext() if last else fsdp.no_sync(accelerator, model):
             loss = loss_of(part)
             accelerator.backward(loss)
         total = total + loss.detach().float().cpu()

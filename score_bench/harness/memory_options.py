@@ -27,6 +27,7 @@ from typing import Any, Iterator, Literal
 
 import torch
 
+from score_bench.harness import fsdp
 from score_bench.harness.errors import InputError
 
 __all__ = ["MemoryOptions", "validate_memory_options", "check_sharding", "apply_memory_options", "build_optimizer", "FrozenReference",
@@ -210,7 +211,7 @@ def checkpoint_weights(accelerator, policy, model, config: Any) -> Iterator[tupl
     duration (no copy), under the base model's own names (peft's `.base_layer` level dropped and the adapter
     tensors left out, as TRL does when it loads merged weights into vLLM)."""
     if not uses_lora(config):
-        yield model, accelerator.get_state_dict(policy)
+        yield model, fsdp.state_dict(accelerator, policy)
         return
     if config.lora_save == "adapter":
         yield model, None

@@ -22,6 +22,7 @@ from typing import Any, Literal, Mapping, Protocol, Sequence
 import torch
 import torch.nn.functional as F
 
+from score_bench.harness import fsdp
 from score_bench.harness.checks import check_fields, coerce
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
@@ -434,10 +435,13 @@ class RunStart:
     """The bare policy, float32, on `device`, with the config's memory options applied (with LoRA a peft model)."""
 
 
-def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
+def start_run(config: Any, who: str, task: Task | None = None, cpu_fsdp: bool = False) -> RunStart:
     """Accelerator, task, training problems, tokenizer and seeded model for a trainer config with device,
     batch_size, task, split, model and seed. Refuses, naming `who`, a batch that does not split over the
-    processes, an empty split and a model without a chat template."""
+    processes, an empty split and a model without a chat template.
+
+    `cpu_fsdp`: the trainer runs a sharded policy (harness.fsdp). An FSDP launch on CPU then shards the model
+    here with FSDP2; a trainer without it refuses such a launch (accelerate would run it as plain DDP)."""
     from accelerate import Accelerator
 
     from score_bench.harness.backends.transformers import load_model, load_tokenizer, resolve_device
@@ -451,7 +455,11 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
     # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
     # Mixed precision is the trainer config's field, whatever an accelerate config file says.
     accelerator = Accelerator(cpu=device == "cpu", device_placement=False, mixed_precision=config.mixed_precision)
-    check_sharding(accelerator)
+    sharded = cpu_fsdp and fsdp.wants_cpu_fsdp(accelerator)
+    if sharded:
+        fsdp.check_cpu_fsdp(config)
+    else:
+        check_sharding(accelerator)
     world = accelerator.num_processes
     if world > 1:
         device = str(accelerator.device)
@@ -478,6 +486,10 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
                       [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2,
                       config.model)
     model = apply_memory_options(model, config)
+    if sharded:
+        model = fsdp.shard(model, world)
+        accelerator.print(f"{who}: FSDP on CPU, the policy is sharded with torch's FSDP2 over {world} processes "
+                          "(accelerate selects FSDP on GPUs only)")
     return RunStart(accelerator, device, task, problems, source, tokenizer, model)
 
 

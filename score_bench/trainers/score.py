@@ -18,7 +18,9 @@ starting the same command again continues from it, with the same result as a run
 
 The loop runs under accelerate: one process is a plain loop; under `accelerate launch` (DDP) each process
 samples its own shard of each step's problems, DDP averages the gradients, and only the main process evaluates
-and writes. The frozen reference is never wrapped (it takes no gradient). See docs/distributed.md.
+and writes. Launched with an FSDP config on CPU, the policy is sharded with torch's FSDP2 (harness.fsdp) and its
+parameters are gathered while processes sample or evaluate. The frozen reference is never wrapped (it takes no
+gradient). See docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any, Literal
 
 import torch
 
+from score_bench.harness import fsdp
 from score_bench.harness.accumulation import accumulate, micro_batches, validate_micro_batching
 from score_bench.harness.backends import sync_sampler, training_backend
 from score_bench.harness.errors import InputError
@@ -181,7 +184,7 @@ class ScoreRun:
         self.config = config
         self.started_from = provenance()
         self.output = Path(config.output)
-        start = start_run(config, "SCoRe", task)
+        start = start_run(config, "SCoRe", task, cpu_fsdp=True)
         self.accelerator, self.task, self.problems = start.accelerator, start.task, start.problems
         self.world = self.accelerator.num_processes
         device, source, self.tokenizer = start.device, start.source, start.tokenizer
@@ -196,7 +199,10 @@ class ScoreRun:
         if saved is not None:
             self._restore(saved, optimizer)
         # The policy stays in eval mode: log-probabilities are scored without dropout, like the samples were.
-        self.policy, self.optimizer = self.accelerator.prepare(self.model, optimizer)
+        if fsdp.is_sharded(self.model):  # sharded on CPU by harness.fsdp: accelerate would wrap it in DDP
+            self.policy, self.optimizer = self.model, self.accelerator.prepare(optimizer)
+        else:
+            self.policy, self.optimizer = self.accelerator.prepare(self.model, optimizer)
         self.reference = frozen_reference(self, source, device)
         """Called like a model: a frozen copy of the base, or with LoRA the policy with its adapters disabled."""
         if config.backend == "vllm" and self.world > 1:
@@ -217,8 +223,11 @@ class ScoreRun:
         return self.accelerator.is_main_process
 
     def _restore(self, saved: SavedState, optimizer: torch.optim.Optimizer) -> None:
-        self.model.load_state_dict(saved.model)
-        optimizer.load_state_dict(saved.optimizer)
+        if fsdp.is_sharded(self.model):
+            fsdp.load_full_state(self.model, optimizer, saved.model, saved.optimizer)
+        else:
+            self.model.load_state_dict(saved.model)
+            optimizer.load_state_dict(saved.optimizer)
         set_rng_states(saved.rng)
         version, internal, gauss = saved.extra["problem_rng"]
         self.rng.setstate((version, tuple(internal), gauss))
@@ -228,11 +237,12 @@ class ScoreRun:
 
     def save_state(self, stage: int) -> None:
         """OUTPUT/state/ from the main process; every process takes part (FSDP/DeepSpeed gather weights)."""
-        weights = self.accelerator.get_state_dict(self.policy)
+        weights = fsdp.state_dict(self.accelerator, self.policy)
+        optimizer = (fsdp.full_optimizer_state(self.model, self.optimizer.optimizer) if fsdp.is_sharded(self.model)
+                     else self.optimizer.state_dict())
         if self.main:
             extra = {"problem_rng": self.rng.getstate(), "order": [p.id for p in self.order]}
-            state = SavedState(self.step, stage, self.log.rows, weights, self.optimizer.state_dict(), rng_states(),
-                               extra)
+            state = SavedState(self.step, stage, self.log.rows, weights, optimizer, rng_states(), extra)
             save_state(self.output, trainer="score", config=self.config, world_size=self.world, state=state)
         self.accelerator.wait_for_everyone()
 
@@ -283,9 +293,10 @@ class ScoreRun:
     def evaluate(self, stage: int) -> dict | None:
         """The held-out "eval" row of the current policy (harness.training.HeldOutEval), logged by the main
         process only."""
-        if not self.main:
-            return None
-        row = self.evaluator.row(self.step, stage)
+        with fsdp.gathered(self.model):  # every process: sharded weights are gathered for generation
+            if not self.main:
+                return None
+            row = self.evaluator.row(self.step, stage)
         self.log.append(row)
         return row
 
@@ -334,7 +345,8 @@ class ScoreRun:
     def train_step(self, stage: int) -> dict:
         started = time.perf_counter()
         problems = self.next_problems()
-        traces = self.sample(problems[self.accelerator.process_index::self.world])  # this process's shard
+        with fsdp.gathered(self.model):
+            traces = self.sample(problems[self.accelerator.process_index::self.world])  # this process's shard
         samples = [self.two_attempts(t) for t in traces]
         r1 = torch.tensor([float(t.attempts[0].correct) for t in traces], device=self.device)
         r2 = torch.tensor([float(t.attempts[1].correct) for t in traces], device=self.device)

@@ -1,6 +1,7 @@
 """The accelerate config files in configs/accelerate: each loads as accelerate reads it and asks for what its name
-says; an FSDP launch on CPU, which accelerate would silently run as plain DDP, is refused in one line before the
-run writes anything. (FSDP and DeepSpeed training need GPUs: not run here.)"""
+says. The FSDP config runs SCoRe on CPU in two processes (sharded with torch's FSDP2 by the trainer, since
+accelerate selects FSDP on GPUs only) and takes the one-process steps; a trainer that does not shard refuses
+the launch. (DeepSpeed needs GPUs: not run here.)"""
 
 from __future__ import annotations
 
@@ -10,10 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from accelerate.commands.config.config_args import ClusterConfig
+from safetensors.torch import load_file
+
+from score_bench.harness.training import build_config
+from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreTrainer
 
 from test_score_ddp import free_port
-from test_score_resume import child_env, write_script
+from test_score_resume import child_env, log_rows, write_script
+from test_score_trainer import ParityTask
+from test_sft_ddp import SCRIPT as STAR_SCRIPT
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
 
@@ -36,14 +44,71 @@ def test_config_file_loads_and_asks_for_its_backend(name, kind, detail):
         assert settings["zero_optimization"]["stage"] == stage
 
 
-def test_fsdp_launch_on_cpu_is_refused_instead_of_running_ddp(tiny_model, tmp_path):
+def launch(script: Path, settings: dict, *how: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "accelerate.commands.launch", *how, "--num_processes", "2",
+               "--main_process_port", str(free_port()), str(script), json.dumps(settings)]
+    return subprocess.run(command, env=child_env(), capture_output=True, text=True, timeout=300)
+
+
+FSDP = ("--config_file", str(CONFIGS / "fsdp_full_shard.yaml"))
+DDP = ("--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no")
+
+
+def assert_weights_close(a: Path, b: Path) -> None:
+    left, right = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert left.keys() == right.keys()
+    for name in left:
+        torch.testing.assert_close(left[name], right[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_two_process_fsdp_score_step_equals_the_one_process_step_on_the_whole_batch(tiny_model, tmp_path):
+    """accelerate runs an FSDP config on CPU as DDP, so the SCoRe trainer shards the policy itself with FSDP2
+    (harness.fsdp). The weights after step 1 (OUTPUT/stage1) are those of one process stepping on the whole batch.
+    Step 2 (Stage II, from step 1's sharded Adam state) is compared with the DDP run: from step 2 on, two processes
+    sample other tokens than one does (each generates a batch of its own shape), as under DDP."""
+    out, ddp, alone = tmp_path / "fsdp", tmp_path / "ddp", tmp_path / "single"
+    settings = {"model": str(tiny_model), "output": str(out), "split": "train", "eval_split": "train",
+                "stage1_steps": 1, "stage2_steps": 1, "batch_size": 4, "save_every": 1, "eval_every": 2,
+                "beta1": 0.5, "beta2": 0.5, "device": "cpu"}
+    script = write_script(tmp_path)
+    done = launch(script, settings, *FSDP)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sharded with torch's FSDP2 over 2 processes" in done.stdout  # not accelerate's silent DDP
+    assert json.loads((out / "state" / "meta.json").read_text())["world_size"] == 2
+    finished = load_file(out / "model.safetensors")
+    again = launch(script, settings, *FSDP)  # resumes from the saved state, sharding its whole weights and Adam state
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert all(torch.equal(finished[name], tensor) for name, tensor in load_file(out / "model.safetensors").items())
+
+    single = ScoreTrainer().train(build_config(ScoreConfig, PRESETS, "smoke", {**settings, "output": str(alone)}),
+                                  task=ParityTask())
+    base, stepped = load_file(tiny_model / "model.safetensors"), load_file(single / "stage1" / "model.safetensors")
+    assert max(float((stepped[name] - base[name]).abs().max()) for name in base) > 1e-4  # the step moved weights
+    assert_weights_close(out / "stage1", single / "stage1")
+    rows, alone_rows = log_rows(out), log_rows(single)
+    assert [(r["kind"], r["step"]) for r in rows] == [("eval", 0), ("train", 1), ("train", 2), ("eval", 2)]
+    for key in ("accuracy_t1", "accuracy_t2", "attempt_tokens", "kl_t1", "kl_t2", "loss", "grad_norm"):
+        assert rows[1][key] == pytest.approx(alone_rows[1][key], rel=1e-4, abs=1e-6), key
+    assert rows[0] == alone_rows[0]  # the base model's evaluation, generated from gathered shards
+
+    done = launch(script, {**settings, "output": str(ddp)}, *DDP)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_weights_close(out, ddp)
+    sharded, replicated = log_rows(out), log_rows(ddp)
+    for key in ("accuracy_t1", "accuracy_t2", "attempt_tokens", "kl_t1", "kl_t2", "loss", "grad_norm"):
+        assert sharded[2][key] == pytest.approx(replicated[2][key], rel=1e-4, abs=1e-6), key
+    assert sharded[3] == replicated[3]  # the final model's evaluation
+
+
+def test_fsdp_launch_on_cpu_of_a_trainer_without_sharding_is_refused(tiny_model, tmp_path):
+    """The SFT baselines do not shard on CPU: accelerate would silently run them as plain DDP, so the launch is
+    refused in one line before the run writes anything."""
     out = tmp_path / "fsdp"
     settings = {"model": str(tiny_model), "output": str(out), "split": "train", "eval_split": "train",
-                "batch_size": 4, "device": "cpu"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / "fsdp_full_shard.yaml"),
-              "--num_processes", "2", "--main_process_port", str(free_port())]
-    done = subprocess.run([*launch, str(write_script(tmp_path)), json.dumps(settings)], env=child_env(),
-                          capture_output=True, text=True, timeout=300)
+                "batch_size": 2, "device": "cpu"}
+    script = tmp_path / "train_star.py"
+    script.write_text(STAR_SCRIPT)
+    done = launch(script, settings, *FSDP)
     assert done.returncode != 0
     assert "InputError: the accelerate config asks for FSDP, but accelerate runs MULTI_CPU on cpu" in done.stderr
     assert not out.exists()
