@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from score_bench.harness import fsdp
+from score_bench.harness.backends import release_sampler
 from score_bench.harness.checks import check_fields, coerce
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
@@ -370,6 +371,7 @@ class HeldOutEval:
         with preserved_rng():
             traces = rollout(self.task, self.problems, self.backend,
                              RolloutConfig(turns=2, samples=1, params=self.params))
+            release_sampler(self.backend)  # its KV would stay in memory through the training steps that follow
             metrics = summarize([[a.correct for a in t.attempts] for t in traces],
                                 flexible=[[a.flexible_correct for a in t.attempts] for t in traces], seed=self.seed)
         names = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i", "acc_t1_flexible", "acc_t2_flexible")

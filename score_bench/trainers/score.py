@@ -36,7 +36,7 @@ import torch
 
 from score_bench.harness import fsdp
 from score_bench.harness.accumulation import accumulate, micro_batches, validate_micro_batching
-from score_bench.harness.backends import sync_sampler, training_backend
+from score_bench.harness.backends import release_sampler, sync_sampler, training_backend
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import GenerationParams
 from score_bench.harness.guards import check_finite_loss
@@ -46,7 +46,7 @@ from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance
 from score_bench.harness.protocols import Task
 from score_bench.harness.resume import SavedState, load_state, rng_states, save_state, set_rng_states
-from score_bench.harness.rollout import RolloutConfig, Trace, rollout
+from score_bench.harness.rollout import RolloutConfig, Trace, iter_rollout
 from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, RunConfig, TrainingLog, TwoAttempts,
                                           draw_problems, encode_two_attempts, rewarded_as, save_run_checkpoint,
                                           start_run, token_logprobs, two_attempts_of)
@@ -102,6 +102,8 @@ class ScoreConfig(RunConfig):
     max_new_tokens: int = 1024
     """Per attempt. An attempt cut here keeps its tokens but its end-of-turn token is not trained."""
     generation_batch_size: int = 64
+    """Conversations the sampler decodes together, and the rollout's chunk: a step samples its batch in chunks
+    of this many and frees the sampler's KV after each, so sampling memory does not grow with batch_size."""
     device: str = "auto"
     """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
     backend: Literal["transformers", "vllm"] = "transformers"
@@ -261,8 +263,15 @@ class ScoreRun:
         params = GenerationParams(max_new_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
                                   top_p=self.config.top_p, seed=self.config.seed * 1_000_003 + self.step)
         k = self.config.samples_per_problem
-        traces = rollout(self.task, problems, self.backend,
-                         RolloutConfig(turns=2, samples=k, params=params, chunk_size=len(problems) * k))
+        # The in-process sampler goes in chunks of generation_batch_size conversations, its KV freed after each,
+        # so the step's peak memory does not grow with the batch (samples are seeded per conversation: chunking
+        # changes none). vLLM holds its own preallocated KV and batches best with everything at once.
+        size = self.config.generation_batch_size if self.config.backend == "transformers" else len(problems) * k
+        chunks = RolloutConfig(turns=2, samples=k, params=params, chunk_size=size)
+        traces: list[Trace] = []
+        for chunk in iter_rollout(self.task, problems, self.backend, chunks):
+            traces.extend(chunk)
+            release_sampler(self.backend)
         n = len(problems)  # rollout order is sample-major: trace s * n + i is sample s of problem i
         return rewarded_as([traces[s * n + i] for i in range(n) for s in range(k)], self.config.reward)
 

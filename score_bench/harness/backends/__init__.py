@@ -8,7 +8,7 @@ import difflib
 from score_bench.harness.errors import PluginNotFound
 from score_bench.harness.generation import Backend
 
-__all__ = ["BACKENDS", "load_backend", "training_backend", "sync_sampler"]
+__all__ = ["BACKENDS", "load_backend", "training_backend", "sync_sampler", "release_sampler"]
 
 BACKENDS = ("transformers", "vllm", "openai")
 
@@ -52,3 +52,12 @@ def sync_sampler(backend: Backend, model) -> None:
     """After an optimiser step: a sampler with weights of its own (vllm) gets the policy's, in place."""
     if hasattr(backend, "sync"):
         backend.sync(model)
+
+
+def release_sampler(backend: Backend) -> None:
+    """Once the conversations generated so far are finished (a rollout chunk, an evaluation): free what the
+    sampler keeps to continue them (the transformers backend's prefix KV store, up to its 1 GiB budget). A trainer
+    holding it would carry the KV of every conversation of the step through scoring and the optimiser step, whose
+    peak then grows with the batch; the step changes the weights, which would empty the store anyway."""
+    if hasattr(backend, "release"):
+        backend.release()

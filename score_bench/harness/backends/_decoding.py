@@ -149,6 +149,13 @@ class PrefixStore:
             self.__init__(self.budget)
             self.fingerprint = fingerprint
 
+    def clear(self) -> None:
+        """Drop every entry (their KV is freed); the weights fingerprint and the reuse counter stay."""
+        self.entries.clear()
+        self.by_prompt.clear()
+        self.prompt_lengths.clear()
+        self.used = 0
+
     def add(self, prompt: list[int], tokens: list[int], kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
         if size > self.budget:

@@ -245,6 +245,12 @@ class TransformersBackend:
         """The prompt token ids asking for the next assistant turn, through the model's chat template."""
         return render_prompt(self.tokenizer, conversation, self.source)
 
+    def release(self) -> None:
+        """Free the KV kept for reuse (the prefix store): call when no conversation generated so far will be
+        continued (harness.backends.release_sampler)."""
+        if self.prefix_cache is not None:
+            self.prefix_cache.clear()
+
     def generate(self, conversations: Sequence[list[Message]], params: GenerationParams) -> list[Completion]:
         if params.max_new_tokens < 1 or params.temperature < 0 or not 0 < params.top_p <= 1:
             raise InputError(f"generation needs max_new_tokens >= 1, temperature >= 0 and 0 < top_p <= 1, got "
