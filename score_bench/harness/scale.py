@@ -175,7 +175,7 @@ def summarize_scale(config: ScaleConfig, task, problems, rows: Mapping[tuple[str
                       "correct": rows[(p.id, k)]["attempts"][t][correct_key]}
                      for k in range(bmax if t == 0 else corrected)] for p in problems]
                 for t in range(config.max_turns)}
-    groups = {t: group_answers([[a["extracted"] for a in cell] for cell in attempts[t]], task.verifier)
+    groups = {t: group_answers(problems, [[a["extracted"] for a in cell] for cell in attempts[t]], task.verifier)
               for t in attempts}
     votes, per_budget = [], []
     for budget in sorted(config.budgets):
