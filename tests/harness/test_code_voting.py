@@ -140,7 +140,7 @@ def test_scale_runs_end_to_end_on_mbpp_with_the_embedded_model(embedded_model, t
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["scale", "--model", str(embedded_model), "--task", "mbpp", "--data-dir",
                                       str(DATA), "--limit", "2", "--budgets", "1,2,4", "--max-new-tokens", "16",
-                                      "--batch-size", "8", "--output", str(out), "--no-plot"])
+                                      "--batch-size", "8", "--output", str(out), "--no-plot", "--threads", "1"])
     assert result.exit_code == 0, result.output
     scale = json.loads((out / "scale.json").read_text())
     assert scale["voting"]["grouping"] == "MbppVerifier.same_answer_batch"
