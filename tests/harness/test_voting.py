@@ -67,3 +67,22 @@ def test_ties_follow_the_recorded_seeded_rule():
         assert vote.answer == expected and vote.tied == 3
         picks.add(vote.answer)
     assert len(picks) > 1  # the rule is random across seeds, not "first group wins"
+
+
+class ModuloReference:
+    """A hook that needs the problem: answers are the same when equal modulo the problem's reference."""
+
+    def __init__(self):
+        self.seen: list[str] = []
+
+    def same_answer_batch(self, items):
+        self.seen += [problem.id for problem, _, _ in items]
+        return [int(a) % int(problem.reference) == int(b) % int(problem.reference) for problem, a, b in items]
+
+
+def test_the_hook_gets_each_answers_own_problem_in_one_batch():
+    verifier = ModuloReference()
+    problems = [Problem("mod2", "q", "2"), Problem("mod5", "q", "5")]
+    groups = group_answers(problems, [["1", "3", "4"], ["1", "6", "3", " 6 "]], verifier)
+    assert groups == [[0, 0, 1], [0, 0, 1, 0]]  # 3 and 1 agree mod 2, 6 and 1 agree mod 5
+    assert verifier.seen == ["mod2"] * 3 + ["mod5"] * 3  # one call; " 6 " is "6", compared once
