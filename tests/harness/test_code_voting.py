@@ -71,6 +71,21 @@ def test_outcome_vectors_of_real_programs(humaneval):
 
 
 @needs_sandbox
+def test_reference_solutions_pass_every_test_run_on_its_own(humaneval):
+    """A sample of HumanEval and MBPP references (bench/check_split_tests.py checks them all): splitting the
+    tests keeps each test runnable, so a right program's outcome vector is all "correct"."""
+    task, _ = humaneval
+    samples = [(task, [(p, p.question + p.metadata["canonical_solution"]) for p in task.problems("test")[::10]])]
+    if (DATA / "mbpp" / "mbpp.jsonl").is_file():
+        mbpp = registry.load_task("mbpp", data_dir=str(DATA), workers=2)
+        samples.append((mbpp, [(p, p.metadata["canonical_solution"]) for p in mbpp.problems("test")[::25]]))
+    for code_task, items in samples:
+        outcomes = per_test_outcomes(code_task.verifier.verify_batch, items)
+        assert sum(len(o) > 1 for o in outcomes) >= 0.9 * len(items)  # the tests were split
+        assert [p.id for (p, _), o in zip(items, outcomes) if set(o) != {"correct"}] == [], code_task.name
+
+
+@needs_sandbox
 def test_programs_vote_together_when_they_pass_and_fail_the_same_tests(humaneval):
     task, problem = humaneval
     answers = [ALWAYS_FALSE, PAIRWISE, NEVER_NEGATIVE_LENGTH, SORTED, ALWAYS_TRUE, UNSORTED_NEIGHBOURS, None,
