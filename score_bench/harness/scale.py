@@ -159,8 +159,10 @@ def summarize_scale(config: ScaleConfig, task, problems, rows: Mapping[tuple[str
                       "correct": rows[(p.id, k)]["attempts"][t][correct_key]}
                      for k in range(bmax if t == 0 else corrected)] for p in problems]
                 for t in range(config.max_turns)}
-    groups = {t: group_answers(problems, [[a["extracted"] for a in cell] for cell in attempts[t]], task.verifier)
-              for t in attempts}
+    # every turn's grouping in one call, so the verifier sees each distinct answer once (code runs tests)
+    grouped = group_answers([p for _ in attempts for p in problems],
+                            [[a["extracted"] for a in cell] for t in attempts for cell in attempts[t]], task.verifier)
+    groups = {t: grouped[t * len(problems):(t + 1) * len(problems)] for t in attempts}
     votes, per_budget = [], []
     for budget in sorted(config.budgets):
         entry: dict[str, Any] = {"budget": budget}

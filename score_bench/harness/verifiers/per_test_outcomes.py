@@ -12,6 +12,10 @@ asserts). A test is such a statement that holds an assert and a call; every othe
 assignments, helper definitions, `assert True`) is context, kept before each test in its own order. Test code
 with fewer than two tests is one test. A test's outcome is its verdict's status (correct, incorrect or error),
 so a program that cannot load fails every test alike.
+
+The vote's verdict stays the grading's (harness.voting: the group's first program, graded on the whole suite
+under one time limit). Run alone, each test gets the whole limit, so a program too slow for the suite can pass
+every test alone: it then votes with the right programs, and counts wrong when it is the group's first.
 """
 
 from __future__ import annotations
