@@ -9,7 +9,7 @@ import sys
 import traceback
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import click
 import typer
@@ -36,6 +36,24 @@ def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceba
 METRIC_LABELS = {"acc_t1": "Accuracy@t1", "acc_t2": "Accuracy@t2", "delta": "Δ(t1,t2)",
                  "delta_i2c": "Δ i→c", "delta_c2i": "Δ c→i", "p_i2c_given_i": "P(i→c | wrong at t1)",
                  "p_c2i_given_c": "P(c→i | right at t1)"}
+
+
+# Options that several commands take, each defined once (typer reads an option from its Annotated metadata).
+ModelOpt = Annotated[str, typer.Option(help="A checkpoint directory or a Hugging Face Hub id.")]
+TaskOpt = Annotated[str, typer.Option(help="Task to evaluate on (see `score-bench tasks`).")]
+SplitOpt = Annotated[str, typer.Option(help="Split of the task.")]
+LimitOpt = Annotated[Optional[int], typer.Option(help="Only the first N problems.")]
+MaxNewTokensOpt = Annotated[int, typer.Option(help="Generated tokens per attempt at most.")]
+BatchSizeOpt = Annotated[int, typer.Option(help="Conversations generated together.")]
+TopPOpt = Annotated[float, typer.Option()]
+DtypeOpt = Annotated[str, typer.Option(help="auto | float32 | bfloat16")]
+DeviceOpt = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
+ChatTemplateOpt = Annotated[Optional[Path], typer.Option(help="Jinja chat template file for models that ship none.")]
+TaskOptionOpt = Annotated[list[str], typer.Option("--task-option", help="key=value for the task (e.g. path=FILE.csv); "
+                                                                      "repeatable, typed as the task declares.")]
+DataDirOpt = Annotated[Optional[Path], typer.Option(help="Local dataset directory (tasks that read files).")]
+UnsafeOpt = Annotated[bool, typer.Option(help="Code tasks: run programs without a sandbox where none exists.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(help="torch CPU threads (1 is fastest on a busy machine).")]
 
 
 class RichProgress:
@@ -116,16 +134,15 @@ def grade(
     samples: Path = typer.Option(..., help='JSONL rows {"id": ..., "responses": [attempt1, attempt2, ...]}.'),
     output: Path = typer.Option(..., help="Directory for grades.jsonl and results.json."),
     split: Optional[str] = typer.Option(None, help="Split the ids belong to (default: look in every split)."),
-    task_option: list[str] = typer.Option([], "--task-option", help="key=value for the task; repeatable."),
-    data_dir: Optional[Path] = typer.Option(None, help="Local dataset directory (tasks that read files)."),
-    unsafe: bool = typer.Option(False, help="Code tasks: run programs without a sandbox where none exists."),
+    task_option: TaskOptionOpt = [],
+    data_dir: DataDirOpt = None,
+    unsafe: UnsafeOpt = False,
 ):
     """Grade responses produced anywhere, attempt by attempt, with the task's verifier. Rows that repeat an id
     are further samples of that problem; problems may have different numbers of samples."""
     from score_bench.harness.grading import grade_file
 
-    options = _task_options(task, task_option, data_dir=str(data_dir) if data_dir else None, unsafe=unsafe)
-    task_obj = _build_task(task, options)
+    task_obj = _build_task(task, _task_options(task, task_option, data_dir=data_dir, unsafe=unsafe))
     with output_lock(output, "grade"), progress_bar() as bar:
         results = grade_file(task_obj, samples, output, split=split, progress=RichProgress(bar))
     counts = results["counts"]
@@ -136,21 +153,21 @@ def grade(
 
 @app.command(name="eval")
 def evaluate(
-    model: str = typer.Option(..., help="A checkpoint directory or a Hugging Face Hub id."),
-    task: str = typer.Option(..., help="Task to evaluate on (see `score-bench tasks`)."),
-    split: str = typer.Option("test", help="Split of the task."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N problems."),
+    model: ModelOpt,
+    task: TaskOpt,
+    split: SplitOpt = "test",
+    limit: LimitOpt = None,
     output: Optional[Path] = typer.Option(None, help="Run directory (default runs/eval/TASK-MODEL); rerun to resume."),
     turns: int = typer.Option(2, help="Attempts per conversation (the paper uses 2)."),
     samples: int = typer.Option(1, help="Conversations per problem; above 1 adds pass@k per turn."),
-    max_new_tokens: int = typer.Option(512, help="Generated tokens per attempt at most."),
-    batch_size: int = typer.Option(32, help="Conversations generated together."),
+    max_new_tokens: MaxNewTokensOpt = 512,
+    batch_size: BatchSizeOpt = 32,
     temperature: float = typer.Option(0.0, help="0 = greedy, the paper's evaluation setting."),
-    top_p: float = typer.Option(1.0),
+    top_p: TopPOpt = 1.0,
     seed: int = typer.Option(0, help="Seeds sampling and the bootstrap intervals."),
-    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
-    chat_template: Optional[Path] = typer.Option(None, help="Jinja chat template file for models that ship none."),
+    dtype: DtypeOpt = "auto",
+    device: DeviceOpt = "auto",
+    chat_template: ChatTemplateOpt = None,
     first_attempt: Optional[Path] = typer.Option(None, help="Given first attempts (JSON/JSONL by id): repair only."),
     task_first_attempts: bool = typer.Option(False, help="Use the task's own given first attempts (score-toy)."),
     correction_instruction: Optional[str] = typer.Option(None, help="Replace the task's correction instruction."),
@@ -158,10 +175,9 @@ def evaluate(
     first_prompt_template: Optional[str] = typer.Option(
         None, help='Replace the attempt-1 user message; "{question}" marks where the problem goes.'),
     stop: list[str] = typer.Option([], "--stop", help="A string that ends an attempt; repeatable."),
-    task_option: list[str] = typer.Option([], "--task-option", help="key=value for the task (e.g. path=FILE.csv); "
-                                                                    "repeatable, typed as the task declares."),
-    data_dir: Optional[Path] = typer.Option(None, help="Local dataset directory (tasks that read files)."),
-    unsafe: bool = typer.Option(False, help="Code tasks: run programs without a sandbox where none exists."),
+    task_option: TaskOptionOpt = [],
+    data_dir: DataDirOpt = None,
+    unsafe: UnsafeOpt = False,
     backend: str = typer.Option("transformers", help="transformers | vllm (pip install 'score-bench[vllm]') | "
                                 "openai (an OpenAI-compatible endpoint; --model is the served name)."),
     base_url: Optional[str] = typer.Option(None, help="openai: the endpoint, e.g. http://127.0.0.1:8000/v1 "
@@ -174,15 +190,14 @@ def evaluate(
     gpu_memory_utilization: Optional[float] = typer.Option(None, help="vllm: fraction of GPU memory [0.9]."),
     max_model_len: Optional[int] = typer.Option(None, help="vllm: context length (default: the model's)."),
     enforce_eager: Optional[bool] = typer.Option(None, "--enforce-eager", help="vllm: no CUDA graphs or compile."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads (1 is fastest on a busy machine)."),
+    threads: ThreadsOpt = None,
     prefix_cache_mb: float = typer.Option(1024, help="MiB kept for reusing attempt k's KV in attempt k+1 (0: off)."),
 ):
     """Two-attempt self-correction evaluation of a causal LM: samples.jsonl, results.json and a table."""
     from score_bench.harness.evaluation import EvalConfig, run_eval
 
-    options = _task_options(task, task_option, data_dir=str(data_dir) if data_dir else None, unsafe=unsafe)
-    if output is None:
-        output = Path("runs") / "eval" / f"{task}-{Path(model.rstrip('/')).name}"
+    options = _task_options(task, task_option, data_dir=data_dir, unsafe=unsafe)
+    output = output or _default_run_dir("eval", task, model)
     config = EvalConfig(
         model=model, task=task, output=output, split=split, limit=limit, turns=turns, samples=samples,
         max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
@@ -220,24 +235,25 @@ def repair_set(
 
 @app.command()
 def scale(
-    model: str = typer.Option(..., help="A checkpoint directory or a Hugging Face Hub id."),
-    task: str = typer.Option(..., help="Task to evaluate on (see `score-bench tasks`)."),
+    model: ModelOpt,
+    task: TaskOpt,
     budgets: str = typer.Option("1,2,4,8,16,32", help="Comma-separated generations per problem to compare at."),
     output: Optional[Path] = typer.Option(None, help="Run directory (default runs/scale/TASK-MODEL); rerun to resume."),
-    split: str = typer.Option("test", help="Split of the task."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N problems."),
+    split: SplitOpt = "test",
+    limit: LimitOpt = None,
     max_turns: int = typer.Option(2, help="Above 2 adds multi-round arms (floor(B/t) conversations of t turns)."),
-    max_new_tokens: int = typer.Option(512, help="Generated tokens per attempt at most."),
-    batch_size: int = typer.Option(32, help="Conversations generated together."),
+    max_new_tokens: MaxNewTokensOpt = 512,
+    batch_size: BatchSizeOpt = 32,
     temperature: float = typer.Option(0.7, help="Sampling temperature (above 0: votes need diverse samples)."),
-    top_p: float = typer.Option(1.0),
+    top_p: TopPOpt = 1.0,
     seed: int = typer.Option(0, help="Seeds sampling, tie-breaks and the bootstrap."),
-    dtype: str = typer.Option("auto", help="auto | float32 | bfloat16"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
-    chat_template: Optional[Path] = typer.Option(None, help="Jinja chat template file for models that ship none."),
-    data_dir: Optional[Path] = typer.Option(None, help="Local dataset directory (tasks that read files)."),
-    unsafe: bool = typer.Option(False, help="Code tasks: run programs without a sandbox where none exists."),
-    task_option: list[str] = typer.Option([], "--task-option", help="key=value for the task; repeatable."),
+    dtype: DtypeOpt = "auto",
+    device: DeviceOpt = "auto",
+    chat_template: ChatTemplateOpt = None,
+    data_dir: DataDirOpt = None,
+    unsafe: UnsafeOpt = False,
+    task_option: TaskOptionOpt = [],
+    threads: ThreadsOpt = None,
     extraction: str = typer.Option("strict", help="strict | flexible: which extracted answers vote."),
     plot: bool = typer.Option(True, help="Also write scale.png (needs the plots extra)."),
 ):
@@ -249,13 +265,13 @@ def scale(
     except ValueError:
         raise ScoreBenchError(f"--budgets must be comma-separated integers, got '{budgets}'") from None
     quiet_transformers()
-    if output is None:
-        output = Path("runs") / "scale" / f"{task}-{Path(model.rstrip('/')).name}"
+    output = output or _default_run_dir("scale", task, model)
     config = ScaleConfig(
         model=model, task=task, output=output, budgets=parsed, max_turns=max_turns, split=split, limit=limit,
         max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
         dtype=dtype, device=device, chat_template=chat_template, extraction=extraction,
-        task_options=_task_options(task, task_option, data_dir=str(data_dir) if data_dir else None, unsafe=unsafe))
+        task_options=_task_options(task, task_option, data_dir=data_dir, unsafe=unsafe))
+    _set_threads(threads)
     with progress_bar() as bar:
         result = run_scale(config, progress=RichProgress(bar))
     Console().print(scale_table(f"{task} / {model}: {result['counts']['problems']} problems", result))
@@ -461,8 +477,8 @@ def train(
     preset: Optional[str] = typer.Option(None, help="Named preset of the trainer's config (e.g. paper, laptop, smoke)."),
     config: Optional[Path] = typer.Option(None, help="YAML file of config fields, applied over the preset."),
     set_: list[str] = typer.Option([], "--set", help="key=value config override, applied last; repeatable."),
-    task_option: list[str] = typer.Option([], "--task-option", help="key=value for the task; repeatable."),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads (1 is fastest on a busy machine)."),
+    task_option: TaskOptionOpt = [],
+    threads: ThreadsOpt = None,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print a memory estimate of the run and exit; writes nothing."),
 ):
     """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`."""
@@ -563,11 +579,17 @@ def _backend_options(backend: str, **given) -> dict:
     return options
 
 
+def _default_run_dir(command: str, task: str, model: str) -> Path:
+    return Path("runs") / command / f"{task}-{Path(model.rstrip('/')).name}"
+
+
 def _task_options(task: str, pairs: list[str], **flags) -> dict:
     """Task constructor options from `--task-option key=value` and the flags that are task options (--data-dir,
-    --unsafe): typed as the task declares; an option the task does not take is an error naming both."""
+    --unsafe): typed as the task declares; an option the task does not take is an error naming both. A path
+    flag is passed as a string, as a --task-option would be."""
     from score_bench.harness.checks import task_options
 
+    flags = {name: str(value) if isinstance(value, Path) else value for name, value in flags.items()}
     given: dict = {}
     labels = {name: "--" + name.replace("_", "-") for name, value in flags.items()}
     for item in pairs:

@@ -99,3 +99,15 @@ def real_model() -> Path:
     if not (path / "config.json").is_file():
         pytest.skip(f"real model missing at {path}: run `make real-model` or set SCORE_BENCH_REAL_MODEL")
     return path
+
+
+@pytest.fixture(scope="session")
+def embedded_model() -> Path:
+    """The embedded base model (models/base-seed0, which `make test` builds first; SCORE_BENCH_BASE_MODEL points
+    elsewhere). Skipped, saying how to build it, when absent: a barely trained base cannot stand in."""
+    import os
+
+    path = Path(os.environ.get("SCORE_BENCH_BASE_MODEL") or REAL_MODEL_DEFAULT.parent / "base-seed0")
+    if not (path / "model.safetensors").exists():
+        pytest.skip(f"embedded base model not built at {path} (score-bench base-model --output {path} --seed 0)")
+    return path

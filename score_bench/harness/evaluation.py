@@ -8,88 +8,45 @@ run resumed any number of times ends with the same metrics as one that never sto
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from score_bench.harness import metrics
-from score_bench.harness.checks import check_fields
-from score_bench.harness.edit_distance import edit_ratio
 from score_bench.harness.errors import InputError
-from score_bench.harness.generation import Backend, GenerationParams
+from score_bench.harness.generation import Backend
+from score_bench.harness.guards import check_output_dir, output_lock
 from score_bench.harness.jsonl import read_json
-from score_bench.harness.guards import check_context, check_finite_weights, check_output_dir, output_lock
-from score_bench.harness.progress import Progress, phase
-from score_bench.harness.prompts import PromptOverride, prompts_used
-from score_bench.harness.provenance import problems_hash, provenance, write_json_atomic
-from score_bench.harness.registry import load_task
+from score_bench.harness.progress import Progress
+from score_bench.harness.prompts import prompts_used
+from score_bench.harness.provenance import provenance, write_json_atomic
 from score_bench.harness.repair_set import read_marked_rows, repair_set_ids
 from score_bench.harness.rollout import RolloutConfig, Trace, iter_rollout, plan
+from score_bench.harness.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
+from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_model,
+                                              check_same_run, check_settings, load_model, load_problems,
+                                              run_identity)
 from score_bench.harness.types import Problem
 
 __all__ = ["EvalConfig", "run_eval", "load_first_attempts"]
 
-CONFIG_FILE, SAMPLES_FILE, RESULTS_FILE = "eval_config.json", "samples.jsonl", "results.json"
-CHUNK_BATCHES = 1
-"""Backend batches per rollout chunk, the unit of resume: one, so a kill loses at most one batch of work
-(grading of one chunk still overlaps generation of the next)."""
+RESULTS_FILE = "results.json"
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    model: str
-    """A checkpoint directory or a Hugging Face Hub id."""
-    task: str
-    """A registered task name (`score-bench tasks` lists them)."""
-    output: Path
-    """Directory for eval_config.json, samples.jsonl and results.json; rerunning into it resumes."""
-    split: str = "test"
-    limit: int | None = None
-    """Evaluate only the first N problems of the split."""
+class EvalConfig(SamplingConfig):
+    """The settings of SamplingConfig (model, task, generation, prompts, backend) plus the eval's own."""
+
     turns: int = 2
     """Attempts per conversation: the paper's two, or more to see where correction saturates."""
     samples: int = 1
     """Conversations per problem; above 1, results add pass@k at each turn."""
-    max_new_tokens: int = 512
-    batch_size: int = 32
-    temperature: float = 0.0
-    """0 is greedy decoding, the paper's evaluation setting."""
-    top_p: float = 1.0
-    seed: int = 0
-    """Seeds sampling and the bootstrap intervals."""
-    stop: tuple[str, ...] = ()
-    dtype: str = "auto"
-    """auto (bf16 on CUDA, fp32 on CPU), float32 or bfloat16."""
-    device: str = "auto"
-    chat_template: Path | None = None
-    """A Jinja chat template file, for models that ship none."""
     first_attempts: Path | None = None
     """Given first attempts (JSON {id: text}, or JSONL rows with id and text): evaluates repair alone."""
     task_first_attempts: bool = False
     """Use the task's own given first attempts (score-toy's original_answer) to evaluate repair alone."""
-    task_options: Mapping[str, Any] = field(default_factory=dict)
-    """Keyword arguments for the task's constructor (e.g. a data path)."""
-    correction_instruction: str | None = None
-    """Replaces the task's correction instruction (prompts are task data; results record the one used)."""
-    first_prompt_template: str | None = None
-    """Replaces the attempt-1 user message; "{question}" marks where the problem goes."""
-    system_prompt: str | None = None
-    backend: str = "transformers"
-    """transformers, vllm or openai (harness.backends)."""
-    backend_options: Mapping[str, Any] = field(default_factory=dict)
-    """The backend's own options (e.g. vllm: tensor_parallel_size, max_model_len; openai: base_url,
-    max_concurrency, request_timeout): see the backend's `load`. Part of the run's identity, like the rest."""
-    prefix_cache_mb: float = 1024
-    """Memory kept for reusing attempt k's KV cache in attempt k+1 (0 turns reuse off); speed only, so not part
-    of the run's identity."""
-
-    def generation_params(self) -> GenerationParams:
-        return GenerationParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                                top_p=self.top_p, seed=self.seed, stop=tuple(self.stop))
 
 
 def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: Backend | None = None) -> dict:
@@ -100,27 +57,22 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
     started_from = provenance()  # the code that evaluates is what was checked out now, not at the end
     _check_numbers(config)
     check_output_dir(Path(config.output))
-    task, problems = _load_problems(config)
+    task, problems = load_problems(config)
     problems, first_attempts = _first_attempts(config, problems)
     loading_started = time.time()
     if backend is None:
-        with phase(progress, f"loading {config.model}", None):
-            from score_bench.harness.backends import load_backend
-
-            backend = load_backend(config.backend, model=config.model, dtype=config.dtype, device=config.device,
-                                   chat_template=config.chat_template, batch_size=config.batch_size,
-                                   prefix_cache_mb=config.prefix_cache_mb, **dict(config.backend_options))
+        backend = load_model(config, progress)
     load_s = time.time() - loading_started
-    _check_backend(config, task, problems, backend)
+    check_model(config, task, problems, backend, config.turns)
     model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
-    identity = _identity(config, problems, first_attempts, model_info)
+    identity = run_identity(config, problems, first_attempts, model_info)
     out = Path(config.output)
-    _check_existing(out, identity)  # everything above writes nothing, so bad input leaves no trace
+    check_same_run(out, identity)  # everything above writes nothing, so bad input leaves no trace
     with output_lock(out, "eval"):
-        _check_existing(out, identity)  # again under the lock: another run may have started meanwhile
+        check_same_run(out, identity)  # again under the lock: another run may have started meanwhile
         if not (out / CONFIG_FILE).exists():
             write_json_atomic(out / CONFIG_FILE, identity)
-        done = _recover(out / SAMPLES_FILE)
+        done = recover_rows(out / SAMPLES_FILE)
         units = {(p.id, k) for p, k in plan(problems, config.samples)}
         stray = next((key for key in done if key not in units), None)
         if stray is not None:
@@ -134,7 +86,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
 
         def write(traces: list[Trace]) -> None:  # runs in the grading thread, as soon as a chunk is graded
             nonlocal new_tokens
-            _append(out / SAMPLES_FILE, [_row(trace) for trace in traces])
+            append_rows(out / SAMPLES_FILE, [sample_row(trace) for trace in traces])
             new_tokens += sum(a.n_tokens for trace in traces for a in trace.attempts)
 
         rollout_started = time.time()
@@ -142,7 +94,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
                               skip=set(done), progress=progress, on_graded=write):
             pass
         rollout_s = time.time() - rollout_started
-        rows = _recover(out / SAMPLES_FILE)
+        rows = recover_rows(out / SAMPLES_FILE)
         results = _results(config, task, problems, rows, model_info, identity, started_from)
         results["resumed_rows"] = len(done)
         results["wall_time_s"] = round(time.time() - started, 3)
@@ -154,43 +106,9 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
 
 
 def _check_numbers(config: EvalConfig) -> None:
-    check_fields(config, "eval")
+    check_settings(config, "eval")
     if config.first_attempts is not None and config.task_first_attempts:
         raise InputError("give first attempts from a file or from the task, not both")
-    if not all(isinstance(text, str) and text for text in config.stop):
-        raise InputError("every stop string must be a non-empty string")
-
-
-def _check_backend(config: EvalConfig, task, problems: list[Problem], backend: Backend) -> None:
-    """Before anything is written: the weights are numbers, and every conversation renders and fits the
-    model's context (a backend that exposes no transformers model and tokenizer is trusted)."""
-    model, tokenizer = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
-    if model is None or tokenizer is None or not hasattr(model, "named_parameters"):
-        return
-    check_finite_weights(model, config.model)
-    template = f"chat template '{config.chat_template}'" if config.chat_template else "the model's chat template"
-    check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
-                  [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, config.turns,
-                  config.model, template)
-
-
-def _load_problems(config: EvalConfig) -> tuple[Any, list[Problem]]:
-    try:
-        task = load_task(config.task, **dict(config.task_options))
-    except TypeError as err:
-        raise InputError(f"bad option for task '{config.task}': {err}") from None
-    overrides = (config.correction_instruction, config.first_prompt_template, config.system_prompt)
-    if any(o is not None for o in overrides):
-        task = PromptOverride(task, *overrides)
-    if config.split not in task.splits:
-        raise InputError(f"unknown split '{config.split}' for task {config.task}; available: {', '.join(task.splits)}")
-    problems = task.problems(config.split)[:config.limit]
-    if not problems:
-        raise InputError(f"task {config.task} has no problems in split '{config.split}'")
-    ids = [p.id for p in problems]
-    if len(set(ids)) != len(ids):
-        raise InputError(f"task {config.task} split '{config.split}' repeats problem ids; each must be unique")
-    return task, problems
 
 
 def _first_attempts(config: EvalConfig, problems: list[Problem]) -> tuple[list[Problem], dict[str, str] | None]:
@@ -252,104 +170,6 @@ def load_first_attempts(path: Path) -> dict[str, str]:
             raise InputError(f"first-attempts file '{path}' gives two different attempts for '{problem_id}'")
         given[problem_id] = attempt
     return given
-
-
-def _identity(config: EvalConfig, problems: list[Problem], first_attempts: dict[str, str] | None,
-              model_info: dict) -> dict:
-    """Everything that decides the samples: a run may resume only into a directory with the same identity."""
-    settings = asdict(config)
-    settings.pop("output")
-    settings.pop("prefix_cache_mb")
-    for name in ("chat_template", "first_attempts"):
-        if settings[name] is not None:
-            settings[name] = str(Path(settings[name]).resolve())
-    if Path(config.model).expanduser().is_dir():
-        settings["model"] = str(Path(config.model).expanduser().resolve())
-    given = None
-    if first_attempts is not None:
-        given = hashlib.sha256(json.dumps(first_attempts, sort_keys=True).encode()).hexdigest()
-    return json.loads(json.dumps({"config": settings, "problems_sha256": problems_hash(problems),
-                                  "first_attempts_sha256": given,
-                                  "weights_sha256": model_info.get("weights_sha256")}, default=str))
-
-
-def _check_existing(out: Path, identity: dict) -> None:
-    stored_path = out / CONFIG_FILE
-    if not stored_path.exists():
-        if (out / SAMPLES_FILE).exists():
-            raise InputError(f"{out} holds samples but no {CONFIG_FILE}; use a new --output")
-        return
-    try:
-        stored = json.loads(stored_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as err:
-        raise InputError(f"cannot read {stored_path}: {str(err)[:200]}") from None
-    if stored != identity:
-        raise InputError(f"{out} holds a different run ({_first_difference(stored, identity)}); "
-                         f"rerun with the same settings to resume, or use a new --output")
-
-
-def _first_difference(stored: dict, current: dict, prefix: str = "") -> str:
-    for key in sorted(set(stored) | set(current)):
-        a, b = stored.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            if a != b:
-                return _first_difference(a, b, f"{prefix}{key}.")
-        elif a != b:
-            return f"{prefix}{key}: {json.dumps(a)} there, {json.dumps(b)} now"
-    return "unknown difference"
-
-
-def _recover(path: Path) -> dict[tuple[str, int], dict]:
-    """Rows already written, keyed by (id, sample). A half-written last line (the run died mid-write) is cut off
-    the file; any other unreadable line is an error, never silently skipped."""
-    if not path.exists():
-        return {}
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        with open(path, "r+b") as handle:
-            handle.truncate(end)
-            os.fsync(handle.fileno())
-    rows: dict[tuple[str, int], dict] = {}
-    for number, line in enumerate(data[:end].splitlines(), start=1):
-        try:
-            row = json.loads(line)
-            key = (row["id"], row["sample"])
-            hash(key)
-        except (ValueError, KeyError, TypeError, RecursionError):
-            raise InputError(f"{path} line {number} is not a sample row; the file is damaged") from None
-        if key in rows:
-            raise InputError(f"{path} line {number} repeats problem '{key[0]}' sample {key[1]}")
-        rows[key] = row
-    return rows
-
-
-def _append(path: Path, rows: list[dict]) -> None:
-    """One write and an fsync per chunk: after a crash, a chunk's rows are all there, or a prefix of them."""
-    data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _row(trace: Trace) -> dict:
-    attempts = []
-    for attempt in trace.attempts:
-        flexible = attempt.flexible_verdict or attempt.verdict
-        entry = {"text": attempt.text, "extracted": attempt.extracted, "correct": attempt.correct,
-                 "extracted_flexible": flexible.extracted, "correct_flexible": flexible.correct,
-                 "status": attempt.verdict.status.value, "tokens": attempt.n_tokens, "given": attempt.given}
-        if attempt.verdict.detail:
-            entry["detail"] = attempt.verdict.detail
-        attempts.append(entry)
-    texts = [a.text for a in trace.attempts]
-    return {"id": trace.problem.id, "sample": trace.sample, "messages": list(trace.messages), "attempts": attempts,
-            "edit_ratio": [round(edit_ratio(a, b), 6) for a, b in zip(texts, texts[1:])]}
 
 
 def _per_attempt(grid: list[list[dict]], read) -> list[list[list]]:

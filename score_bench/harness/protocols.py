@@ -9,7 +9,11 @@ from score_bench.harness.types import Message, Problem, Verdict
 
 @runtime_checkable
 class Verifier(Protocol):
-    """Grades extracted answers against problems. Batched so a verifier can spread work over cores."""
+    """Grades extracted answers against problems. Batched so a verifier can spread work over cores.
+
+    Optional: `same_answer_batch(items: Sequence[tuple[Problem, str, str]]) -> list[bool]`, whether each
+    (problem, a, b) are the same answer to that problem, which majority voting groups by (harness.voting);
+    without it, votes group by equal stripped text."""
 
     def verify_batch(self, items: Sequence[tuple[Problem, str | None]]) -> list[Verdict]:
         """One verdict per (problem, extracted answer); None means nothing could be extracted."""

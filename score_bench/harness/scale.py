@@ -9,21 +9,21 @@ attempts include a correct one.
 One set of samples serves every budget: for the largest budget Bmax, conversations 0..Bmax/2-1 run T turns and
 conversations Bmax/2..Bmax-1 run one turn; budget B takes conversations 0..B-1 (first attempts) and 0..B/t-1
 (t-th attempts). Sampling is seeded per (sample, turn) by the rollout, so a prefix is what a run at that budget
-alone would have drawn. Samples go to DIR/samples.jsonl through the eval machinery (harness.evaluation): the
-same identity check, lock, fsynced chunks and resume after a kill. scale.json and votes.jsonl (every vote,
+alone would have drawn. Samples go to DIR/samples.jsonl through what eval uses too (harness.sampling_run,
+harness.samples_log): the same identity check, lock, fsynced chunks and resume after a kill. scale.json and votes.jsonl (every vote,
 for checking by hand) are computed from the samples file alone at the end.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from score_bench.harness import evaluation, metrics
+from score_bench.harness import metrics
 from score_bench.harness.errors import InputError
 from score_bench.harness.evaluation import EvalConfig
 from score_bench.harness.generation import Backend
@@ -31,6 +31,10 @@ from score_bench.harness.guards import check_output_dir, output_lock
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance, write_json_atomic, write_jsonl_atomic
 from score_bench.harness.rollout import RolloutConfig, iter_rollout
+from score_bench.harness.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
+from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_model,
+                                              check_same_run, check_settings, load_model, load_problems,
+                                              run_identity)
 from score_bench.harness.voting import TIE_BREAK_RULE, group_answers, majority_vote
 
 __all__ = ["ScaleConfig", "run_scale", "SCALE_FILE", "VOTES_FILE"]
@@ -41,28 +45,15 @@ ANSWER_FIELDS = {"strict": ("extracted", "correct"), "flexible": ("extracted_fle
 
 
 @dataclass(frozen=True)
-class ScaleConfig:
-    model: str
-    task: str
-    output: Path
+class ScaleConfig(SamplingConfig):
+    """The settings of SamplingConfig (model, task, generation, prompts, backend) plus the scale run's own."""
+
+    temperature: float = 0.7
+    """Must be above 0: a vote over identical greedy samples measures nothing."""
     budgets: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     """Generations per problem to compare the arms at; samples are drawn once for the largest."""
     max_turns: int = 2
     """Longest conversation; above 2 adds the multi-round arms (floor(B/t) conversations of t turns)."""
-    split: str = "test"
-    limit: int | None = None
-    max_new_tokens: int = 512
-    batch_size: int = 32
-    temperature: float = 0.7
-    """Must be above 0: a vote over identical greedy samples measures nothing."""
-    top_p: float = 1.0
-    seed: int = 0
-    """Seeds sampling, tie-breaking and the bootstrap."""
-    dtype: str = "auto"
-    device: str = "auto"
-    chat_template: Path | None = None
-    task_options: Mapping[str, Any] = field(default_factory=dict)
-    backend: str = "transformers"
     extraction: str = "strict"
     """Which answers vote: "strict" (the task's stated format) or "flexible" (e.g. arith's last number), when
     the samples carry flexible grading. Read after sampling, so it can change on a rerun without new samples."""
@@ -70,11 +61,8 @@ class ScaleConfig:
     def as_eval(self) -> EvalConfig:
         """The eval run whose samples.jsonl this scale run writes (Bmax conversations of max_turns turns, of
         which only the first Bmax/2 get past turn 1)."""
-        return EvalConfig(model=self.model, task=self.task, output=self.output, split=self.split, limit=self.limit,
-                          turns=self.max_turns, samples=max(self.budgets), max_new_tokens=self.max_new_tokens,
-                          batch_size=self.batch_size, temperature=self.temperature, top_p=self.top_p,
-                          seed=self.seed, dtype=self.dtype, device=self.device, chat_template=self.chat_template,
-                          task_options=self.task_options, backend=self.backend)
+        shared = {f.name: getattr(self, f.name) for f in fields(SamplingConfig)}
+        return EvalConfig(**shared, turns=self.max_turns, samples=max(self.budgets))
 
 
 def _check(config: ScaleConfig) -> None:
@@ -103,30 +91,26 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend:
     started, started_from = time.time(), provenance()
     _check(config)
     eval_config = config.as_eval()
-    evaluation._check_numbers(eval_config)
+    check_settings(eval_config, "eval")  # the fields as the eval that draws the samples names them
     check_output_dir(Path(config.output))
-    task, problems = evaluation._load_problems(eval_config)
+    task, problems = load_problems(eval_config)
     if backend is None:
-        with phase(progress, f"loading {config.model}", None):
-            from score_bench.harness.backends import load_backend
-
-            backend = load_backend(config.backend, model=config.model, dtype=config.dtype, device=config.device,
-                                   chat_template=config.chat_template, batch_size=config.batch_size)
-    evaluation._check_backend(eval_config, task, problems, backend)
+        backend = load_model(eval_config, progress)
+    check_model(eval_config, task, problems, backend, eval_config.turns)
     model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
     corrected = corrected_conversations(config)
-    identity = {**evaluation._identity(eval_config, problems, None, model_info),
+    identity = {**run_identity(eval_config, problems, None, model_info),
                 "scale": {"corrected_conversations": corrected}}
     out = Path(config.output)
-    evaluation._check_existing(out, identity)  # everything above writes nothing, so bad input leaves no trace
-    samples_path = out / evaluation.SAMPLES_FILE
+    check_same_run(out, identity)  # everything above writes nothing, so bad input leaves no trace
+    samples_path = out / SAMPLES_FILE
     with output_lock(out, "scale"):
-        evaluation._check_existing(out, identity)
-        if not (out / evaluation.CONFIG_FILE).exists():
-            write_json_atomic(out / evaluation.CONFIG_FILE, identity)
-        done = evaluation._recover(samples_path)
+        check_same_run(out, identity)
+        if not (out / CONFIG_FILE).exists():
+            write_json_atomic(out / CONFIG_FILE, identity)
+        done = recover_rows(samples_path)
         resumed = len(done)
-        chunk = config.batch_size * evaluation.CHUNK_BATCHES
+        chunk = config.batch_size * CHUNK_BATCHES
         params = eval_config.generation_params()
         # Corrected conversations first (all turns), then the remaining first attempts (one turn each).
         stages = [(RolloutConfig(turns=config.max_turns, samples=corrected, params=params, chunk_size=chunk),
@@ -135,13 +119,13 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend:
                    set(done) | {(p.id, k) for p in problems for k in range(corrected)})]
 
         def write(traces) -> None:  # in the grading thread, the moment a chunk is graded (as eval does)
-            evaluation._append(samples_path, [evaluation._row(trace) for trace in traces])
+            append_rows(samples_path, [sample_row(trace) for trace in traces])
 
         for rollout_config, skip in stages:
             for _ in iter_rollout(task, problems, backend, rollout_config, skip=skip, progress=progress,
                                   on_graded=write):
                 pass
-        rows = evaluation._recover(samples_path)
+        rows = recover_rows(samples_path)
         with phase(progress, "voting", None):
             result, votes = summarize_scale(config, task, problems, rows)
         result.update({"model": model_info, "config": identity["config"], "resumed_rows": resumed,
@@ -175,8 +159,10 @@ def summarize_scale(config: ScaleConfig, task, problems, rows: Mapping[tuple[str
                       "correct": rows[(p.id, k)]["attempts"][t][correct_key]}
                      for k in range(bmax if t == 0 else corrected)] for p in problems]
                 for t in range(config.max_turns)}
-    groups = {t: group_answers([[a["extracted"] for a in cell] for cell in attempts[t]], task.verifier)
-              for t in attempts}
+    # every turn's grouping in one call, so the verifier sees each distinct answer once (code runs tests)
+    grouped = group_answers([p for _ in attempts for p in problems],
+                            [[a["extracted"] for a in cell] for t in attempts for cell in attempts[t]], task.verifier)
+    groups = {t: grouped[t * len(problems):(t + 1) * len(problems)] for t in attempts}
     votes, per_budget = [], []
     for budget in sorted(config.budgets):
         entry: dict[str, Any] = {"budget": budget}

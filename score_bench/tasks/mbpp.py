@@ -40,6 +40,7 @@ from score_bench.harness.jsonl import read_jsonl_objects
 from score_bench.harness.sandbox import Limits
 from score_bench.harness.types import Message, Problem, Verdict
 from score_bench.harness.verifiers.code import CodeVerifier, CodeVerifierConfig
+from score_bench.harness.verifiers.per_test_outcomes import same_per_test_outcomes
 
 CORRECTION_INSTRUCTION = (
     "# There might be an error in the code above because of lack of understanding of the question. "
@@ -202,6 +203,11 @@ class MbppVerifier:
                     for problem, program in items]
         verdicts = self.code.verify_batch(runnable)
         return [replace(verdict, extracted=program) for verdict, (_, program) in zip(verdicts, items)]
+
+    def same_answer_batch(self, items: Sequence[tuple[Problem, str, str]]) -> list[bool]:
+        """Whether each (problem, a, b) pass and fail the same hidden tests, each run on its own with the
+        row's trusted suffix (harness.verifiers.per_test_outcomes): how majority voting groups programs."""
+        return same_per_test_outcomes(self.verify_batch, items)
 
 
 # ---------------------------------------------------------------- rows -> problems

@@ -9,24 +9,12 @@ stand in."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from score_bench.cli import app
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def embedded_model() -> Path:
-    path = Path(os.environ.get("SCORE_BENCH_BASE_MODEL", ROOT / "models" / "base-seed0"))
-    if not (path / "model.safetensors").exists():
-        pytest.skip(f"embedded base model not built at {path} (score-bench base-model --output {path} --seed 0)")
-    return path
 
 
 @pytest.mark.parametrize("trainer", ["score", "star", "pair-sft"])

@@ -31,6 +31,7 @@ from score_bench.harness import sandbox, settings
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.sandbox import Limits, SandboxError, Zygote
 from score_bench.harness.types import Problem, Status, Verdict
+from score_bench.harness.verifiers.per_test_outcomes import same_per_test_outcomes
 
 DETAIL_CAP = 2000
 """Characters of a verdict's detail: the failing line, the last call, the end of the program's output."""
@@ -95,6 +96,11 @@ class CodeVerifier:
                 for slot in all_slots:
                     slot.close()
         return verdicts  # type: ignore[return-value]
+
+    def same_answer_batch(self, items: Sequence[tuple[Problem, str, str]]) -> list[bool]:
+        """Whether each (problem, a, b) pass and fail the same tests of the problem, each test run on its own
+        (harness.verifiers.per_test_outcomes): the grouping that majority voting uses (harness.voting)."""
+        return same_per_test_outcomes(self.verify_batch, items)
 
 
 class _Slot:

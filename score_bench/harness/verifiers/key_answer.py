@@ -138,9 +138,10 @@ class KeyAnswerVerifier:
         return [self._verify(problem, answer) for problem, answer in items]
 
     @staticmethod
-    def same_answer_batch(pairs: Sequence[tuple[str, str]]) -> list[bool]:
-        """Whether each (a, b) are the same short answer: equal after normalisation (harness.voting groups by it)."""
-        return [normalise(a) == normalise(b) for a, b in pairs]
+    def same_answer_batch(items: Sequence[tuple[Problem, str, str]]) -> list[bool]:
+        """Whether each (problem, a, b) are the same short answer: equal after normalisation (harness.voting
+        groups by it)."""
+        return [normalise(a) == normalise(b) for _, a, b in items]
 
     @staticmethod
     def _verify(problem: Problem, answer: str | None) -> Verdict:

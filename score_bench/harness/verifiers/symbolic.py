@@ -232,10 +232,10 @@ class SymbolicVerifier:
         with self._lock:
             return self._verify(items)
 
-    def same_answer_batch(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
-        """Whether each (a, b) are the same answer by math-verify (a graded as the reference, b as the answer):
-        the grouping that majority voting over samples uses (harness.voting)."""
-        return [v.correct for v in self.verify_batch([(Problem("vote", "", a), b) for a, b in pairs])]
+    def same_answer_batch(self, items: Sequence[tuple[Problem, str, str]]) -> list[bool]:
+        """Whether each (problem, a, b) are the same answer by math-verify (a graded as the reference, b as the
+        answer; the problem plays no part): the grouping that majority voting over samples uses (harness.voting)."""
+        return [v.correct for v in self.verify_batch([(Problem("vote", "", a), b) for _, a, b in items])]
 
     def _verify(self, items: Sequence[tuple[Problem, str | None]]) -> list[Verdict]:
         verdicts: list[Verdict | None] = [None] * len(items)

@@ -1,0 +1,172 @@
+"""What `eval` and `scale` share before and around sampling: the settings both take (SamplingConfig), checking
+them, loading the task's problems and the model, and the run's identity in DIR/eval_config.json, which decides
+whether a rerun into the same directory may resume it. Every check here writes nothing, so bad input leaves
+no trace."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from score_bench.harness.checks import check_fields
+from score_bench.harness.errors import InputError
+from score_bench.harness.generation import Backend, GenerationParams
+from score_bench.harness.guards import check_context, check_finite_weights
+from score_bench.harness.progress import Progress, phase
+from score_bench.harness.prompts import PromptOverride
+from score_bench.harness.provenance import problems_hash
+from score_bench.harness.registry import load_task
+from score_bench.harness.samples_log import SAMPLES_FILE
+from score_bench.harness.types import Problem
+
+__all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_settings", "load_problems", "load_model",
+           "check_model", "run_identity", "check_same_run"]
+
+CONFIG_FILE = "eval_config.json"
+CHUNK_BATCHES = 1
+"""Backend batches per rollout chunk, the unit of resume: one, so a kill loses at most one batch of work
+(grading of one chunk still overlaps generation of the next)."""
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    model: str
+    """A checkpoint directory or a Hugging Face Hub id."""
+    task: str
+    """A registered task name (`score-bench tasks` lists them)."""
+    output: Path
+    """The run directory (eval_config.json, samples.jsonl and the results); rerunning into it resumes."""
+    split: str = "test"
+    limit: int | None = None
+    """Only the first N problems of the split."""
+    max_new_tokens: int = 512
+    batch_size: int = 32
+    temperature: float = 0.0
+    """0 is greedy decoding, the paper's evaluation setting."""
+    top_p: float = 1.0
+    seed: int = 0
+    """Seeds sampling and the bootstrap intervals."""
+    stop: tuple[str, ...] = ()
+    dtype: str = "auto"
+    """auto (bf16 on CUDA, fp32 on CPU), float32 or bfloat16."""
+    device: str = "auto"
+    chat_template: Path | None = None
+    """A Jinja chat template file, for models that ship none."""
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+    """Keyword arguments for the task's constructor (e.g. a data path)."""
+    correction_instruction: str | None = None
+    """Replaces the task's correction instruction (prompts are task data; results record the one used)."""
+    first_prompt_template: str | None = None
+    """Replaces the attempt-1 user message; "{question}" marks where the problem goes."""
+    system_prompt: str | None = None
+    backend: str = "transformers"
+    """transformers, vllm or openai (harness.backends)."""
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    """The backend's own options (e.g. vllm: tensor_parallel_size, max_model_len; openai: base_url,
+    max_concurrency, request_timeout): see the backend's `load`. Part of the run's identity, like the rest."""
+    prefix_cache_mb: float = 1024
+    """Memory kept for reusing attempt k's KV cache in attempt k+1 (0 turns reuse off); speed only, so not part
+    of the run's identity."""
+
+    def generation_params(self) -> GenerationParams:
+        return GenerationParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                                top_p=self.top_p, seed=self.seed, stop=tuple(self.stop))
+
+
+def check_settings(config: SamplingConfig, who: str) -> None:
+    """Every number in range and every stop string usable, before anything is loaded."""
+    check_fields(config, who)
+    if not all(isinstance(text, str) and text for text in config.stop):
+        raise InputError("every stop string must be a non-empty string")
+
+
+def load_problems(config: SamplingConfig) -> tuple[Any, list[Problem]]:
+    """The task (with any prompt overrides) and the problems of the split to run, ids unique."""
+    try:
+        task = load_task(config.task, **dict(config.task_options))
+    except TypeError as err:
+        raise InputError(f"bad option for task '{config.task}': {err}") from None
+    overrides = (config.correction_instruction, config.first_prompt_template, config.system_prompt)
+    if any(o is not None for o in overrides):
+        task = PromptOverride(task, *overrides)
+    if config.split not in task.splits:
+        raise InputError(f"unknown split '{config.split}' for task {config.task}; available: {', '.join(task.splits)}")
+    problems = task.problems(config.split)[:config.limit]
+    if not problems:
+        raise InputError(f"task {config.task} has no problems in split '{config.split}'")
+    ids = [p.id for p in problems]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"task {config.task} split '{config.split}' repeats problem ids; each must be unique")
+    return task, problems
+
+
+def load_model(config: SamplingConfig, progress: Progress | None = None) -> Backend:
+    """The backend that samples from config.model, loaded under a progress phase."""
+    with phase(progress, f"loading {config.model}", None):
+        from score_bench.harness.backends import load_backend
+
+        return load_backend(config.backend, model=config.model, dtype=config.dtype, device=config.device,
+                            chat_template=config.chat_template, batch_size=config.batch_size,
+                            prefix_cache_mb=config.prefix_cache_mb, **dict(config.backend_options))
+
+
+def check_model(config: SamplingConfig, task, problems: list[Problem], backend: Backend, turns: int) -> None:
+    """Before anything is written: the weights are numbers, and every conversation of `turns` attempts renders
+    and fits the model's context (a backend that exposes no transformers model and tokenizer is trusted)."""
+    model, tokenizer = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
+    if model is None or tokenizer is None or not hasattr(model, "named_parameters"):
+        return
+    check_finite_weights(model, config.model)
+    template = f"chat template '{config.chat_template}'" if config.chat_template else "the model's chat template"
+    check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
+                  [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, turns,
+                  config.model, template)
+
+
+def run_identity(config: SamplingConfig, problems: list[Problem], first_attempts: dict[str, str] | None,
+                 model_info: dict) -> dict:
+    """Everything that decides the samples: a run may resume only into a directory with the same identity."""
+    settings = asdict(config)
+    settings.pop("output")
+    settings.pop("prefix_cache_mb")
+    for name in ("chat_template", "first_attempts"):
+        if settings.get(name) is not None:
+            settings[name] = str(Path(settings[name]).resolve())
+    if Path(config.model).expanduser().is_dir():
+        settings["model"] = str(Path(config.model).expanduser().resolve())
+    given = None
+    if first_attempts is not None:
+        given = hashlib.sha256(json.dumps(first_attempts, sort_keys=True).encode()).hexdigest()
+    return json.loads(json.dumps({"config": settings, "problems_sha256": problems_hash(problems),
+                                  "first_attempts_sha256": given,
+                                  "weights_sha256": model_info.get("weights_sha256")}, default=str))
+
+
+def check_same_run(out: Path, identity: dict) -> None:
+    """Refuse a directory that holds another run (a different identity, or samples with none)."""
+    stored_path = out / CONFIG_FILE
+    if not stored_path.exists():
+        if (out / SAMPLES_FILE).exists():
+            raise InputError(f"{out} holds samples but no {CONFIG_FILE}; use a new --output")
+        return
+    try:
+        stored = json.loads(stored_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
+        raise InputError(f"cannot read {stored_path}: {str(err)[:200]}") from None
+    if stored != identity:
+        raise InputError(f"{out} holds a different run ({_first_difference(stored, identity)}); "
+                         f"rerun with the same settings to resume, or use a new --output")
+
+
+def _first_difference(stored: dict, current: dict, prefix: str = "") -> str:
+    for key in sorted(set(stored) | set(current)):
+        a, b = stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            if a != b:
+                return _first_difference(a, b, f"{prefix}{key}.")
+        elif a != b:
+            return f"{prefix}{key}: {json.dumps(a)} there, {json.dumps(b)} now"
+    return "unknown difference"
