@@ -102,8 +102,9 @@ class ScoreConfig(RunConfig):
     max_new_tokens: int = 1024
     """Per attempt. An attempt cut here keeps its tokens but its end-of-turn token is not trained."""
     generation_batch_size: int = 64
-    """Conversations the sampler decodes together, and the rollout's chunk: a step samples its batch in chunks
-    of this many and frees the sampler's KV after each, so sampling memory does not grow with batch_size."""
+    """Conversations the sampler decodes together, and (backend transformers) the rollout's chunk: a step samples
+    its batch in chunks of this many and frees the sampler's KV after each, so its memory does not grow with
+    batch_size."""
     device: str = "auto"
     """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
     backend: Literal["transformers", "vllm"] = "transformers"
@@ -192,6 +193,9 @@ class ScoreRun:
         device, source, self.tokenizer = start.device, start.source, start.tokenizer
         self.model = start.model
         """The bare policy: generation and checkpoints. `policy` is the same module as prepared (DDP-wrapped)."""
+        self.sharded_here = fsdp.is_sharded(self.model)
+        """Sharded by start_run (FSDP on CPU, harness.fsdp), not by accelerate: weights and optimiser state are
+        gathered and loaded here."""
         optimizer = build_optimizer(self.model, config)
         self.device = torch.device(device)
         self.rng = random.Random(config.seed)
@@ -201,7 +205,7 @@ class ScoreRun:
         if saved is not None:
             self._restore(saved, optimizer)
         # The policy stays in eval mode: log-probabilities are scored without dropout, like the samples were.
-        if fsdp.is_sharded(self.model):  # sharded on CPU by harness.fsdp: accelerate would wrap it in DDP
+        if self.sharded_here:  # accelerate would wrap it in DDP
             self.policy, self.optimizer = self.model, self.accelerator.prepare(optimizer)
         else:
             self.policy, self.optimizer = self.accelerator.prepare(self.model, optimizer)
@@ -225,7 +229,7 @@ class ScoreRun:
         return self.accelerator.is_main_process
 
     def _restore(self, saved: SavedState, optimizer: torch.optim.Optimizer) -> None:
-        if fsdp.is_sharded(self.model):
+        if self.sharded_here:
             fsdp.load_full_state(self.model, optimizer, saved.model, saved.optimizer)
         else:
             self.model.load_state_dict(saved.model)
@@ -240,7 +244,7 @@ class ScoreRun:
     def save_state(self, stage: int) -> None:
         """OUTPUT/state/ from the main process; every process takes part (FSDP/DeepSpeed gather weights)."""
         weights = fsdp.state_dict(self.accelerator, self.policy)
-        optimizer = (fsdp.full_optimizer_state(self.model, self.optimizer.optimizer) if fsdp.is_sharded(self.model)
+        optimizer = (fsdp.full_optimizer_state(self.model, self.optimizer.optimizer) if self.sharded_here
                      else self.optimizer.state_dict())
         if self.main:
             extra = {"problem_rng": self.rng.getstate(), "order": [p.id for p in self.order]}

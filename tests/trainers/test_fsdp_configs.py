@@ -112,3 +112,18 @@ def test_fsdp_launch_on_cpu_of_a_trainer_without_sharding_is_refused(tiny_model,
     assert done.returncode != 0
     assert "InputError: the accelerate config asks for FSDP, but accelerate runs MULTI_CPU on cpu" in done.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("settings, environment, message", [
+    ({"lora_r": 8}, {}, "lora_r > 0 is not supported with FSDP on CPU"),
+    ({"micro_batch_tokens": 512}, {}, "micro_batch_tokens is not supported under FSDP"),
+    ({}, {"FSDP_VERSION": "1"}, "asks for fsdp_version 1: set fsdp_version: 2"),
+])
+def test_what_fsdp_on_cpu_does_not_run_is_refused_by_name(settings, environment, message, monkeypatch):
+    from score_bench.harness import fsdp
+    from score_bench.harness.errors import InputError
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(InputError, match=message):
+        fsdp.check_cpu_fsdp(build_config(ScoreConfig, PRESETS, "smoke", settings))
