@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from score_bench.harness.errors import InputError, ScoreBenchError
 
 __all__ = ["LOCK_FILE", "output_lock", "check_output_not_model", "check_output_dir", "check_finite_weights",
-           "check_finite_loss", "check_context", "resolved_model"]
+           "check_finite_loss", "check_context", "model_context", "resolved_model"]
 
 LOCK_FILE = ".lock"
 
@@ -103,15 +103,15 @@ def check_finite_loss(loss: Any, step: int, output: Path) -> None:
                               "Lower learning_rate or set grad_clip")
 
 
-def check_context(tokenizer: Any, model_config: Any, conversations: Sequence[list[Mapping[str, str]]],
+def check_context(tokenizer: Any, context: tuple[int | None, str], conversations: Sequence[list[Mapping[str, str]]],
                   instruction_turn: Sequence[Mapping[str, str]], max_new_tokens: int, turns: int, model: str,
                   template: str = "the chat template") -> None:
-    """Refuse, before generating, a run whose longest conversation cannot fit the model's context
-    (max_position_embeddings): attempt-1 prompt + `turns` attempts of max_new_tokens + the correction
-    instruction before each later attempt. `conversations` are the attempt-1 prompts; `instruction_turn` the
-    user turn of the correction instruction. Also renders them, so a chat template that cannot render the
-    task's conversations fails here, not mid-run."""
-    limit = getattr(model_config, "max_position_embeddings", None)
+    """Refuse, before generating, a run whose longest conversation cannot fit the context: attempt-1 prompt +
+    `turns` attempts of max_new_tokens + the correction instruction before each later attempt. `context` is the
+    limit and what sets it (the model's max_position_embeddings, or a backend's own, e.g. vLLM's max_model_len).
+    `conversations` are the attempt-1 prompts; `instruction_turn` the user turn of the correction instruction.
+    Also renders them, so a chat template that cannot render the task's conversations fails here, not mid-run."""
+    limit, limit_name = context
     longest, overhead = 0, 0
     try:
         rendered = [tokenizer.apply_chat_template(list(m), tokenize=False, add_generation_prompt=True)
@@ -135,8 +135,13 @@ def check_context(tokenizer: Any, model_config: Any, conversations: Sequence[lis
     if need > limit:
         raise InputError(f"a conversation needs up to {need} tokens (longest prompt {longest}, {turns} attempt(s) "
                          f"of max_new_tokens {max_new_tokens}, correction turns {max(overhead, 0)} each) but model "
-                         f"'{model}' has a context of {limit} (max_position_embeddings); lower max_new_tokens or "
+                         f"'{model}' has a context of {limit} ({limit_name}); lower max_new_tokens or "
                          "turns, or shorten the prompts")
+
+
+def model_context(model: Any) -> tuple[int | None, str]:
+    """A transformers model's context, in check_context's form."""
+    return getattr(model.config, "max_position_embeddings", None), "max_position_embeddings"
 
 
 def _count(tokenizer: Any, text: str) -> int:

@@ -115,13 +115,14 @@ def load_model(config: SamplingConfig, progress: Progress | None = None) -> Back
 
 def check_model(config: SamplingConfig, task, problems: list[Problem], backend: Backend, turns: int) -> None:
     """Before anything is written: the weights are numbers, and every conversation of `turns` attempts renders
-    and fits the model's context (a backend that exposes no transformers model and tokenizer is trusted)."""
+    and fits the backend's context (a backend without a local tokenizer, e.g. a served endpoint, is trusted)."""
     model, tokenizer = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
-    if model is None or tokenizer is None or not hasattr(model, "named_parameters"):
+    if tokenizer is None:
         return
-    check_finite_weights(model, config.model)
+    if model is not None and hasattr(model, "named_parameters"):
+        check_finite_weights(model, config.model)
     template = f"chat template '{config.chat_template}'" if config.chat_template else "the model's chat template"
-    check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
+    check_context(tokenizer, backend.context, [task.first_prompt(p) for p in problems],
                   [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, turns,
                   config.model, template)
 

@@ -27,7 +27,7 @@ from score_bench.harness.backends import release_sampler
 from score_bench.harness.checks import check_fields, coerce
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
-from score_bench.harness.guards import check_context, check_finite_weights, check_output_not_model
+from score_bench.harness.guards import check_context, check_finite_weights, check_output_not_model, model_context
 from score_bench.harness.memory_options import (MemoryOptions, apply_memory_options, check_sharding,
                                                 checkpoint_weights, validate_memory_options)
 from score_bench.harness.metrics import summarize
@@ -484,7 +484,7 @@ def start_run(config: Any, who: str, task: Task | None = None, cpu_fsdp: bool = 
     model = load_model(source, config.model, torch.float32).to(device)
     check_finite_weights(model, config.model)
     if getattr(config, "max_new_tokens", None):
-        check_context(tokenizer, model.config, [task.first_prompt(p) for p in problems],
+        check_context(tokenizer, model_context(model), [task.first_prompt(p) for p in problems],
                       [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2,
                       config.model)
     model = apply_memory_options(model, config)

@@ -125,3 +125,17 @@ def test_bad_options_fail_before_an_engine_starts(smollm2, options, message):
 
     with pytest.raises(InputError, match=message):
         load_backend("vllm", **{"model": str(smollm2), **options})
+
+
+def test_a_conversation_longer_than_max_model_len_is_refused_before_generating(engine, smollm2):
+    """vLLM refuses a prompt over its max_model_len mid-run (an MBPP test problem of 2,099 prompt tokens did, at
+    --max-model-len 2048): the harness checks every conversation against the engine's own limit first."""
+    from score_bench.harness.guards import check_context
+
+    assert engine.context == (2048, "vLLM max_model_len")
+    fits = [{"role": "user", "content": "What is 2 + 2?"}]
+    too_long = [{"role": "user", "content": "1 + " * 1500 + "1 = ?"}]
+    again = [{"role": "user", "content": "Check your answer."}]
+    check_context(engine.tokenizer, engine.context, [fits], again, 256, 2, str(smollm2))
+    with pytest.raises(InputError, match=r"context of 2048 \(vLLM max_model_len\)"):
+        check_context(engine.tokenizer, engine.context, [fits, too_long], again, 256, 2, str(smollm2))

@@ -19,6 +19,7 @@ from typing import Iterator, Sequence
 
 import torch
 
+from score_bench.harness.guards import model_context
 from score_bench.harness.backends._decoding import (Batch, PrefixStore, Sampler, cache_argument, row_seed,
                                                     stack_prefixes)
 from score_bench.harness.errors import InputError
@@ -237,6 +238,11 @@ class TransformersBackend:
         return {"source": self.source, "weights_sha256": weights_sha256(self.source) if self.source else None,
                 "architecture": type(self.model).__name__, "dtype": str(self.model.dtype).removeprefix("torch."),
                 "device": str(self.device), "parameters": sum(p.numel() for p in self.model.parameters())}
+
+    @property
+    def context(self) -> tuple[int | None, str]:
+        """The longest conversation the model takes, and what sets it (the harness checks runs against it)."""
+        return model_context(self.model)
 
     def _stop_token_ids(self) -> frozenset[int]:
         return end_of_turn_ids(self.tokenizer, self.model.generation_config)

@@ -150,6 +150,12 @@ class VllmBackend:
                 "engine": {"name": "vllm", "version": vllm.__version__, "max_model_len": config.max_model_len,
                            **self.engine_options}}
 
+    @property
+    def context(self) -> tuple[int, str]:
+        """The longest conversation the engine takes (its max_model_len, --max-model-len or the model's), checked
+        before a run starts: vLLM would refuse a longer prompt mid-run."""
+        return self.llm.llm_engine.model_config.max_model_len, "vLLM max_model_len"
+
     def generate(self, conversations: Sequence[list[Message]], params: GenerationParams) -> list[Completion]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
