@@ -20,7 +20,8 @@ from rich.text import Text
 
 from score_bench.harness import registry
 from score_bench.harness.errors import ScoreBenchError
-from score_bench.harness.guards import LOCK_FILE, check_output_dir, check_output_not_model, output_lock
+from score_bench.harness.guards import (LOCK_FILE, check_model_saveable, check_output_dir, check_output_not_model,
+                                       output_lock)
 from score_bench.harness.jsonl import read_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -500,6 +501,7 @@ def train(
     overrides.update(task=task, model=model, output=str(output))
     resolved = build_config(trainer_cls.config_class, trainer_cls.presets, preset, overrides)
     check_output_not_model(output, model)
+    check_model_saveable(model)
     check_output_dir(output)
     if dry_run:
         _print_memory_estimate(resolved, getattr(trainer_cls, "keeps_reference", False))

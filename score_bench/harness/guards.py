@@ -6,6 +6,7 @@ would have spoiled."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from score_bench.harness.errors import InputError, ScoreBenchError
 
 __all__ = ["LOCK_FILE", "output_lock", "check_output_not_model", "check_output_dir", "check_finite_weights",
-           "check_finite_loss", "check_context", "model_context", "resolved_model"]
+           "check_model_saveable", "check_finite_loss", "check_context", "model_context", "resolved_model"]
 
 LOCK_FILE = ".lock"
 
@@ -80,6 +81,23 @@ def check_output_not_model(output: Path, model: str, option: str = "--output") -
     if path.is_dir() and Path(output).expanduser().resolve() == path.resolve():
         raise InputError(f"{option} {output} is the model directory {model}; writing there would overwrite the "
                          "base checkpoint: use another directory")
+
+
+def check_model_saveable(model: str) -> None:
+    """Refuse, before anything is loaded, a local checkpoint whose config.json still says it is GGUF-quantized
+    (what transformers writes when it dequantizes a .gguf, although the safetensors are plain floats): it loads
+    and trains, but transformers refuses to save it, so a run would end in a crash at its first checkpoint."""
+    config_file = Path(model).expanduser() / "config.json"
+    if not config_file.is_file():
+        return  # a Hub id, or no checkpoint here (the loader says so)
+    try:
+        quantization = json.loads(config_file.read_text(encoding="utf-8")).get("quantization_config") or {}
+    except (ValueError, AttributeError):
+        return  # not a JSON object: the loader reports it
+    if isinstance(quantization, dict) and quantization.get("quant_method") == "gguf":
+        raise InputError(f"model '{model}': config.json has quantization_config gguf, which transformers cannot "
+                         "save after training; re-import the .gguf with `score-bench import-gguf` (`make "
+                         "real-model`), which writes a plain checkpoint")
 
 
 def check_finite_weights(model: Any, name: str) -> None:

@@ -99,10 +99,13 @@ def sequence_length(tokenizer, task, split: str, max_new_tokens: int) -> int:
     problems = task.problems(split)[:PROMPTS_MEASURED]
     if not problems:
         raise InputError(f"task '{task.name}' has no problems in split '{split}'")
-    prompt = max(len(tokenizer.apply_chat_template(task.first_prompt(p), tokenize=True, add_generation_prompt=True))
+    # return_dict=False: transformers 5 returns a BatchEncoding by default, whose len() is its 2 keys, not the tokens
+    prompt = max(len(tokenizer.apply_chat_template(task.first_prompt(p), tokenize=True, add_generation_prompt=True,
+                                                   return_dict=False))
                  for p in problems)
     turn = [{"role": "user", "content": task.correction_instruction}]
-    instruction = len(tokenizer.apply_chat_template(turn, tokenize=True, add_generation_prompt=True))
+    instruction = len(tokenizer.apply_chat_template(turn, tokenize=True, add_generation_prompt=True,
+                                                    return_dict=False))
     return prompt + instruction + 2 * max_new_tokens + 4  # + the end-of-turn tokens and their newlines
 
 

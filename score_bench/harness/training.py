@@ -27,7 +27,8 @@ from score_bench.harness.backends import release_sampler
 from score_bench.harness.checks import check_fields, coerce
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
-from score_bench.harness.guards import check_context, check_finite_weights, check_output_not_model, model_context
+from score_bench.harness.guards import (check_context, check_finite_weights, check_model_saveable,
+                                       check_output_not_model, model_context)
 from score_bench.harness.memory_options import (MemoryOptions, apply_memory_options, check_sharding,
                                                 checkpoint_weights, validate_memory_options)
 from score_bench.harness.metrics import summarize
@@ -451,6 +452,7 @@ def start_run(config: Any, who: str, task: Task | None = None, cpu_fsdp: bool = 
 
     check_fields(config, who)
     check_output_not_model(Path(config.output), config.model)
+    check_model_saveable(config.model)
     check_output_identity(Path(config.output), config, CONFIG_FILE)
     device = resolve_device(config.device)
     validate_memory_options(config, device)

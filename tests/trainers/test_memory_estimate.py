@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from score_bench.cli import app
 from score_bench.harness.errors import InputError
-from score_bench.harness.memory_estimate import estimate, model_shape, sequence_length
+from score_bench.harness.memory_estimate import PROMPTS_MEASURED, estimate, model_shape, sequence_length
 from score_bench.harness.registry import load_task
 from score_bench.harness.training import build_config
 from score_bench.trainers.score import PRESETS, ScoreConfig
@@ -76,7 +76,15 @@ def test_sequence_length_counts_prompt_instruction_and_two_attempts(tiny_model):
     task = load_task("arith")
     short, long = (sequence_length(tokenizer, task, "train", n) for n in (16, 116))
     assert long - short == 200
-    assert short > 32  # the prompt and the instruction count too
+
+    def tokens(messages):  # rendered as text, then tokenized: independent of apply_chat_template's return type
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    prompt = max(tokens(task.first_prompt(p)) for p in task.problems("train")[:PROMPTS_MEASURED])
+    instruction = tokens([{"role": "user", "content": task.correction_instruction}])
+    assert prompt > 20  # a real prompt, not the 2 keys of a BatchEncoding (transformers 5 counted those)
+    assert short == prompt + instruction + 2 * 16 + 4
 
 
 def test_tied_embeddings_are_counted_once(tiny_model, tmp_path):
