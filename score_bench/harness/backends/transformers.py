@@ -19,11 +19,11 @@ from typing import Iterator, Sequence
 
 import torch
 
-from score_bench.harness.guards import model_context
 from score_bench.harness.backends._decoding import (Batch, PrefixStore, Sampler, cache_argument, row_seed,
                                                     stack_prefixes)
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Completion, GenerationParams
+from score_bench.harness.guards import model_context
 from score_bench.harness.types import Message
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
