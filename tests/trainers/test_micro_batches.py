@@ -72,16 +72,16 @@ def score_run(tiny_model, tmp_path, micro, **changes) -> ScoreRun:
     config = replace(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), grad_clip=0.0,
                      output=str(tmp_path / f"out-{micro}"), samples_per_problem=1, micro_batch_size=micro,
                      beta1=0.5, beta2=0.5, **changes)
-    run = ScoreRun(config, task=ParityTask())
-    perturb(run.model)
-    return run
+    score = ScoreRun(config, task=ParityTask())
+    perturb(score.run.model)
+    return score
 
 
-def score_gradient(run: ScoreRun, stage: int):
-    batch = encode_two_attempts(run.tokenizer, examples())
-    run.optimizer.zero_grad(set_to_none=True)
-    result = run.backward(stage, batch, rewards())
-    return grads(run.model), result
+def score_gradient(score: ScoreRun, stage: int):
+    batch = encode_two_attempts(score.run.tokenizer, examples())
+    score.run.optimizer.zero_grad(set_to_none=True)
+    result = score.backward(stage, batch, rewards())
+    return grads(score.run.model), result
 
 
 @pytest.mark.parametrize("stage, changes", [
@@ -102,8 +102,9 @@ def test_score_micro_batches_take_the_one_pass_gradient(tiny_model, tmp_path, st
 def test_a_baseline_per_micro_batch_would_change_the_gradient(tiny_model, tmp_path):
     """The counter-check: scoring each micro-batch with its own leave-one-out baseline (what naive accumulation
     does) is far from the one-pass gradient, so the equality above is not a tolerance artefact."""
-    run = score_run(tiny_model, tmp_path, None)
-    whole, _ = score_gradient(run, 1)
+    score = score_run(tiny_model, tmp_path, None)
+    run = score.run
+    whole, _ = score_gradient(score, 1)
     batch = encode_two_attempts(run.tokenizer, examples())
     r1, r2 = rewards()
     run.optimizer.zero_grad(set_to_none=True)
@@ -125,16 +126,16 @@ def test_sft_micro_batches_take_the_one_pass_gradient(tiny_model, tmp_path, trai
     def gradient(micro):
         config = replace(build_config(config_class, presets, "smoke"), model=str(tiny_model), grad_clip=0.0,
                          output=str(tmp_path / f"{trainer}-{micro}"), micro_batch_size=micro)
-        run = SftRun(config, trainer, task=ParityTask())
-        row = run._update(examples())  # the step is taken; the gradient stays in .grad
-        return grads(run.model), row
+        sft = SftRun(config, trainer, task=ParityTask())
+        loss, tokens = sft.backward(examples())  # the minibatch's gradient, in .grad
+        return grads(sft.run.model), float(loss), tokens
 
-    whole, whole_row = gradient(None)
-    parts, parts_row = gradient(MICRO)
+    whole, whole_loss, whole_tokens = gradient(None)
+    parts, parts_loss, parts_tokens = gradient(MICRO)
     assert max(float(g.abs().max()) for g in whole.values()) > 1e-3
     assert max_difference(whole, parts) < TOLERANCE
-    assert parts_row["loss"] == pytest.approx(whole_row["loss"], rel=1e-6)
-    assert parts_row["attempt2_tokens"] == whole_row["attempt2_tokens"]
+    assert parts_loss == pytest.approx(whole_loss, rel=1e-6)
+    assert parts_tokens == whole_tokens
 
 
 def test_micro_batches_split_by_rows_and_by_padded_tokens():

@@ -18,7 +18,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.training import build_config, encode_two_attempts
-from score_bench.trainers._sft import SftRun, sft_loss, whole_batch
+from score_bench.harness.training_run import whole_batch
+from score_bench.trainers._sft import SftRun, sft_loss
 from score_bench.trainers.star import PRESETS, StarConfig, StarTrainer
 
 from test_score_ddp import free_port
@@ -77,7 +78,7 @@ def test_two_process_star_run_writes_a_checkpoint_and_takes_the_whole_minibatch_
     # gathered traces, the kept examples and the minibatch order are the same, and so must step 1 be.
     first: list = []
     update = SftRun._update
-    monkeypatch.setattr(SftRun, "_update", lambda run, examples: first.append(examples) or update(run, examples))
+    monkeypatch.setattr(SftRun, "_update", lambda sft, examples: first.append(examples) or update(sft, examples))
     config = build_config(StarConfig, PRESETS, "smoke", {**settings, "output": str(tmp_path / "single")})
     alone = log_rows(StarTrainer().train(config, task=ParityTask()))
     assert rows[0] == alone[0]  # the base model's evaluation, on the main process
