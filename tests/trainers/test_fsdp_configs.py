@@ -1,13 +1,14 @@
 """The accelerate config files in configs/accelerate: each loads as accelerate reads it and asks for what its name
-says. The FSDP config runs SCoRe on CPU in two processes (sharded with torch's FSDP2 by the trainer, since
-accelerate selects FSDP on GPUs only) and takes the one-process steps; a trainer that does not shard refuses
-the launch. (DeepSpeed needs GPUs: not run here.)"""
+says. The FSDP config runs SCoRe and an SFT baseline on CPU in two processes (sharded with torch's FSDP2 by the
+run skeleton, since accelerate selects FSDP on GPUs only) and takes the one-process steps. (DeepSpeed needs GPUs:
+not run here.)"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,12 @@ from accelerate.commands.config.config_args import ClusterConfig
 from safetensors.torch import load_file
 
 from score_bench.harness.training import build_config
+from score_bench.trainers.pair_sft import PRESETS as PAIR_PRESETS, PairSftConfig, PairSftTrainer
 from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreTrainer
 
 from test_score_ddp import free_port
 from test_score_resume import child_env, log_rows, write_script
 from test_score_trainer import ParityTask
-from test_sft_ddp import SCRIPT as STAR_SCRIPT
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
 
@@ -100,18 +101,58 @@ def test_two_process_fsdp_score_step_equals_the_one_process_step_on_the_whole_ba
     assert sharded[3] == replicated[3]  # the final model's evaluation
 
 
-def test_fsdp_launch_on_cpu_of_a_trainer_without_sharding_is_refused(tiny_model, tmp_path):
-    """The SFT baselines do not shard on CPU: accelerate would silently run them as plain DDP, so the launch is
-    refused in one line before the run writes anything."""
-    out = tmp_path / "fsdp"
+PAIR_SCRIPT = textwrap.dedent(f"""
+    import json, sys
+
+    if __name__ == "__main__":
+        import torch
+        torch.set_num_threads(1)
+        sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+        from test_score_trainer import ParityTask
+        from score_bench.harness.training import build_config
+        from score_bench.trainers.pair_sft import PRESETS, PairSftConfig, PairSftTrainer
+        PairSftTrainer().train(build_config(PairSftConfig, PRESETS, "smoke", json.loads(sys.argv[1])),
+                               task=ParityTask())
+""")
+
+
+def test_two_process_fsdp_baseline_step_equals_the_one_process_step(tiny_model, tmp_path):
+    """The SFT baselines run on the same skeleton as SCoRe, so an FSDP launch on CPU shards their policy too
+    (it was refused before). One Pair-SFT update on a minibatch of 3 (slices of 2 and 1 examples) in micro-batches
+    of one: the process with one example scores a weight-0 pass in place of its missing second micro-batch, as
+    every sharded forward is a collective. A state is saved before the update (once the examples are chosen),
+    which must not touch Adam's state. The weights after the update are those of one process on the whole
+    minibatch, to within 1e-3 of the update itself: gradients summed in another order move Adam's first step
+    g / (|g| + eps) far less than that; what was measured is one float32 rounding of a weight near 1 (1.2e-7, about
+    1e-4 of the update). A zero-lr step taken by that save would have shrunk the update to 0.74 of its size."""
+    out, alone = tmp_path / "fsdp", tmp_path / "single"
     settings = {"model": str(tiny_model), "output": str(out), "split": "train", "eval_split": "train",
-                "batch_size": 2, "device": "cpu"}
-    script = tmp_path / "train_star.py"
-    script.write_text(STAR_SCRIPT)
+                "batch_size": 2, "max_new_tokens": 8, "sampling_batches": 1, "updates": 1, "sft_batch_size": 3,
+                "micro_batch_size": 1, "save_every": 1, "eval_every": 1, "device": "cpu"}
+    script = tmp_path / "train_pair_sft.py"
+    script.write_text(PAIR_SCRIPT)
     done = launch(script, settings, *FSDP)
-    assert done.returncode != 0
-    assert "InputError: the accelerate config asks for FSDP, but accelerate runs MULTI_CPU on cpu" in done.stderr
-    assert not out.exists()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sharded with torch's FSDP2 over 2 processes" in done.stdout
+    assert json.loads((out / "state" / "meta.json").read_text())["world_size"] == 2
+
+    single = PairSftTrainer().train(build_config(PairSftConfig, PAIR_PRESETS, "smoke",
+                                                 {**settings, "output": str(alone)}), task=ParityTask())
+    rows, alone_rows = log_rows(out), log_rows(single)
+    assert [(r["kind"], r["step"]) for r in rows] == [("eval", 0), ("train", 1), ("eval", 1)]
+    assert rows[0] == alone_rows[0]  # the base model's evaluation, generated from gathered shards
+    for key in ("examples", "traces_sampled", "accuracy_t1", "accuracy_t2", "batch_examples", "attempt2_tokens"):
+        assert rows[1][key] == alone_rows[1][key], key
+    for key in ("loss", "grad_norm"):
+        assert rows[1][key] == pytest.approx(alone_rows[1][key], rel=1e-5), key
+    base, sharded, whole = (load_file(d / "model.safetensors") for d in (tiny_model, out, single))
+    update = max(float((whole[name] - base[name]).abs().max()) for name in base)
+    assert update > 1e-4  # the step moved the weights
+    assert max(float((sharded[name] - whole[name]).abs().max()) for name in base) <= 1e-3 * update
+
+    again = launch(script, settings, *FSDP)  # resumes from the state after the update: nothing left to do
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert all(torch.equal(sharded[name], tensor) for name, tensor in load_file(out / "model.safetensors").items())
 
 
 @pytest.mark.parametrize("settings, environment, message", [
