@@ -80,7 +80,7 @@ class SamplingConfig:
                                 top_p=self.top_p, seed=self.seed, stop=tuple(self.stop))
 
 
-C = TypeVar("C", bound=SamplingConfig)
+Config = TypeVar("Config", bound=SamplingConfig)
 
 
 def check_settings(config: SamplingConfig, who: str) -> None:
@@ -120,8 +120,8 @@ def load_model(config: SamplingConfig, progress: Progress | None = None) -> Back
                             prefix_cache_mb=config.prefix_cache_mb, **dict(config.backend_options))
 
 
-def fit_to_model(config: C, task, problems: list[Problem], backend: Backend, turns: int,
-                 progress: Progress | None = None) -> C:
+def fit_to_model(config: Config, task, problems: list[Problem], backend: Backend, turns: int,
+                 progress: Progress | None = None) -> Config:
     """`config` with max_new_tokens settled, checked before anything is written: the weights are numbers, and
     every conversation of `turns` attempts renders and fits the backend's context (a backend without a local
     tokenizer, e.g. a served endpoint, is trusted). A max_new_tokens not given becomes the most that fits, at most
@@ -152,7 +152,7 @@ def fit_to_model(config: C, task, problems: list[Problem], backend: Backend, tur
     return config
 
 
-def _settled(config: C, value: int, why: str, progress: Progress | None) -> C:
+def _settled(config: Config, value: int, why: str, progress: Progress | None) -> Config:
     if config.max_new_tokens is not None:
         return config
     note(progress, f"max_new_tokens not given: using {value} ({why}); give --max-new-tokens to choose")
