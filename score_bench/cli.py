@@ -334,9 +334,13 @@ def base_model(
     minutes: Optional[float] = typer.Option(None, help="Wall-clock cap on training; a capped build is not deterministic."),
     eval_problems: Optional[int] = typer.Option(None, help="Test problems measured for the card (0 skips)."),
 ):
-    """Build the embedded tiny base model (tokenizer, Llama, arith pre-training) offline."""
+    """Build the embedded tiny base model (tokenizer, Llama, arith pre-training) offline, with CPU kernels pinned
+    to AVX2 so the same seed gives the same model on any x86-64 CPU (harness.cpu_kernels)."""
     from dataclasses import replace
 
+    from score_bench.harness.cpu_kernels import pin_cpu_kernels
+
+    pin_cpu_kernels()
     from score_bench.embedded.build import build_base_model
     from score_bench.embedded.config import BaseModelConfig
 
