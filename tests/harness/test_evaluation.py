@@ -76,6 +76,7 @@ def check_results_against_samples(results: dict, rows: list[dict], config: EvalC
     for row in rows:
         texts = [a["text"] for a in row["attempts"]]
         assert [m["content"] for m in row["messages"] if m["role"] == "assistant"] == texts
+        # the samples log keeps 6 decimals
         assert row["edit_ratio"] == pytest.approx([edit_ratio(a, b) for a, b in zip(texts, texts[1:])], abs=1e-6)
     mean_ratio = sum(r["edit_ratio"][0] for r in rows) / n
     assert results["edit_ratio"]["t1_t2"]["mean"] == pytest.approx(mean_ratio)
