@@ -17,7 +17,7 @@ for checking by hand) are computed from the samples file alone at the end.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,8 +32,8 @@ from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance, write_json_atomic, write_jsonl_atomic
 from score_bench.harness.rollout import RolloutConfig, iter_rollout
 from score_bench.harness.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
-from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_model,
-                                              check_same_run, check_settings, load_model, load_problems,
+from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_same_run,
+                                              check_settings, fit_to_model, load_model, load_problems,
                                               run_identity)
 from score_bench.harness.voting import TIE_BREAK_RULE, group_answers, majority_vote
 
@@ -96,7 +96,8 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend:
     task, problems = load_problems(eval_config)
     if backend is None:
         backend = load_model(eval_config, progress)
-    check_model(eval_config, task, problems, backend, eval_config.turns)
+    eval_config = fit_to_model(eval_config, task, problems, backend, eval_config.turns, progress)
+    config = replace(config, max_new_tokens=eval_config.max_new_tokens)
     model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
     corrected = corrected_conversations(config)
     identity = {**run_identity(eval_config, problems, None, model_info),
