@@ -91,8 +91,9 @@ def score_gradient(score: ScoreRun, stage: int):
     (2, {"kl_mode": "loss", "kl_estimator": "k3", "baseline": "mean"}),
 ])
 def test_score_micro_batches_take_the_one_pass_gradient(tiny_model, tmp_path, stage, changes):
-    run = score_run(tiny_model, tmp_path, None, **changes)
-    whole, whole_result = score_gradient(run, stage)
+    score = score_run(tiny_model, tmp_path, None, **changes)
+    run = score.run
+    whole, whole_result = score_gradient(score, stage)
     parts, parts_result = score_gradient(score_run(tiny_model, tmp_path, MICRO, **changes), stage)
     assert max(float(g.abs().max()) for g in whole.values()) > 1e-3  # a real gradient, not zeros
     assert_same_gradient(whole, parts, tokens(run.tokenizer))
