@@ -72,8 +72,9 @@ class TrainingMethod:
 
 
 class RunSettings(Protocol):
-    """What TrainingRun reads from a trainer config beyond RunConfig's fields (each trainer declares these, with
-    defaults of its own)."""
+    """What TrainingRun reads from a trainer config beyond RunConfig's fields (each trainer's config declares
+    these, with defaults and meanings of its own: e.g. batch_size is problems per step for SCoRe, per rollout
+    batch for the SFT baselines)."""
 
     batch_size: int
     samples_per_problem: int
@@ -104,6 +105,7 @@ class TrainingRun:
     own counters through method.restore)."""
 
     def __init__(self, config: Any, method: TrainingMethod, task: Task | None = None):
+        """`config`: a RunConfig subclass with the RunSettings fields. `task` overrides loading config.task."""
         from score_bench.harness.backends.transformers import TransformersBackend
 
         self.config = config

@@ -62,15 +62,23 @@ def test_sampler_log_probabilities_match_the_policy_after_an_update(engine, smol
     assert engine.logprob_gap(AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32), prompts) < in_sync
 
 
-def test_score_smoke_run_with_rollouts_on_vllm(smollm2, tmp_path, in_sync):
-    output = tmp_path / "score-vllm"
-    command = [str(Path(sys.executable).parent / "score-bench"), "train", "--task", "arith", "--trainer", "score",
-               "--model", str(smollm2), "--output", str(output), "--preset", "smoke", "--set", "backend=vllm",
-               "--set", "max_new_tokens=16", "--set", "eval_every=0", "--set", "save_every=0"]
+def train_on_vllm(trainer: str, task: str, model: Path, output: Path, *settings: str) -> list[dict]:
+    """`score-bench train --preset smoke --set backend=vllm` in a child process, as a user runs it; the rows of
+    its training log."""
+    command = [str(Path(sys.executable).parent / "score-bench"), "train", "--task", task, "--trainer", trainer,
+               "--model", str(model), "--output", str(output), "--preset", "smoke", "--set", "backend=vllm",
+               "--set", "eval_every=0", "--set", "save_every=0"]
+    for setting in settings:
+        command += ["--set", setting]
     env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = [json.loads(line) for line in (output / "training_log.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (output / "training_log.jsonl").read_text().splitlines()]
+
+
+def test_score_smoke_run_with_rollouts_on_vllm(smollm2, tmp_path, in_sync):
+    output = tmp_path / "score-vllm"
+    rows = train_on_vllm("score", "arith", smollm2, output, "max_new_tokens=16")
     steps = [row for row in rows if row.get("kind") == "train"]
     gaps = [row["sampler_logprob_gap"] for row in steps]
     print(f"sampler vs policy max |dlogp| after each of {len(steps)} steps: {gaps}")
@@ -89,13 +97,7 @@ def test_baseline_smoke_run_with_rollouts_on_vllm(trainer, smollm2, tmp_path, in
     optimiser step. On score-toy SmolLM2 answers about 40% right (results/real), so the smoke budget's traces
     hold examples to keep (STaR's smoke preset keeps correct->correct too) and the runs take updates."""
     output = tmp_path / f"{trainer}-vllm"
-    command = [str(Path(sys.executable).parent / "score-bench"), "train", "--task", "score-toy", "--trainer", trainer,
-               "--model", str(smollm2), "--output", str(output), "--preset", "smoke", "--set", "backend=vllm",
-               "--set", "split=test", "--set", "eval_every=0", "--set", "save_every=0"]
-    env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = [json.loads(line) for line in (output / "training_log.jsonl").read_text().splitlines()]
+    rows = train_on_vllm(trainer, "score-toy", smollm2, output, "split=test")
     updates = [row for row in rows if row.get("kind") == "train" and row.get("loss") is not None]
     skipped = [row for row in rows if row.get("kind") == "train" and row.get("loss") is None]
     gaps = [row["sampler_logprob_gap"] for row in updates]
