@@ -338,9 +338,6 @@ def base_model(
     to AVX2 so the same seed gives the same model on any x86-64 CPU (harness.cpu_kernels)."""
     from dataclasses import replace
 
-    from score_bench.harness.cpu_kernels import pin_cpu_kernels
-
-    pin_cpu_kernels()
     from score_bench.embedded.build import build_base_model
     from score_bench.embedded.config import BaseModelConfig
 
@@ -359,6 +356,9 @@ def base_model(
         config = replace(config, eval_problems=eval_problems)
     if output.is_dir() and any(output.iterdir()):
         raise ScoreBenchError(f"output directory is not empty: {output}")
+    from score_bench.harness.cpu_kernels import pin_cpu_kernels
+
+    pin_cpu_kernels()  # after the input checks, before the build's first tensor operation
     with output_lock(output, "base-model"):
         try:
             with progress_bar() as bar:
