@@ -20,8 +20,7 @@ from rich.text import Text
 
 from score_bench.harness import registry
 from score_bench.harness.errors import ScoreBenchError
-from score_bench.harness.guards import (LOCK_FILE, check_model_saveable, check_output_dir, check_output_not_model,
-                                       output_lock)
+from score_bench.harness.guards import LOCK_FILE, check_output_dir, output_lock
 from score_bench.harness.jsonl import read_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -489,11 +488,10 @@ def train(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print a memory estimate of the run and exit; writes nothing."),
 ):
     """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`."""
-    from score_bench.harness.training import build_config
+    from score_bench.harness.train_run import prepare_training
 
     quiet_transformers()
 
-    trainer_cls = registry.load(registry.TRAINERS, trainer)
     overrides = _read_yaml_config(config) if config else {}
     for item in set_:
         key, sep, value = item.partition("=")
@@ -505,10 +503,7 @@ def train(
             raise ScoreBenchError("task options given both by --task-option and as task_options; give one")
         overrides["task_options"] = _task_options(task, task_option)
     overrides.update(task=task, model=model, output=str(output))
-    resolved = build_config(trainer_cls.config_class, trainer_cls.presets, preset, overrides)
-    check_output_not_model(output, model)
-    check_model_saveable(model)
-    check_output_dir(output)
+    trainer_cls, resolved = prepare_training(trainer, preset, overrides)
     if dry_run:
         _print_memory_estimate(resolved, getattr(trainer_cls, "keeps_reference", False))
         return
