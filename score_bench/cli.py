@@ -36,9 +36,30 @@ _ABORT = (typer.Abort, getattr(_click_exceptions, "Abort", typer.Abort), Keyboar
 
 
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error.")):
+def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error "
+                                                             "(also accepted after the command).")):
     """Evaluate and train LLM self-correction (SCoRe and SFT baselines) on verifiable tasks."""
-    _DEBUG["on"] = debug
+    _DEBUG["on"] = _DEBUG["on"] or debug
+
+
+def _take_debug(args: list[str]) -> tuple[list[str], bool]:
+    """(args without --debug, whether it was given): --debug is taken wherever it stands before a `--`, so
+    `score-bench eval --debug ...` works as `score-bench --debug eval ...` does, without a --debug option on
+    every command. A --debug that is the value of an option (`--stop --debug`) stays where it is."""
+    command = typer.main.get_command(app)
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    sub = getattr(command, "commands", {}).get(name)
+    taking_value = {opt for param in (sub.params if sub else []) if getattr(param, "is_flag", True) is False
+                    and not getattr(param, "count", False) for opt in param.opts}
+    kept, given = [], False
+    for index, arg in enumerate(args):
+        if arg == "--":
+            return kept + args[index:], given
+        if arg == "--debug" and not (kept and kept[-1] in taking_value):
+            given = True
+            continue
+        kept.append(arg)
+    return kept, given
 METRIC_LABELS = {"acc_t1": "Accuracy@t1", "acc_t2": "Accuracy@t2", "delta": "Δ(t1,t2)",
                  "delta_i2c": "Δ i→c", "delta_c2i": "Δ c→i", "p_i2c_given_i": "P(i→c | wrong at t1)",
                  "p_c2i_given_c": "P(c→i | right at t1)"}
@@ -637,7 +658,8 @@ def main() -> None:
     try:
         # Not standalone, so errors reach the handlers below; typer then returns an exit code instead of
         # exiting (130 for Ctrl-C, 0 after --help), and a command's own return value (None) otherwise.
-        code = app(standalone_mode=False, prog_name="score-bench")
+        args, _DEBUG["on"] = _take_debug(sys.argv[1:])
+        code = app(args=args, standalone_mode=False, prog_name="score-bench")
         if code == 130:
             _error_line("interrupted")
         if isinstance(code, int) and code:

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from score_bench.harness.checks import check_fields
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
-from score_bench.harness.guards import check_context, check_finite_weights
+from score_bench.harness.guards import check_context, check_finite_weights, check_output_not_model
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.prompts import PromptOverride
 from score_bench.harness.provenance import problems_hash
@@ -77,10 +77,12 @@ class SamplingConfig:
 
 
 def check_settings(config: SamplingConfig, who: str) -> None:
-    """Every number in range and every stop string usable, before anything is loaded."""
+    """Every number in range, every stop string usable and the output not the model's own directory, before
+    anything is loaded."""
     check_fields(config, who)
     if not all(isinstance(text, str) and text for text in config.stop):
         raise InputError("every stop string must be a non-empty string")
+    check_output_not_model(Path(config.output), config.model)
 
 
 def load_problems(config: SamplingConfig) -> tuple[Any, list[Problem]]:
