@@ -273,22 +273,27 @@ def run_in_subprocess(options: dict) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_model, tmp_path):
-    options = {"model": str(tiny_model), "task": "score-toy", "limit": 24, "samples": 2, "temperature": 0.8,
-               "seed": 3, "max_new_tokens": 16, "batch_size": 2}
-    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
-    process = run_in_subprocess({**options, "output": str(killed_dir)})
-    samples = killed_dir / "samples.jsonl"
+def kill_after_rows(process: subprocess.Popen, samples: Path, rows: int, of: int) -> int:
+    """SIGKILL the run once its samples file holds `rows` rows; the rows written (checked to be a partial run)."""
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if samples.exists() and samples.read_bytes().count(b"\n") >= 8:
+        if samples.exists() and samples.read_bytes().count(b"\n") >= rows:
             break
         time.sleep(0.01)
     assert process.poll() is None, f"the run ended before it could be killed: {process.stderr.read().decode()[-500:]}"
     process.send_signal(signal.SIGKILL)
     process.wait()
     written = samples.read_bytes().count(b"\n")
-    assert 8 <= written < 48, f"kill landed after {written} of 48 rows"
+    assert rows <= written < of, f"kill landed after {written} of {of} rows"
+    return written
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_model, tmp_path):
+    options = {"model": str(tiny_model), "task": "score-toy", "limit": 24, "samples": 2, "temperature": 0.8,
+               "seed": 3, "max_new_tokens": 16, "batch_size": 2}
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    process = run_in_subprocess({**options, "output": str(killed_dir)})
+    written = kill_after_rows(process, killed_dir / "samples.jsonl", rows=8, of=48)
     assert not (killed_dir / "results.json").exists()
 
     restarted = run_in_subprocess({**options, "output": str(killed_dir)})
@@ -382,17 +387,7 @@ def test_a_killed_run_resumes_after_its_checkout_moved(tiny_model, tmp_path):
                "--batch-size", "2", "--threads", "1", "--output", "runs/eval"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, cwd=checkout, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    samples = checkout / "runs" / "eval" / "samples.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if samples.exists() and samples.read_bytes().count(b"\n") >= 8:
-            break
-        time.sleep(0.01)
-    assert process.poll() is None, f"the run ended before it could be killed: {process.stderr.read().decode()[-500:]}"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    written = samples.read_bytes().count(b"\n")
-    assert 8 <= written < 48, f"kill landed after {written} of 48 rows"
+    written = kill_after_rows(process, checkout / "runs" / "eval" / "samples.jsonl", rows=8, of=48)
 
     moved.parent.mkdir()
     checkout.rename(moved)
