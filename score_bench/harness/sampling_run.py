@@ -14,7 +14,8 @@ from typing import Any, Mapping, TypeVar
 from score_bench.harness.checks import check_fields
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import DEFAULT_MAX_NEW_TOKENS, Backend, GenerationParams
-from score_bench.harness.guards import check_context, check_finite_weights, fitting_max_new_tokens
+from score_bench.harness.guards import (check_context, check_finite_weights, check_output_not_model,
+                                       fitting_max_new_tokens)
 from score_bench.harness.progress import Progress, note, phase
 from score_bench.harness.prompts import PromptOverride
 from score_bench.harness.provenance import problems_hash
@@ -23,7 +24,7 @@ from score_bench.harness.samples_log import SAMPLES_FILE
 from score_bench.harness.types import Problem
 
 __all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_settings", "load_problems", "load_model",
-           "fit_to_model", "run_identity", "check_same_run"]
+           "fit_to_model", "model_record", "run_identity", "check_same_run"]
 
 CONFIG_FILE = "eval_config.json"
 CHUNK_BATCHES = 1
@@ -84,10 +85,12 @@ Config = TypeVar("Config", bound=SamplingConfig)
 
 
 def check_settings(config: SamplingConfig, who: str) -> None:
-    """Every number in range and every stop string usable, before anything is loaded."""
+    """Every number in range, every stop string usable and the output not the model's own directory, before
+    anything is loaded."""
     check_fields(config, who)
     if not all(isinstance(text, str) and text for text in config.stop):
         raise InputError("every stop string must be a non-empty string")
+    check_output_not_model(Path(config.output), config.model)
 
 
 def load_problems(config: SamplingConfig) -> tuple[Any, list[Problem]]:
@@ -159,23 +162,47 @@ def _settled(config: Config, value: int, why: str, progress: Progress | None) ->
     return replace(config, max_new_tokens=value)
 
 
+def model_record(config: SamplingConfig, backend: Backend) -> dict:
+    """What results record about the model: its name as the user gave it (a local directory never as this
+    machine's resolved path, so results read the same anywhere) and what the backend reports (weights hash,
+    architecture, engine)."""
+    described = dict(backend.describe()) if hasattr(backend, "describe") else {}
+    if Path(config.model).expanduser().is_dir():
+        described.pop("source", None)
+    return {"id": config.model, **described}
+
+
+PATH_HASHES = {"model": "weights_sha256", "chat_template": "chat_template_sha256",
+               "first_attempts": "first_attempts_sha256"}
+"""Settings that are paths, and the hash of what they hold: with the hash recorded, the path as spelled does not
+decide whether a rerun is the same run, so a moved checkout (or another spelling of a path) resumes."""
+
+
 def run_identity(config: SamplingConfig, problems: list[Problem], first_attempts: dict[str, str] | None,
                  model_info: dict) -> dict:
-    """Everything that decides the samples: a run may resume only into a directory with the same identity."""
+    """Everything that decides the samples: a run may resume only into a directory with the same identity.
+    Paths are recorded as given; a local model is identified by its weights' hash (see PATH_HASHES)."""
     settings = asdict(config)
     settings.pop("output")
     settings.pop("prefix_cache_mb")
-    for name in ("chat_template", "first_attempts"):
-        if settings.get(name) is not None:
-            settings[name] = str(Path(settings[name]).resolve())
-    if Path(config.model).expanduser().is_dir():
-        settings["model"] = str(Path(config.model).expanduser().resolve())
     given = None
     if first_attempts is not None:
         given = hashlib.sha256(json.dumps(first_attempts, sort_keys=True).encode()).hexdigest()
+    template = None
+    if config.chat_template is not None and Path(config.chat_template).is_file():
+        template = hashlib.sha256(Path(config.chat_template).read_bytes()).hexdigest()
     return json.loads(json.dumps({"config": settings, "problems_sha256": problems_hash(problems),
-                                  "first_attempts_sha256": given,
+                                  "first_attempts_sha256": given, "chat_template_sha256": template,
                                   "weights_sha256": model_info.get("weights_sha256")}, default=str))
+
+
+def _comparable(identity: dict) -> dict:
+    """The identity as compared for a resume: a path setting counts by its content hash when one is recorded."""
+    settings = dict(identity.get("config") or {})
+    for name, digest in PATH_HASHES.items():
+        if identity.get(digest) is not None:
+            settings.pop(name, None)
+    return {**identity, "config": settings}
 
 
 def check_same_run(out: Path, identity: dict) -> None:
@@ -189,8 +216,10 @@ def check_same_run(out: Path, identity: dict) -> None:
         stored = json.loads(stored_path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as err:
         raise InputError(f"cannot read {stored_path}: {str(err)[:200]}") from None
-    if stored != identity:
-        raise InputError(f"{out} holds a different run ({_first_difference(stored, identity)}); "
+    if not isinstance(stored, dict) or _comparable(stored) != _comparable(identity):
+        difference = _first_difference(_comparable(stored), _comparable(identity)) if isinstance(stored, dict) \
+            else "not a run identity"
+        raise InputError(f"{out} holds a different run ({difference}); "
                          f"rerun with the same settings to resume, or use a new --output")
 
 
