@@ -58,7 +58,7 @@ def test_every_trainer_takes_the_vllm_sampler_setting(trainer, tiny_model, tmp_p
     """`--set backend=vllm` is a setting of every trainer (the vLLM suite trains with it); without vLLM the run
     stops before writing anything, naming the extra to install."""
     plugin, config = one_update(trainer, tiny_model, tmp_path / "out", backend="vllm")
-    with pytest.raises(ScoreBenchError, match=r"pip install 'score-bench\[vllm\]'"):
+    with pytest.raises(ScoreBenchError, match=r"needs vLLM: install score-bench with its \[vllm\] extra"):
         plugin.train(config, task=ParityTask())
     assert not (tmp_path / "out").exists()
 
