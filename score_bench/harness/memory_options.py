@@ -1,6 +1,6 @@
 """The memory options every trainer's config carries, each through the library built for it: activation
 (gradient) checkpointing from transformers, mixed precision from accelerate, LoRA from peft, 8-bit AdamW from
-bitsandbytes. `harness.training.start_run` validates them before anything loads and applies them to the model it
+bitsandbytes. `harness.training_run.start_run` validates them before anything loads and applies them to the model it
 loads; trainers build their optimiser, their frozen reference and their checkpoint weights through the functions
 here, so no trainer knows which options are on.
 
@@ -188,17 +188,17 @@ class FrozenReference:
             return self.model(**inputs)
 
 
-def frozen_reference(run: Any, source: str, device: str) -> FrozenReference:
-    """The reference for a run with `accelerator`, `config`, `model` (bare) and `policy` (prepared): with LoRA
-    the policy with adapters disabled; otherwise a float32 copy of the base loaded from `source`, never wrapped
-    for training (no gradient, no optimiser state; under FSDP each process holds it whole)."""
+def frozen_reference(config: Any, accelerator, policy, model, source: str, device: str) -> FrozenReference:
+    """The reference of a run's `model` (bare) and `policy` (the same, prepared): with LoRA the policy with
+    adapters disabled; otherwise a float32 copy of config.model loaded from `source`, never wrapped for training
+    (no gradient, no optimiser state; under FSDP each process holds it whole)."""
     from score_bench.harness.backends.transformers import load_model
 
-    if uses_lora(run.config):
-        return FrozenReference(run.policy, run.accelerator, adapters=run.model)
-    copy = load_model(source, run.config.model, torch.float32).to(device).eval()
+    if uses_lora(config):
+        return FrozenReference(policy, accelerator, adapters=model)
+    copy = load_model(source, config.model, torch.float32).to(device).eval()
     copy.requires_grad_(False)
-    return FrozenReference(copy, run.accelerator)
+    return FrozenReference(copy, accelerator)
 
 
 @contextlib.contextmanager

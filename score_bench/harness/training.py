@@ -22,26 +22,22 @@ from typing import Any, Literal, Mapping, Protocol, Sequence
 import torch
 import torch.nn.functional as F
 
-from score_bench.harness import fsdp
 from score_bench.harness.backends import release_sampler
 from score_bench.harness.checks import check_fields, coerce
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
-from score_bench.harness.guards import (check_context, check_finite_weights, check_model_saveable,
-                                       check_output_not_model, model_context)
-from score_bench.harness.memory_options import (MemoryOptions, apply_memory_options, check_sharding,
-                                                checkpoint_weights, validate_memory_options)
+from score_bench.harness.memory_options import MemoryOptions
 from score_bench.harness.metrics import summarize
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
 from score_bench.harness.provenance import provenance, write_json_atomic
-from score_bench.harness.resume import check_output_identity, preserved_rng
+from score_bench.harness.resume import preserved_rng
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
 from score_bench.harness.types import Message, Problem, Status
 
 __all__ = ["Trainer", "RunConfig", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts",
            "two_attempts_of", "rewarded_as", "draw_problems", "token_logprobs", "masked_sum", "HeldOutEval", "TrainingLog",
-           "RunStart", "start_run", "save_checkpoint", "save_run_checkpoint",
+           "save_checkpoint",
            "CONFIG_FILE", "LOG_FILE"]
 
 CONFIG_FILE = "trainer_config.json"
@@ -102,6 +98,12 @@ class RunConfig(MemoryOptions):
     so the step is exactly the one-pass step (harness.accumulation). None: the whole batch in one pass."""
     micro_batch_tokens: int | None = None
     """Optionally also cap each micro-batch at this many padded tokens (rows x longest row)."""
+    backend: Literal["transformers", "vllm"] = "transformers"
+    """The sampler of the training rollouts (harness.training_sampler). transformers generates with the policy
+    module itself; vllm runs a colocated vLLM engine (score-bench[vllm], one process only) whose weights are
+    loaded in place from the policy after every optimiser step, and logs sampler_logprob_gap, the largest
+    difference between vLLM's and the policy's log-probabilities of a few sampled tokens after the load.
+    Held-out evaluation stays on transformers."""
 
 
 def build_config(config_class: type, presets: Mapping[str, Mapping[str, Any]], preset: str | None = None,
@@ -420,83 +422,6 @@ class TrainingLog:
             handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
 
 
-@dataclass(frozen=True)
-class RunStart:
-    """What every trainer's run opens with, in the same order for all (the seed is set just before the weights
-    load, so runs are reproducible whatever the trainer)."""
-
-    accelerator: Any
-    device: str
-    """Where this process's model lives: the configured device in one process, accelerate's under a launcher."""
-    task: Task
-    problems: list[Problem]
-    """The training split's problems."""
-    source: str
-    """The resolved model source (local directory or hub id)."""
-    tokenizer: Any
-    model: Any
-    """The bare policy, float32, on `device`, with the config's memory options applied (with LoRA a peft model)."""
-
-
-def start_run(config: Any, who: str, task: Task | None = None, cpu_fsdp: bool = False) -> RunStart:
-    """Accelerator, task, training problems, tokenizer and seeded model for a trainer config with device,
-    batch_size, task, split, model and seed. Refuses, naming `who`, a batch that does not split over the
-    processes, an empty split and a model without a chat template.
-
-    `cpu_fsdp`: the trainer runs a sharded policy (harness.fsdp). An FSDP launch on CPU then shards the model
-    here with FSDP2; a trainer without it refuses such a launch (accelerate would run it as plain DDP)."""
-    from accelerate import Accelerator
-
-    from score_bench.harness.backends.transformers import load_model, load_tokenizer, resolve_device
-    from score_bench.harness.registry import load_task
-
-    check_fields(config, who)
-    check_output_not_model(Path(config.output), config.model)
-    check_model_saveable(config.model)
-    check_output_identity(Path(config.output), config, CONFIG_FILE)
-    device = resolve_device(config.device)
-    validate_memory_options(config, device)
-    # Placement stays ours in one process (so cuda:N is honoured); under a launcher each process takes its own.
-    # Mixed precision is the trainer config's field, whatever an accelerate config file says.
-    accelerator = Accelerator(cpu=device == "cpu", device_placement=False, mixed_precision=config.mixed_precision)
-    sharded = cpu_fsdp and fsdp.wants_cpu_fsdp(accelerator)
-    if sharded:
-        fsdp.check_cpu_fsdp(config)
-    else:
-        check_sharding(accelerator)
-    world = accelerator.num_processes
-    if world > 1:
-        device = str(accelerator.device)
-    if config.batch_size % world:
-        raise InputError(f"batch_size {config.batch_size} does not split over {world} processes")
-    if task is None:
-        try:
-            task = load_task(config.task, **config.task_options)
-        except TypeError as err:
-            raise InputError(f"bad task_options for task '{config.task}': {err}") from None
-    held_out = {config.eval_split, "test"} if config.eval_every else {"test"}
-    if config.split in held_out and set(task.splits) - held_out:
-        raise InputError(f"split '{config.split}' is held out for evaluation; train on "
-                         f"{', '.join(sorted(set(task.splits) - held_out))}")
-    problems = task.problems(config.split)
-    if not problems:
-        raise InputError(f"task '{task.name}' has no problems in split '{config.split}'")
-    source, tokenizer = load_tokenizer(config.model, None, f"{who} needs one to pose two attempts")
-    torch.manual_seed(config.seed)
-    model = load_model(source, config.model, torch.float32).to(device)
-    check_finite_weights(model, config.model)
-    if getattr(config, "max_new_tokens", None):
-        check_context(tokenizer, model_context(model), [task.first_prompt(p) for p in problems],
-                      [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2,
-                      config.model)
-    model = apply_memory_options(model, config)
-    if sharded:
-        model = fsdp.shard(model, world)
-        accelerator.print(f"{who}: FSDP on CPU, the policy is sharded with torch's FSDP2 over {world} processes "
-                          "(accelerate selects FSDP on GPUs only)")
-    return RunStart(accelerator, device, task, problems, source, tokenizer, model)
-
-
 def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mapping[str, Any] | None = None,
                     state_dict: Mapping[str, torch.Tensor] | None = None,
                     started_from: Mapping[str, Any] | None = None) -> Path:
@@ -513,16 +438,3 @@ def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mappi
     write_json_atomic(directory / CONFIG_FILE, {"config": resolved, **dict(extra or {}),
                                                **(started_from or provenance())})
     return directory
-
-
-def save_run_checkpoint(run: Any, directory: Path, extra: Mapping[str, Any]) -> Path:
-    """save_checkpoint for a trainer's run under accelerate: every process takes part in gathering the weights
-    (FSDP/DeepSpeed shards; with LoRA merging them, or keeping the adapter: harness.memory_options), the main
-    process writes, all wait. `run` has accelerator, policy (as prepared),
-    model (bare), tokenizer, config and started_from."""
-    with checkpoint_weights(run.accelerator, run.policy, run.model, run.config) as (model, weights):
-        if run.accelerator.is_main_process:
-            save_checkpoint(directory, model, run.tokenizer, run.config, extra, state_dict=weights,
-                            started_from=run.started_from)
-    run.accelerator.wait_for_everyone()
-    return Path(directory)

@@ -13,20 +13,19 @@ When selection keeps no example (a model that never corrects itself), the iterat
 row says so (`warning`, `updates_skipped`), a Python warning is raised, and the checkpoint is the model as it
 is. The budget actually used is in the log and in trainer_config.json.
 
-Held-out evaluation and resume work as in `score`: "eval" rows (harness.training.HeldOutEval) at step 0, every
-`eval_every` optimiser steps and at the end; a resumable state in OUTPUT/state/ every `save_every` steps and at
-each iteration's boundaries (after its examples are chosen, so a resumed run never samples an iteration again,
-and after its last step). Starting the same command again continues from it, mid-fit included, with the same
-result as a run that never stopped.
+Held-out evaluation, resume, the sampler (`backend`), micro-batching and multi-process runs are the run
+skeleton's (harness.training_run), as for `score`: "eval" rows at step 0, every `eval_every` optimiser steps and at
+the end; a resumable state in OUTPUT/state/ every `save_every` steps and at each iteration's boundaries (after its
+examples are chosen, so a resumed run never samples an iteration again, and after its last step). Starting the
+same command again continues from it, mid-fit included, with the same result as a run that never stopped.
 
-Multi-process (accelerate, as `score`; docs/distributed.md): every process draws the same problems, minibatch
-orders and Pair-SFT draws (the same seeded streams) and samples only its shard of each rollout batch
-(`problems[rank::world]`). The shards' traces are gathered to every process and put back in the order one process
-samples them (whole_batch), so selection, statistics and the example list are exactly those of one process on the
-whole batch. Gathering traces rather than kept examples keeps selection whole: Pair-SFT's y2 draws come from one
-stream in one order on every process, as in one process. Each process then trains on its slice of each minibatch,
-with a loss weighted so that DDP's gradient average is the whole minibatch's gradient (SftRun._update). Only the
-main process evaluates and writes the log, states and checkpoints.
+Multi-process (accelerate, DDP or FSDP on CPU, as `score`; docs/distributed.md): every process draws the same
+problems, minibatch orders and Pair-SFT draws (the same seeded streams) and samples only its shard of each rollout
+batch; the shards' traces are gathered to every process in the order one process samples them, so selection,
+statistics and the example list are exactly those of one process on the whole batch. Gathering traces rather
+than kept examples keeps selection whole: Pair-SFT's y2 draws come from one stream in one order on every process,
+as in one process. Each process then trains on its slice of each minibatch, with a loss weighted so that the
+processes' averaged gradient is the whole minibatch's gradient (SftRun.backward).
 """
 
 from __future__ import annotations
@@ -36,31 +35,23 @@ import random
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
 
-from score_bench.harness.accumulation import accumulate, micro_batches, validate_micro_batching
+from score_bench.harness.accumulation import validate_micro_batching
 from score_bench.harness.errors import InputError
-from score_bench.harness.generation import GenerationParams
-from score_bench.harness.guards import check_finite_loss
-from score_bench.harness.learning_signal import SignalTracker, count_attempts, no_signal
-from score_bench.harness.memory_options import build_optimizer
+from score_bench.harness.learning_signal import count_attempts, no_signal
 from score_bench.harness.progress import Progress, phase
-from score_bench.harness.provenance import provenance
 from score_bench.harness.protocols import Task
-from score_bench.harness.resume import SavedState, load_state, rng_states, save_state, set_rng_states
-from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
-from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, RunConfig, TrainingLog, TwoAttempts,
-                                          build_config, draw_problems, encode_two_attempts, masked_sum,
-                                          rewarded_as, save_run_checkpoint, start_run, token_logprobs,
-                                          two_attempts_of)
-from score_bench.harness.types import Problem, Status
+from score_bench.harness.rollout import Attempt, Trace
+from score_bench.harness.training import (EncodedBatch, RunConfig, TwoAttempts, build_config, encode_two_attempts,
+                                          masked_sum, token_logprobs, two_attempts_of)
+from score_bench.harness.training_run import TrainingMethod, TrainingRun
+from score_bench.harness.types import Status
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 
-__all__ = ["SftConfig", "sft_presets", "star_examples", "pair_examples", "attempt2_nll", "sft_loss", "whole_batch",
-           "SftRun"]
+__all__ = ["SftConfig", "sft_presets", "star_examples", "pair_examples", "attempt2_nll", "sft_loss", "SftRun"]
 
 _SCORE = ScoreConfig()
 
@@ -93,9 +84,11 @@ class SftConfig(RunConfig):
     max_new_tokens: int = _SCORE.max_new_tokens
     """Per attempt. An attempt cut here keeps its tokens but its end-of-turn token is not trained."""
     generation_batch_size: int = _SCORE.generation_batch_size
+    """As in score: conversations decoded together, and the chunk a rollout batch is sampled in."""
     device: str = "auto"
     """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
-    # eval_every, eval_split, eval_problems and save_every: RunConfig, counted in optimiser steps as in score.
+    # eval_every, eval_split, eval_problems and save_every (counted in optimiser steps as in score), micro-batching
+    # and backend: RunConfig.
 
     def traces_per_step(self) -> int:
         """Examples scored per optimiser step (harness.memory_estimate)."""
@@ -189,14 +182,6 @@ def sft_loss(model, batch: EncodedBatch) -> tuple[torch.Tensor, int]:
     return nll / max(tokens, 1), tokens
 
 
-def whole_batch(shards: Sequence[Sequence[Trace]], samples: int) -> list[Trace]:
-    """One rollout batch's traces in the order one process samples them, from the processes' shards: the rollout
-    is sample-major (sample s of problem i at s * n + i), and process r sampled problems r, r + world, ... of
-    the batch, sample-major over its shard."""
-    world, per = len(shards), len(shards[0]) // samples
-    return [shards[i % world][s * per + i // world] for s in range(samples) for i in range(per * world)]
-
-
 def trace_stats(traces: Sequence[Trace]) -> dict[str, Any]:
     """What an iteration's rows say about its traces; `no_signal` when they all earned the same rewards (then no
     selection can tell good corrections from bad: star keeps all or nothing)."""
@@ -236,38 +221,19 @@ class _Fit:
 _COUNTERS = ("batches_sampled", "traces_sampled", "examples_kept", "updates_skipped")
 
 
-class SftRun:
-    """The state of one SFT run: model, optimiser, problem stream, log, the iteration in progress and the budget
-    used so far. A saved state in OUTPUT/state/ is loaded here, so `train` continues where it was saved."""
+class SftRun(TrainingMethod):
+    """An SFT baseline on a TrainingRun (`run`): sampling iterations, example selection and supervised steps, with
+    the iteration in progress and the budget used so far. Its counters are part of the run's resumable state, so
+    `train` continues where a state was saved."""
+
+    signal_unit = "sampling iterations"
 
     def __init__(self, config: SftConfig, trainer: str, task: Task | None = None):
-        from score_bench.harness.backends.transformers import TransformersBackend
-
         validate(config, trainer)
         self.config = config
-        self.started_from = provenance()
-        self.trainer = trainer
-        self.output = Path(config.output)
-        start = start_run(config, trainer, task)
-        self.accelerator, self.task, self.problems = start.accelerator, start.task, start.problems
-        self.world = self.accelerator.num_processes
-        self.rank = self.accelerator.process_index
-        device, self.source, self.tokenizer = start.device, start.source, start.tokenizer
-        self.model = start.model
-        """The bare model: generation and checkpoints. `policy` is the same module as prepared (DDP-wrapped)."""
-        # Eval mode throughout, as score: the methods differ in their loss only, not in dropout.
-        self.model.eval()
-        self.optimizer = build_optimizer(self.model, config)
-        self.device = torch.device(device)
-        self.evaluator = HeldOutEval(self.task, config, TransformersBackend(
-            self.model, self.tokenizer, batch_size=config.generation_batch_size, source=self.source),
-            config.max_new_tokens)
-        self.rng = random.Random(config.seed)
-        """The problem stream and the minibatch order."""
+        self.name = trainer
         self.pair_rng = random.Random(config.seed + 1)
         """Pair-SFT's y2 draws: a stream of their own, so the pairs do not depend on how many problems were drawn."""
-        self.order: list[Problem] = []
-        self.step = 0
         self.iteration = 0
         """The last iteration whose examples were chosen (0: none yet)."""
         self.current: _Fit | None = None
@@ -276,67 +242,28 @@ class SftRun:
         self.traces_sampled = 0
         self.examples_kept = 0
         self.updates_skipped = 0
-        saved = load_state(self.output, trainer=trainer, config=config, world_size=self.world)
-        if saved is not None:
-            self._restore(saved)
-        self.policy, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
-        self.log = TrainingLog(self.output / LOG_FILE, keep_rows=saved.log_rows if saved else None,
-                               active=self.main)
-        self._saved_at = (self.iteration, self.step, self.log.rows) if saved else None
-        self.signal = SignalTracker(config.max_new_tokens, "sampling iterations")
-        """Iterations whose traces had no learning signal, since this process started (a resumed run counts from
-        the resume)."""
-        self.warning: str | None = None
-        """Set at the end of `train` when no iteration had a learning signal."""
+        self.run = TrainingRun(config, self, task)
+        """The run skeleton; its rng draws the problem stream and the minibatch order."""
 
-    @property
-    def main(self) -> bool:
-        return self.accelerator.is_main_process
+    def state(self) -> dict[str, Any]:
+        return {"pair_rng": self.pair_rng.getstate(), "iteration": self.iteration,
+                "fit": None if self.current is None else self.current.plain(),
+                "counters": {name: getattr(self, name) for name in _COUNTERS}}
 
-    def _restore(self, saved: SavedState) -> None:
-        self.model.load_state_dict(saved.model)
-        self.optimizer.load_state_dict(saved.optimizer)
-        set_rng_states(saved.rng)
-        extra = saved.extra
-        self.rng.setstate(extra["problem_rng"])
-        self.pair_rng.setstate(extra["pair_rng"])
-        by_id = {p.id: p for p in self.problems}
-        self.order = [by_id[i] for i in extra["order"]]
-        self.step = saved.step
-        self.iteration = extra["iteration"]
-        self.current = _Fit.from_plain(extra["fit"]) if extra["fit"] is not None else None
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.pair_rng.setstate(state["pair_rng"])
+        self.iteration = state["iteration"]
+        self.current = _Fit.from_plain(state["fit"]) if state["fit"] is not None else None
         for name in _COUNTERS:
-            setattr(self, name, extra["counters"][name])
-
-    def save_state(self) -> None:
-        """OUTPUT/state/ (harness.resume), unless save_every is 0 or nothing was done since the last save. Written
-        by the main process; every process takes part (FSDP/DeepSpeed gather weights) and decides alike, as
-        they agree on the log's length."""
-        mark = (self.iteration, self.step, self.log.rows)
-        if not self.config.save_every or mark == self._saved_at:
-            return
-        weights = self.accelerator.get_state_dict(self.policy)
-        if self.main:
-            extra = {"problem_rng": self.rng.getstate(), "order": [p.id for p in self.order],
-                     "pair_rng": self.pair_rng.getstate(), "iteration": self.iteration,
-                     "fit": None if self.current is None else self.current.plain(),
-                     "counters": {name: getattr(self, name) for name in _COUNTERS}}
-            state = SavedState(self.step, self.iteration, self.log.rows, weights, self.optimizer.state_dict(),
-                               rng_states(), extra)
-            save_state(self.output, trainer=self.trainer, config=self.config, world_size=self.world, state=state)
-        self.accelerator.wait_for_everyone()
-        self._saved_at = mark
-
-    def save(self, directory: Path, extra: dict[str, Any]) -> Path:
-        """A loadable checkpoint of the current model, written by the main process."""
-        return save_run_checkpoint(self, directory, extra)
+            setattr(self, name, state["counters"][name])
 
     def train(self, plan: Sequence[tuple[int, int]], select: Callable[[list[Trace]], list[TwoAttempts]],
               progress: Progress | None = None) -> None:
         """Iteration i (from 1) samples plan[i-1][0] rollout batches from the current model, keeps select(traces)
         and takes plan[i-1][1] optimiser steps on them. A resumed run skips what its state had done: it never
         samples an iteration again."""
-        if self.iteration == 0 and self.evaluator.due(0):
+        run = self.run
+        if self.iteration == 0 and run.evaluator.due(0):
             self.evaluate()  # the base model
         for number, (batches, updates) in enumerate(plan, start=1):
             if number < self.iteration or (number == self.iteration and self.current is None):
@@ -344,51 +271,25 @@ class SftRun:
             if number > self.iteration:
                 traces = self.sample(batches, progress)
                 stats = trace_stats(traces)
-                self.signal.observe(stats["no_signal"], count_attempts(traces, self.config.max_new_tokens))
+                run.signal.observe(stats["no_signal"], count_attempts(traces, self.config.max_new_tokens))
                 self.begin(number, select(traces), updates, stats)
             self.fit(progress)
-            if number == len(plan) and self.evaluator.every and self.step % self.evaluator.every:
+            if number == len(plan) and run.evaluator.every and run.step % run.evaluator.every:
                 self.evaluate()  # the final model, whose step was not on the schedule
-            self.save_state()
-        self.warning = self.signal.warning()
-        if self.warning and self.main:
-            warnings.warn(self.warning, RuntimeWarning, stacklevel=3)
+            run.save_state(self.iteration)
 
     def sample(self, batches: int, progress: Progress | None = None) -> list[Trace]:
         """`batches` rollout batches from the current model at the configured temperature, graded: every trace of
-        each batch on every process, in one process's order (this process samples its shard, the rest is
-        gathered). A backend of its own per call: no KV of an earlier iteration is reused, as none is in a run
-        resumed in between."""
-        from score_bench.harness.backends.transformers import TransformersBackend
-
-        backend = TransformersBackend(self.model, self.tokenizer, batch_size=self.config.generation_batch_size,
-                                      source=self.source)
+        each batch on every process, in one process's order (TrainingRun.sample, whole)."""
         traces: list[Trace] = []
-        k = self.config.samples_per_problem
         with phase(progress, "sampling traces", batches) as advance:
             for _ in range(batches):
-                params = GenerationParams(max_new_tokens=self.config.max_new_tokens,
-                                          temperature=self.config.temperature, top_p=self.config.top_p,
-                                          seed=self.config.seed * 1_000_003 + self.batches_sampled)
-                problems = draw_problems(self.problems, self.order, self.rng, self.config.batch_size)
-                shard = problems[self.rank::self.world]
-                mine = rollout(self.task, shard, backend,
-                               RolloutConfig(turns=2, samples=k, params=params, chunk_size=len(shard) * k))
-                mine = rewarded_as(mine, self.config.reward)
-                traces.extend(mine if self.world == 1 else self._gathered(mine))
+                problems = self.run.next_problems()
+                traces.extend(self.run.sample(problems, self.batches_sampled, whole=True))
                 self.batches_sampled += 1
                 advance(1)
         self.traces_sampled += len(traces)
         return traces
-
-    def _gathered(self, mine: list[Trace]) -> list[Trace]:
-        """Every process's shard of a rollout batch (equal sizes, concatenated by rank), in one process's order."""
-        from accelerate.utils import gather_object
-
-        everything = gather_object(mine)
-        size = len(mine)
-        return whole_batch([everything[r * size:(r + 1) * size] for r in range(self.world)],
-                           self.config.samples_per_problem)
 
     def begin(self, iteration: int, examples: list[TwoAttempts], updates: int, stats: dict[str, Any]) -> None:
         """Make `examples` the data of `iteration`, with `updates` optimiser steps to take, and save a state.
@@ -399,17 +300,17 @@ class SftRun:
         if not examples and updates > 0:
             message = (f"iteration {iteration}: no training example kept from {stats['traces']} traces; "
                        f"{updates} updates skipped")
-            if self.main:
+            if self.run.main:
                 warnings.warn(message, RuntimeWarning, stacklevel=3)
             self.updates_skipped += updates
-            self.log.append({"kind": "train", "step": self.step, **self._common(), "loss": None,
-                             "updates_skipped": updates, "warning": message})
-        self.save_state()
+            self.run.log.append({"kind": "train", "step": self.run.step, **self._common(), "loss": None,
+                                 "updates_skipped": updates, "warning": message})
+        self.run.save_state(self.iteration)
 
     def fit(self, progress: Progress | None = None) -> None:
         """The current iteration's remaining optimiser steps on minibatches drawn epoch by epoch from its
         examples, one log row each, with evaluations and states on their schedules."""
-        fit = self.current
+        run, fit = self.run, self.current
         size = min(self.config.sft_batch_size, len(fit.examples))
         with phase(progress, f"SFT iteration {self.iteration}", fit.updates) as advance:
             if fit.done:
@@ -417,15 +318,15 @@ class SftRun:
             while fit.done < fit.updates:
                 if len(fit.order) < size:  # a new epoch; a short tail is dropped so no batch repeats an example
                     fit.order = list(range(len(fit.examples)))
-                    self.rng.shuffle(fit.order)
+                    run.rng.shuffle(fit.order)
                 picked, fit.order = fit.order[:size], fit.order[size:]
                 row = self._update([fit.examples[i] for i in picked])
                 fit.done += 1
-                self.log.append({"kind": "train", "step": self.step, **self._common(), **row})
-                if self.evaluator.due(self.step):
+                run.log.append({"kind": "train", "step": run.step, **self._common(), **row})
+                if run.evaluator.due(run.step):
                     self.evaluate()
-                if self.config.save_every and self.step % self.config.save_every == 0:
-                    self.save_state()
+                if self.config.save_every and run.step % self.config.save_every == 0:
+                    run.save_state(self.iteration)
                 advance(1, f"loss {row['loss']:.3f}")
         self.current = None
 
@@ -435,48 +336,57 @@ class SftRun:
                 "traces_sampled": self.traces_sampled, **self.current.stats}
 
     def evaluate(self) -> None:
-        """The held-out "eval" row of the current model; its stage is the iteration (pair-sft: 1). Only the main
-        process evaluates; the others count an empty row (their log writes nothing), so every process agrees on
-        the log's length and so on when a state is due."""
+        """The held-out "eval" row of the current model; its stage is the iteration (pair-sft: 1)."""
         iteration = max(self.iteration, 1)
-        self.log.append(self.evaluator.row(self.step, iteration, iteration=iteration) if self.main else {})
+        self.run.evaluate(iteration, iteration=iteration)
 
-    def _update(self, examples: list[TwoAttempts]) -> dict[str, Any]:
-        """One optimiser step on the minibatch `examples` (the same list on every process).
+    def backward(self, examples: list[TwoAttempts]) -> tuple[torch.Tensor, int]:
+        """The gradient of the minibatch `examples`' token-weighted mean attempt-2 NLL (the same list on every
+        process), added to the policy's `.grad`; this process's share of that loss, and the minibatch's attempt-2
+        tokens.
 
         Each process scores its slice examples[rank::world]. Its summed attempt-2 NLL is scaled by
         world / (attempt-2 tokens of the whole minibatch), so DDP's average of the processes' gradients is the
         gradient of the whole minibatch's token-weighted mean NLL, as in one process; a plain average of the
-        slices' means would weight each token by 1 / (its slice's tokens). A process whose slice is empty (fewer
-        examples than processes) still runs forward and backward, as each all-reduce needs every process, on one
-        example with weight 0. The slice is scored in micro-batches (harness.accumulation) with the same weight,
-        so their gradients add up to the slice's."""
-        started = time.perf_counter()
-        mine = examples[self.rank::self.world]
-        batch = encode_two_attempts(self.tokenizer, mine or examples[:1]).to(self.device)
+        slices' means would weight each token by 1 / (its slice's tokens). The slice is scored in micro-batches
+        (harness.accumulation) with the same weight, so their gradients add up to the slice's. Every process
+        scores as many micro-batches (each forward of a sharded policy is a collective): a process with fewer,
+        or with an empty slice (fewer examples than processes), scores one example with weight 0 in their place."""
+        run = self.run
+        mine = examples[run.rank::run.world]
+        batch = encode_two_attempts(run.tokenizer, mine or examples[:1]).to(run.device)
         tokens = int(batch.attempt_masks[1].sum()) if mine else 0
-        total = int(self.accelerator.reduce(torch.tensor(tokens, device=self.device), "sum"))
-        weight = self.world / max(total, 1) if mine else 0.0
-        parts = micro_batches(batch.lengths(), self.config.micro_batch_size, self.config.micro_batch_tokens)
-        self.optimizer.zero_grad(set_to_none=True)
+        total = int(run.accelerator.reduce(torch.tensor(tokens, device=run.device), "sum"))
+        weight = run.world / max(total, 1) if mine else 0.0
+        parts: list[slice | None] = list(run.micro_batches(batch))
+        if run.world > 1:
+            most = int(run.accelerator.gather(torch.tensor([len(parts)], device=run.device)).max())
+            parts += [None] * (most - len(parts))
+
+        def loss_of(part: slice | None) -> torch.Tensor:
+            if part is None:
+                return attempt2_nll(run.policy, batch.rows(slice(0, 1)))[0] * 0.0
+            return attempt2_nll(run.policy, batch.rows(part))[0] * weight
+
         # DDP: gradients averaged over processes at the last micro-batch's backward
-        loss = accumulate(self.accelerator, self.policy, parts,
-                          lambda part: attempt2_nll(self.policy, batch.rows(part))[0] * weight)
-        check_finite_loss(loss, self.step + 1, self.output)  # before the step can write NaN into the weights
-        grad_norm = (self.accelerator.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)
-                     if self.config.grad_clip > 0 else None)
-        self.optimizer.step()
-        self.step += 1
-        mean_loss = float(self.accelerator.reduce(loss.to(self.device), "mean"))  # the whole minibatch's mean NLL
+        return run.accumulate(parts, loss_of), total
+
+    def _update(self, examples: list[TwoAttempts]) -> dict[str, Any]:
+        """One optimiser step on the minibatch `examples` (the same list on every process): its row."""
+        run = self.run
+        started = time.perf_counter()
+        loss, total = self.backward(examples)
+        step = run.update(loss, [e.prompt for e in examples[:2]])
+        mean_loss = float(run.accelerator.reduce(loss.to(run.device), "mean"))  # the whole minibatch's mean NLL
         seconds = time.perf_counter() - started
         return {"loss": mean_loss, "batch_examples": len(examples), "attempt2_tokens": total,
-                "grad_norm": None if grad_norm is None else float(grad_norm), "seconds": round(seconds, 3),
-                "tokens_per_s": round(total / seconds, 1) if seconds > 0 else None}
+                "grad_norm": step.grad_norm, "seconds": round(seconds, 3),
+                "tokens_per_s": round(total / seconds, 1) if seconds > 0 else None, **step.sampler}
 
     def budget(self) -> dict[str, int]:
         """The budget actually used, for trainer_config.json."""
         return {"traces_sampled": self.traces_sampled, "examples_kept": self.examples_kept,
-                "updates": self.step, "updates_skipped": self.updates_skipped,
+                "updates": self.run.step, "updates_skipped": self.updates_skipped,
                 "updates_planned": self.config.updates, "sampling_batches": self.batches_sampled}
 
 

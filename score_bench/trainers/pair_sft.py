@@ -5,8 +5,8 @@ Sample two-attempt traces from the base model once (shared rollout, temperature 
 attempt y1 with a y2 drawn at random from the correct responses to the same problem among all first and second
 attempts sampled (variant d_plus also pairs correct first attempts); fine-tune on y2 given (x, y1, instruction),
 attempt-2 tokens only, for the whole update budget in one iteration. Several samples per problem by default
-(SAMPLES_PER_PROBLEM), within score's trace budget. Runs on one process or several under `accelerate launch`,
-as score (trainers/_sft.py, docs/distributed.md).
+(SAMPLES_PER_PROBLEM), within score's trace budget. Runs on one process or several under `accelerate launch`
+(DDP, or FSDP on CPU), and on either sampler (`backend`), as score (harness.training_run, docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
-from score_bench.harness.training import LOG_FILE
 from score_bench.trainers._sft import SftConfig, SftRun, pair_examples, sft_presets
 
 __all__ = ["PairSftConfig", "PRESETS", "PairSftTrainer"]
@@ -50,9 +49,8 @@ class PairSftTrainer:
     def train(self, config: PairSftConfig, progress: Progress | None = None, task: Task | None = None) -> Path:
         """Sample, pair, fine-tune (resuming from OUTPUT/state/ when a saved state is there); return the output
         directory (a loadable checkpoint). `task` overrides loading `config.task` by name (notebooks, tests)."""
-        run = SftRun(config, "pair-sft", task=task)
+        sft = SftRun(config, "pair-sft", task=task)
         plus = config.variant == "d_plus"
-        run.train([(config.sampling_batches, config.updates)],
-                  lambda traces: pair_examples(traces, plus, config.max_new_tokens, run.pair_rng), progress)
-        return run.save(Path(config.output), {"budget": run.budget(), "log": LOG_FILE,
-                                              **({"warning": run.warning} if run.warning else {})})
+        sft.train([(config.sampling_batches, config.updates)],
+                  lambda traces: pair_examples(traces, plus, config.max_new_tokens, sft.pair_rng), progress)
+        return sft.run.finish({"budget": sft.budget()})

@@ -17,40 +17,30 @@ Every `eval_every` steps a greedy two-attempt rollout on a fixed held-out subset
 Accuracy@t2, Δ) to the log. Every `save_every` steps a resumable state goes to OUTPUT/state/ (harness.resume);
 starting the same command again continues from it, with the same result as a run that never stopped.
 
-The loop runs under accelerate: one process is a plain loop; under `accelerate launch` (DDP) each process
-samples its own shard of each step's problems, DDP averages the gradients, and only the main process evaluates
-and writes. Launched with an FSDP config on CPU, the policy is sharded with torch's FSDP2 (harness.fsdp) and its
-parameters are gathered while processes sample or evaluate. The frozen reference is never wrapped (it takes no
-gradient). See docs/distributed.md.
+Everything but the stages, the rewards, the advantages and the loss is the run skeleton's (harness.training_run):
+the sampler (`backend`), micro-batching, held-out rows, states, checkpoints, the log, and multi-process runs. Under
+`accelerate launch` (DDP, or FSDP on CPU) each process samples and scores its own shard of each step's problems and
+the gradients are averaged; the frozen reference is never wrapped (it takes no gradient). See docs/distributed.md.
 """
 
 from __future__ import annotations
 
-import random
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from score_bench.harness import fsdp
-from score_bench.harness.accumulation import accumulate, micro_batches, validate_micro_batching
-from score_bench.harness.backends import release_sampler, sync_sampler, training_backend
+from score_bench.harness.accumulation import validate_micro_batching
 from score_bench.harness.errors import InputError
-from score_bench.harness.generation import GenerationParams
-from score_bench.harness.guards import check_finite_loss
-from score_bench.harness.learning_signal import AttemptCounts, SignalTracker, count_attempts, no_signal
-from score_bench.harness.memory_options import build_optimizer, frozen_reference
+from score_bench.harness.learning_signal import AttemptCounts, count_attempts, no_signal
 from score_bench.harness.progress import Progress, phase
-from score_bench.harness.provenance import provenance
 from score_bench.harness.protocols import Task
-from score_bench.harness.resume import SavedState, load_state, rng_states, save_state, set_rng_states
-from score_bench.harness.rollout import RolloutConfig, Trace, iter_rollout
-from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, RunConfig, TrainingLog, TwoAttempts,
-                                          draw_problems, encode_two_attempts, rewarded_as, save_run_checkpoint,
-                                          start_run, token_logprobs, two_attempts_of)
+from score_bench.harness.rollout import Trace
+from score_bench.harness.training import (EncodedBatch, RunConfig, TwoAttempts, encode_two_attempts,
+                                          token_logprobs, two_attempts_of)
+from score_bench.harness.training_run import TrainingMethod, TrainingRun
 from score_bench.harness.types import Problem, Status
 from score_bench.trainers._losses import (StageLoss, baseline_group, check_kl_settings, sequence_kl,
                                          stage_advantages, stage_loss, stage_objective)
@@ -108,13 +98,7 @@ class ScoreConfig(RunConfig):
     batch_size."""
     device: str = "auto"
     """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
-    backend: Literal["transformers", "vllm"] = "transformers"
-    """The sampler of the training rollouts. transformers generates with the policy module itself; vllm runs a
-    colocated vLLM engine (score-bench[vllm], one process only) whose weights are loaded in place from the
-    policy after every optimiser step, and logs sampler_logprob_gap, the largest difference between vLLM's
-    and the policy's log-probabilities of a few sampled tokens after the load. Held-out evaluation stays on
-    transformers."""
-    # eval_every, eval_split, eval_problems, save_every and micro-batching: RunConfig.
+    # eval_every, eval_split, eval_problems, save_every, micro-batching and backend: RunConfig.
 
     def traces_per_step(self) -> int:
         """Traces scored per optimiser step (harness.memory_estimate)."""
@@ -166,119 +150,33 @@ class ScoreTrainer:
     def train(self, config: ScoreConfig, progress: Progress | None = None, task: Task | None = None) -> Path:
         """Run Stage I then Stage II, resuming from OUTPUT/state/ when a saved state is there; return the output
         directory (a loadable checkpoint). `task` overrides loading `config.task` by name (notebooks, tests)."""
-        run = ScoreRun(config, task=task)
-        run.stage(1, progress)
-        run.stage(2, progress)
-        warning = run.signal.warning()
-        if warning and run.main:
-            warnings.warn(warning, RuntimeWarning, stacklevel=2)
-        return run.save(Path(config.output), {"stage": 2, "steps": run.step, "log": LOG_FILE,
-                                              **({"warning": warning} if warning else {})})
+        score = ScoreRun(config, task=task)
+        score.stage(1, progress)
+        score.stage(2, progress)
+        return score.run.finish({"stage": 2, "steps": score.run.step})
 
 
-class ScoreRun:
-    """The state of one run: policy, frozen reference, optimiser, problem stream, log. The reference is loaded
-    once, here, from the base checkpoint, and is the same object in both stages. A saved state in OUTPUT/state/
-    is loaded here (weights, optimiser, RNGs, step, problem stream, log position)."""
+class ScoreRun(TrainingMethod):
+    """SCoRe on a TrainingRun (`run`): the stages, the rewards, the advantages and the loss. The frozen reference
+    (run.reference) is loaded once, from the base checkpoint, and is the same object in both stages. SCoRe keeps
+    no counters of its own: a saved state's step says where in which stage it was."""
+
+    name = ScoreTrainer.name
+    keeps_reference = ScoreTrainer.keeps_reference
 
     def __init__(self, config: ScoreConfig, task: Task | None = None):
-        from score_bench.harness.backends.transformers import TransformersBackend
-
         _validate(config)
         self.config = config
-        self.started_from = provenance()
-        self.output = Path(config.output)
-        start = start_run(config, "SCoRe", task, cpu_fsdp=True)
-        self.accelerator, self.task, self.problems = start.accelerator, start.task, start.problems
-        self.world = self.accelerator.num_processes
-        device, source, self.tokenizer = start.device, start.source, start.tokenizer
-        self.model = start.model
-        """The bare policy: generation and checkpoints. `policy` is the same module as prepared (DDP-wrapped)."""
-        self.sharded_here = fsdp.is_sharded(self.model)
-        """Sharded by start_run (FSDP on CPU, harness.fsdp), not by accelerate: weights and optimiser state are
-        gathered and loaded here."""
-        optimizer = build_optimizer(self.model, config)
-        self.device = torch.device(device)
-        self.rng = random.Random(config.seed)
-        self.order: list[Problem] = []
-        self.step = 0
-        saved = load_state(self.output, trainer="score", config=config, world_size=self.world)
-        if saved is not None:
-            self._restore(saved, optimizer)
-        # The policy stays in eval mode: log-probabilities are scored without dropout, like the samples were.
-        if self.sharded_here:  # accelerate would wrap it in DDP
-            self.policy, self.optimizer = self.model, self.accelerator.prepare(optimizer)
-        else:
-            self.policy, self.optimizer = self.accelerator.prepare(self.model, optimizer)
-        self.reference = frozen_reference(self, source, device)
-        """Called like a model: a frozen copy of the base, or with LoRA the policy with its adapters disabled."""
-        if config.backend == "vllm" and self.world > 1:
-            raise InputError("backend vllm samples in one process; run without `accelerate launch`, or use "
-                             "backend transformers")
-        self.backend = training_backend(config.backend, self.model, self.tokenizer,
-                                        batch_size=config.generation_batch_size, source=source)
-        # A backend of its own, so evaluation never leaves KV in the training sampler's prefix store.
-        self.evaluator = HeldOutEval(self.task, config, TransformersBackend(
-            self.model, self.tokenizer, batch_size=config.generation_batch_size, source=source), config.max_new_tokens)
-        self.log = TrainingLog(self.output / LOG_FILE, keep_rows=saved.log_rows if saved else None,
-                               active=self.accelerator.is_main_process)
-        self.signal = SignalTracker(config.max_new_tokens)
-        """Steps with no learning signal, since this process started (a resumed run counts from the resume)."""
-
-    @property
-    def main(self) -> bool:
-        return self.accelerator.is_main_process
-
-    def _restore(self, saved: SavedState, optimizer: torch.optim.Optimizer) -> None:
-        if self.sharded_here:
-            fsdp.load_full_state(self.model, optimizer, saved.model, saved.optimizer)
-        else:
-            self.model.load_state_dict(saved.model)
-            optimizer.load_state_dict(saved.optimizer)
-        set_rng_states(saved.rng)
-        version, internal, gauss = saved.extra["problem_rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
-        by_id = {p.id: p for p in self.problems}
-        self.order = [by_id[i] for i in saved.extra["order"]]
-        self.step = saved.step
-
-    def save_state(self, stage: int) -> None:
-        """OUTPUT/state/ from the main process; every process takes part (FSDP/DeepSpeed gather weights)."""
-        weights = fsdp.state_dict(self.accelerator, self.policy)
-        optimizer = (fsdp.full_optimizer_state(self.model, self.optimizer.optimizer) if self.sharded_here
-                     else self.optimizer.state_dict())
-        if self.main:
-            extra = {"problem_rng": self.rng.getstate(), "order": [p.id for p in self.order]}
-            state = SavedState(self.step, stage, self.log.rows, weights, optimizer, rng_states(), extra)
-            save_state(self.output, trainer="score", config=self.config, world_size=self.world, state=state)
-        self.accelerator.wait_for_everyone()
-
-    def save(self, directory: Path, extra: dict) -> Path:
-        """A loadable checkpoint of the current policy, written by the main process."""
-        return save_run_checkpoint(self, directory, extra)
-
-    def next_problems(self) -> list[Problem]:
-        """batch_size problems, epoch by epoch in a seeded order (the same on every process)."""
-        return draw_problems(self.problems, self.order, self.rng, self.config.batch_size)
+        self.run = TrainingRun(config, self, task)
 
     def sample(self, problems: list[Problem]) -> list[Trace]:
-        """samples_per_problem graded two-attempt traces per problem from the current policy (the shared
-        rollout), grouped by problem (the samples of one problem are consecutive, for the baselines); each
-        attempt's verdict is the one config.reward names (strict or flexible)."""
-        params = GenerationParams(max_new_tokens=self.config.max_new_tokens, temperature=self.config.temperature,
-                                  top_p=self.config.top_p, seed=self.config.seed * 1_000_003 + self.step)
+        """samples_per_problem graded two-attempt traces per problem of this process's shard of `problems`, from
+        the current policy (TrainingRun.sample), grouped by problem (the samples of one problem are consecutive,
+        for the baselines)."""
+        traces = self.run.sample(problems, self.run.step)
         k = self.config.samples_per_problem
-        # The in-process sampler goes in chunks of generation_batch_size conversations, its KV freed after each,
-        # so the step's peak memory does not grow with the batch (samples are seeded per conversation: chunking
-        # changes none). vLLM holds its own preallocated KV and batches best with everything at once.
-        size = self.config.generation_batch_size if self.config.backend == "transformers" else len(problems) * k
-        chunks = RolloutConfig(turns=2, samples=k, params=params, chunk_size=size)
-        traces: list[Trace] = []
-        for chunk in iter_rollout(self.task, problems, self.backend, chunks):
-            traces.extend(chunk)
-            release_sampler(self.backend)
-        n = len(problems)  # rollout order is sample-major: trace s * n + i is sample s of problem i
-        return rewarded_as([traces[s * n + i] for i in range(n) for s in range(k)], self.config.reward)
+        n = len(traces) // k  # rollout order is sample-major: trace s * n + i is sample s of problem i
+        return [traces[s * n + i] for i in range(n) for s in range(k)]
 
     def two_attempts(self, trace: Trace) -> TwoAttempts:
         first, second = trace.attempts
@@ -287,32 +185,23 @@ class ScoreRun:
     def stage(self, stage: int, progress: Progress | None = None) -> None:
         """Train until the step where `stage` ends (resumed runs pick up mid-stage); Stage I's end is saved to
         OUTPUT/stage1 before anything of Stage II runs."""
+        run = self.run
         last = self.config.stage1_steps + self.config.stage2_steps
         start, end = (0, self.config.stage1_steps) if stage == 1 else (self.config.stage1_steps, last)
-        if stage == 1 and self.step == 0 and self.evaluator.due(0):
-            self.evaluate(stage)
+        if stage == 1 and run.step == 0 and run.evaluator.due(0):
+            run.evaluate(stage)
         with phase(progress, f"SCoRe stage {'I' if stage == 1 else 'II'}", end - start) as advance:
-            if self.step > start:
-                advance(min(self.step, end) - start, "resumed")
-            while self.step < end:
+            if run.step > start:
+                advance(min(run.step, end) - start, "resumed")
+            while run.step < end:
                 row = self.train_step(stage)
-                if self.evaluator.due(self.step) or (self.evaluator.every and self.step == last):
-                    self.evaluate(stage)  # on the schedule, and the final model
-                if self.config.save_every and self.step % self.config.save_every == 0:
-                    self.save_state(stage)
+                if run.evaluator.due(run.step) or (run.evaluator.every and run.step == last):
+                    run.evaluate(stage)  # on the schedule, and the final model
+                if self.config.save_every and run.step % self.config.save_every == 0:
+                    run.save_state(stage)
                 advance(1, f"stage {stage} acc@t1 {row['accuracy_t1']:.2f} acc@t2 {row['accuracy_t2']:.2f}")
-        if stage == 1 and self.step == end:
-            self.save(self.output / "stage1", {"stage": 1, "steps": self.step})
-
-    def evaluate(self, stage: int) -> dict | None:
-        """The held-out "eval" row of the current policy (harness.training.HeldOutEval), logged by the main
-        process only."""
-        with fsdp.gathered(self.model):  # every process: sharded weights are gathered for generation
-            if not self.main:
-                return None
-            row = self.evaluator.row(self.step, stage)
-        self.log.append(row)
-        return row
+        if stage == 1 and run.step == end:
+            run.save(run.output / "stage1", {"stage": 1, "steps": run.step})
 
     def backward(self, stage: int, batch: EncodedBatch, rewards: tuple[torch.Tensor, torch.Tensor]) -> StageLoss:
         """The gradient of the Stage I or II loss of this process's batch, added to the policy's `.grad`, scored
@@ -323,21 +212,21 @@ class ScoreRun:
         than one micro-batch the policy first scores every micro-batch without gradient for the KL; then the
         advantages of the whole batch are fixed, and each micro-batch is scored again with gradient for its
         share of the loss. In one pass the KL comes from the same forward as the gradient."""
-        config = self.config
+        config, run = self.config, self.run
         group = baseline_group(config.samples_per_problem, len(batch))
-        parts = micro_batches(batch.lengths(), config.micro_batch_size, config.micro_batch_tokens)
+        parts = run.micro_batches(batch)
         pieces = [batch.rows(part) for part in parts]
         with torch.no_grad():
-            ref = [token_logprobs(self.reference, p.input_ids, p.attention_mask) for p in pieces]
+            ref = [token_logprobs(run.reference, p.input_ids, p.attention_mask) for p in pieces]
         if len(pieces) == 1:
-            logp = token_logprobs(self.policy, pieces[0].input_ids, pieces[0].attention_mask)
+            logp = token_logprobs(run.policy, pieces[0].input_ids, pieces[0].attention_mask)
             result = stage_loss(stage, logp, ref[0], pieces[0].attempt_masks, rewards, config, group)
-            self.accelerator.backward(result.loss)
+            run.accelerator.backward(result.loss)
             return result
         kl = None
         if config.kl_mode == "reward":  # the bare model: a forward without gradient needs no DDP collective
             with torch.no_grad():
-                parts_kl = [sequence_kl(token_logprobs(self.model, p.input_ids, p.attention_mask), r,
+                parts_kl = [sequence_kl(token_logprobs(run.model, p.input_ids, p.attention_mask), r,
                                         p.attempt_masks, config.kl_estimator) for p, r in zip(pieces, ref)]
             kl = (torch.cat([k[0] for k in parts_kl]), torch.cat([k[1] for k in parts_kl]))
         returns, advantages = stage_advantages(stage, rewards, kl, config, group)
@@ -345,65 +234,57 @@ class ScoreRun:
 
         def loss_of(i: int) -> torch.Tensor:
             piece, part = pieces[i], parts[i]
-            logp = token_logprobs(self.policy, piece.input_ids, piece.attention_mask)
+            logp = token_logprobs(run.policy, piece.input_ids, piece.attention_mask)
             loss, piece_kl = stage_objective(stage, logp, ref[i], piece.attempt_masks,
                                              (advantages[0][part], advantages[1][part]), config, len(batch))
             scored_kl.append(piece_kl)
             return loss
 
-        loss = accumulate(self.accelerator, self.policy, range(len(pieces)), loss_of)
+        loss = run.accumulate(range(len(pieces)), loss_of)
         if kl is None:
             kl = (torch.cat([k[0] for k in scored_kl]), torch.cat([k[1] for k in scored_kl]))
         return StageLoss(loss, returns, advantages, kl)
 
     def train_step(self, stage: int) -> dict:
+        run = self.run
         started = time.perf_counter()
-        problems = self.next_problems()
-        with fsdp.gathered(self.model):
-            traces = self.sample(problems[self.accelerator.process_index::self.world])  # this process's shard
+        problems = run.next_problems()
+        traces = self.sample(problems)  # this process's shard
         samples = [self.two_attempts(t) for t in traces]
-        r1 = torch.tensor([float(t.attempts[0].correct) for t in traces], device=self.device)
-        r2 = torch.tensor([float(t.attempts[1].correct) for t in traces], device=self.device)
-        batch = encode_two_attempts(self.tokenizer, samples).to(self.device)
-        self.optimizer.zero_grad(set_to_none=True)
+        r1 = torch.tensor([float(t.attempts[0].correct) for t in traces], device=run.device)
+        r2 = torch.tensor([float(t.attempts[1].correct) for t in traces], device=run.device)
+        batch = encode_two_attempts(run.tokenizer, samples).to(run.device)
         result = self.backward(stage, batch, (r1, r2))  # DDP: gradients averaged over processes here
-        check_finite_loss(result.loss, self.step + 1, self.output)  # before the step can write NaN into weights
-        grad_norm = (self.accelerator.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)
-                     if self.config.grad_clip > 0 else None)
-        self.optimizer.step()
-        sync_sampler(self.backend, self.model)
-        self.step += 1
+        # the sampler is checked on this step's prompts after its weight load
+        step = run.update(result.loss, [run.task.first_prompt(p) for p in problems[:2]])
         means = {"reward_t1": float(r1.mean()), "reward_t2": float(r2.mean()), **result.stats()}
         counts = {"grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts),
                   "attempt_tokens": int(batch.attempt_masks[0].sum() + batch.attempt_masks[1].sum())}
         outcomes = count_attempts(traces, self.config.max_new_tokens)
         rewards = (r1, r2)
-        if self.world > 1:  # equal shards: the mean of the processes' means is the batch mean
-            means = dict(zip(means, self.accelerator.reduce(
-                torch.tensor(list(means.values()), device=self.device), "mean").tolist()))
-            counts = dict(zip(counts, (int(v) for v in self.accelerator.reduce(
-                torch.tensor(list(counts.values()), device=self.device), "sum").tolist())))
-            outcomes = AttemptCounts.from_list(self.accelerator.reduce(
-                torch.tensor(outcomes.as_list(), device=self.device), "sum").tolist())
-            rewards = (self.accelerator.gather(r1), self.accelerator.gather(r2))
+        if run.world > 1:  # equal shards: the mean of the processes' means is the batch mean
+            means = dict(zip(means, run.accelerator.reduce(
+                torch.tensor(list(means.values()), device=run.device), "mean").tolist()))
+            counts = dict(zip(counts, (int(v) for v in run.accelerator.reduce(
+                torch.tensor(list(counts.values()), device=run.device), "sum").tolist())))
+            outcomes = AttemptCounts.from_list(run.accelerator.reduce(
+                torch.tensor(outcomes.as_list(), device=run.device), "sum").tolist())
+            rewards = (run.accelerator.gather(r1), run.accelerator.gather(r2))
         # Stage I rewards attempt 2 only (r1 plays no part), so only r2 can carry its signal
         # (gathered shards are consecutive groups too: every process holds whole problems, equal batches)
         scored = [r.tolist() for r in (rewards if stage == 2 else rewards[1:])]
         silent = no_signal(scored, baseline_group(self.config.samples_per_problem, len(traces)), self.config.baseline)
-        self.signal.observe(silent, outcomes, step_mixed=not no_signal(scored))
+        run.signal.observe(silent, outcomes, step_mixed=not no_signal(scored))
         seconds = time.perf_counter() - started
         tokens = counts["attempt_tokens"]
-        row = {"kind": "train", "step": self.step, "stage": stage,
+        row = {"kind": "train", "step": run.step, "stage": stage,
                "reward_t1": means["reward_t1"], "reward_t2": means["reward_t2"],
                "accuracy_t1": means["reward_t1"], "accuracy_t2": means["reward_t2"],
                "grading_errors": counts["grading_errors"],
                **{k: means[k] for k in result.stats()},
-               "grad_norm": None if grad_norm is None else float(grad_norm),
+               "grad_norm": step.grad_norm,
                "no_signal": silent, "extracted": outcomes.extracted, "attempts": outcomes.attempts,
                "attempt_tokens": tokens, "seconds": round(seconds, 3),
-               "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None}
-        if hasattr(self.backend, "logprob_gap"):  # the sampler after its weight load, checked on this step's prompts
-            row["sampler_logprob_gap"] = self.backend.logprob_gap(
-                self.model, [self.task.first_prompt(p) for p in problems[:2]], seed=self.step)
-        self.log.append(row)
+               "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None, **step.sampler}
+        run.log.append(row)
         return row

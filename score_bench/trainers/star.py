@@ -7,7 +7,8 @@ correct->correct), and fine-tune on y2 given (x, y1, instruction), attempt-2 tok
 and updates is split evenly over the iterations. Each iteration continues from the current weights and
 optimiser (ReST-EM restarts from the base model; continuing spends the whole update budget on one model, as
 score does). Data is not carried over between iterations. Runs on one process or several under
-`accelerate launch`, as score (trainers/_sft.py, docs/distributed.md).
+`accelerate launch` (DDP, or FSDP on CPU), and on either sampler (`backend`), as score (harness.training_run,
+docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from pathlib import Path
 from score_bench.harness.errors import InputError
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
-from score_bench.harness.training import LOG_FILE
 from score_bench.trainers._sft import SftConfig, SftRun, sft_presets, split_evenly, star_examples
 
 __all__ = ["StarConfig", "PRESETS", "StarTrainer"]
@@ -53,10 +53,9 @@ class StarTrainer:
         if config.sampling_batches < config.iterations:
             raise InputError(f"star needs at least one sampling batch per iteration: sampling_batches "
                              f"{config.sampling_batches} < iterations {config.iterations}")
-        run = SftRun(config, "star", task=task)
+        sft = SftRun(config, "star", task=task)
         plan = list(zip(split_evenly(config.sampling_batches, config.iterations),
                         split_evenly(config.updates, config.iterations)))
         plus = config.variant == "d_plus"
-        run.train(plan, lambda traces: star_examples(traces, plus, config.max_new_tokens), progress)
-        return run.save(Path(config.output), {"budget": run.budget(), "log": LOG_FILE,
-                                              **({"warning": run.warning} if run.warning else {})})
+        sft.train(plan, lambda traces: star_examples(traces, plus, config.max_new_tokens), progress)
+        return sft.run.finish({"budget": sft.budget()})

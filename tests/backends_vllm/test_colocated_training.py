@@ -1,6 +1,6 @@
 """vLLM as a trainer's sampler: weights loaded into the running engine in place after an optimiser step make
-the sampler's log-probabilities the policy's, and a SCoRe smoke run with rollouts on vLLM logs that agreement
-after every step and writes a checkpoint that loads."""
+the sampler's log-probabilities the policy's, and smoke runs of SCoRe and of the SFT baselines (STaR, Pair-SFT) with
+rollouts on vLLM log that agreement after every update and write a checkpoint that loads."""
 
 from __future__ import annotations
 
@@ -62,15 +62,23 @@ def test_sampler_log_probabilities_match_the_policy_after_an_update(engine, smol
     assert engine.logprob_gap(AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32), prompts) < in_sync
 
 
-def test_score_smoke_run_with_rollouts_on_vllm(smollm2, tmp_path, in_sync):
-    output = tmp_path / "score-vllm"
-    command = [str(Path(sys.executable).parent / "score-bench"), "train", "--task", "arith", "--trainer", "score",
-               "--model", str(smollm2), "--output", str(output), "--preset", "smoke", "--set", "backend=vllm",
-               "--set", "max_new_tokens=16", "--set", "eval_every=0", "--set", "save_every=0"]
+def train_on_vllm(trainer: str, task: str, model: Path, output: Path, *settings: str) -> list[dict]:
+    """`score-bench train --preset smoke --set backend=vllm` in a child process, as a user runs it; the rows of
+    its training log."""
+    command = [str(Path(sys.executable).parent / "score-bench"), "train", "--task", task, "--trainer", trainer,
+               "--model", str(model), "--output", str(output), "--preset", "smoke", "--set", "backend=vllm",
+               "--set", "eval_every=0", "--set", "save_every=0"]
+    for setting in settings:
+        command += ["--set", setting]
     env = {k: v for k, v in os.environ.items() if k != "VLLM_ENABLE_V1_MULTIPROCESSING"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = [json.loads(line) for line in (output / "training_log.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (output / "training_log.jsonl").read_text().splitlines()]
+
+
+def test_score_smoke_run_with_rollouts_on_vllm(smollm2, tmp_path, in_sync):
+    output = tmp_path / "score-vllm"
+    rows = train_on_vllm("score", "arith", smollm2, output, "max_new_tokens=16")
     steps = [row for row in rows if row.get("kind") == "train"]
     gaps = [row["sampler_logprob_gap"] for row in steps]
     print(f"sampler vs policy max |dlogp| after each of {len(steps)} steps: {gaps}")
@@ -81,3 +89,24 @@ def test_score_smoke_run_with_rollouts_on_vllm(smollm2, tmp_path, in_sync):
     # The checkpoint loads and holds numbers. Whether 4 smoke steps moved it depends on their rewards: on this
     # run SmolLM2 earned none in 16 tokens, so there was no learning signal (the Adam-step test covers a change).
     assert all(torch.isfinite(p).all() for p in trained.parameters())
+
+
+@pytest.mark.parametrize("trainer", ["star", "pair-sft"])
+def test_baseline_smoke_run_with_rollouts_on_vllm(trainer, smollm2, tmp_path, in_sync):
+    """The baselines sample on the same colocated engine as SCoRe (the run skeleton's sampler), loaded after every
+    optimiser step. On score-toy SmolLM2 answers about 40% right (results/real), so the smoke budget's traces
+    hold examples to keep (STaR's smoke preset keeps correct->correct too) and the runs take updates."""
+    output = tmp_path / f"{trainer}-vllm"
+    rows = train_on_vllm(trainer, "score-toy", smollm2, output, "split=test")
+    updates = [row for row in rows if row.get("kind") == "train" and row.get("loss") is not None]
+    skipped = [row for row in rows if row.get("kind") == "train" and row.get("loss") is None]
+    gaps = [row["sampler_logprob_gap"] for row in updates]
+    print(f"{trainer}: sampler vs policy max |dlogp| after each of {len(updates)} updates: {gaps}")
+    assert updates and max(gaps) < in_sync  # a gap after every update, in sync
+    assert all("sampler_logprob_gap" not in row for row in skipped)  # no update, no load, nothing to check
+    assert len(updates) + sum(row["updates_skipped"] for row in skipped) == 4  # the smoke budget
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32).state_dict()
+    trained = AutoModelForCausalLM.from_pretrained(output, dtype=torch.float32).state_dict()
+    assert any(not torch.equal(base[name], tensor) for name, tensor in trained.items())  # the updates moved it

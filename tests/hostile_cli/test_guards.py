@@ -211,9 +211,10 @@ def test_a_nan_loss_stops_score_training_before_the_weights_change(tiny_model, t
         return replace(result, loss=result.loss * float("nan")) if run.step == 1 else result
 
     monkeypatch.setattr(score, "stage_loss", nan_at_step_two)
-    run = score.ScoreRun(config)
+    trainer = score.ScoreRun(config)
+    run = trainer.run
     with pytest.raises(ScoreBenchError, match="diverged at step 2") as caught:
-        run.stage(1)
+        trainer.stage(1)
     assert "\n" not in str(caught.value) and run.step == 1
     saved = resume.load_state(tmp_path / "out", trainer="score", config=config, world_size=1)
     assert saved.step == 1

@@ -1,29 +1,32 @@
 """The accelerate config files in configs/accelerate: each loads as accelerate reads it and asks for what its name
-says. The FSDP config runs SCoRe on CPU in two processes (sharded with torch's FSDP2 by the trainer, since
-accelerate selects FSDP on GPUs only) and takes the one-process steps; a trainer that does not shard refuses
-the launch. (DeepSpeed needs GPUs: not run here.)"""
+says. The FSDP config runs SCoRe and an SFT baseline on CPU in two processes (sharded with torch's FSDP2 by the
+run skeleton, since accelerate selects FSDP on GPUs only) and takes the one-process steps. (DeepSpeed needs GPUs:
+not run here.)"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 from accelerate.commands.config.config_args import ClusterConfig
 from safetensors.torch import load_file
+from transformers import AutoConfig, AutoTokenizer
 
 from score_bench.harness.backends import load_backend
-from score_bench.harness.training import HeldOutEval, build_config
+from score_bench.harness.training import HeldOutEval, build_config, encode_two_attempts
+from score_bench.trainers._sft import SftRun
+from score_bench.trainers.pair_sft import PRESETS as PAIR_PRESETS, PairSftConfig, PairSftTrainer
 from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreTrainer
 
-from float_tolerance import assert_same_score_step, assert_same_step
+from float_tolerance import assert_same_score_step, assert_same_step, logprob_tolerance, reduction_tolerance
 from test_score_ddp import free_port, vocab_of
 from test_score_resume import child_env, log_rows, write_script
 from test_score_trainer import ParityTask
-from test_sft_ddp import SCRIPT as STAR_SCRIPT
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
 
@@ -98,18 +101,61 @@ def test_two_process_fsdp_score_step_equals_the_one_process_step_on_the_whole_ba
     assert sharded[3] == json.loads(json.dumps(evaluation))
 
 
-def test_fsdp_launch_on_cpu_of_a_trainer_without_sharding_is_refused(tiny_model, tmp_path):
-    """The SFT baselines do not shard on CPU: accelerate would silently run them as plain DDP, so the launch is
-    refused in one line before the run writes anything."""
-    out = tmp_path / "fsdp"
+PAIR_SCRIPT = textwrap.dedent(f"""
+    import json, sys
+
+    if __name__ == "__main__":
+        import torch
+        torch.set_num_threads(1)
+        sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+        from test_score_trainer import ParityTask
+        from score_bench.harness.training import build_config
+        from score_bench.trainers.pair_sft import PRESETS, PairSftConfig, PairSftTrainer
+        PairSftTrainer().train(build_config(PairSftConfig, PRESETS, "smoke", json.loads(sys.argv[1])),
+                               task=ParityTask())
+""")
+
+
+def test_two_process_fsdp_baseline_step_equals_the_one_process_step(tiny_model, tmp_path, monkeypatch):
+    """The SFT baselines run on the same skeleton as SCoRe, so an FSDP launch on CPU shards their policy too
+    (it was refused before). One Pair-SFT update on a minibatch of 3 (slices of 2 and 1 examples) in micro-batches
+    of one: the process with one example scores a weight-0 pass in place of its missing second micro-batch, as
+    every sharded forward is a collective. A state is saved before the update (once the examples are chosen),
+    which must not touch Adam's state (a zero-lr step taken there made the update 0.74 of its size). The step is
+    that of one process on the whole minibatch (assert_same_step), as are its loss and gradient norm."""
+    out, alone = tmp_path / "fsdp", tmp_path / "single"
     settings = {"model": str(tiny_model), "output": str(out), "split": "train", "eval_split": "train",
-                "batch_size": 2, "device": "cpu"}
-    script = tmp_path / "train_star.py"
-    script.write_text(STAR_SCRIPT)
+                "batch_size": 2, "max_new_tokens": 8, "sampling_batches": 1, "updates": 1, "sft_batch_size": 3,
+                "micro_batch_size": 1, "save_every": 1, "eval_every": 1, "device": "cpu"}
+    script = tmp_path / "train_pair_sft.py"
+    script.write_text(PAIR_SCRIPT)
     done = launch(script, settings, *FSDP)
-    assert done.returncode != 0
-    assert "InputError: the accelerate config asks for FSDP, but accelerate runs MULTI_CPU on cpu" in done.stderr
-    assert not out.exists()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "sharded with torch's FSDP2 over 2 processes" in done.stdout
+    assert json.loads((out / "state" / "meta.json").read_text())["world_size"] == 2
+
+    first: list = []  # the minibatch of the one-process step: the samples are seeded per problem, so the same
+    update = SftRun._update
+    monkeypatch.setattr(SftRun, "_update", lambda sft, examples: first.append(examples) or update(sft, examples))
+    config = build_config(PairSftConfig, PAIR_PRESETS, "smoke", {**settings, "output": str(alone)})
+    single = PairSftTrainer().train(config, task=ParityTask())
+    rows, alone_rows = log_rows(out), log_rows(single)
+    assert [(r["kind"], r["step"]) for r in rows] == [("eval", 0), ("train", 1), ("eval", 1)]
+    assert rows[0] == alone_rows[0]  # the base model's evaluation, generated from gathered shards
+    for key in ("examples", "traces_sampled", "accuracy_t1", "accuracy_t2", "batch_examples", "attempt2_tokens"):
+        assert rows[1][key] == alone_rows[1][key], key
+    loss, count = alone_rows[1]["loss"], alone_rows[1]["attempt2_tokens"]
+    model_config = AutoConfig.from_pretrained(tiny_model)
+    assert abs(rows[1]["loss"] - loss) <= logprob_tolerance(model_config) + reduction_tolerance(count) * loss
+    positions = int(encode_two_attempts(AutoTokenizer.from_pretrained(tiny_model), first[0]).attention_mask.sum())
+    norm = alone_rows[1]["grad_norm"]
+    assert abs(rows[1]["grad_norm"] - norm) <= reduction_tolerance(positions) * norm
+    sharded = load_file(out / "model.safetensors")
+    assert_same_step(load_file(tiny_model / "model.safetensors"), load_file(single / "model.safetensors"), sharded)
+
+    again = launch(script, settings, *FSDP)  # resumes from the state after the update: nothing left to do
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert all(torch.equal(sharded[name], tensor) for name, tensor in load_file(out / "model.safetensors").items())
 
 
 @pytest.mark.parametrize("settings, environment, message", [

@@ -188,8 +188,8 @@ def test_the_reward_setting_chooses_the_verdict_trained_on(tiny_model, tmp_path,
     from score_bench.trainers._sft import star_examples
     from score_bench.trainers.score import ScoreRun
 
-    run = ScoreRun(smoke(tiny_model, tmp_path, reward=reward, max_new_tokens=8), task=_FlexibleOnly())
-    traces = run.sample(run.next_problems())
+    score = ScoreRun(smoke(tiny_model, tmp_path, reward=reward, max_new_tokens=8), task=_FlexibleOnly())
+    traces = score.sample(score.run.next_problems())
     attempts = [a for t in traces for a in t.attempts]
     if reward == "strict":
         assert all(a.extracted is None and not a.correct for a in attempts)

@@ -27,10 +27,11 @@ LORA = {"lora_r": 4, "lora_alpha": 8.0, "split": "train", "eval_split": "train",
 
 
 def test_lora_step_trains_only_the_adapters_against_the_base_with_adapters_disabled(tiny_model, tmp_path):
-    run = ScoreRun(smoke(tiny_model, tmp_path, **LORA), task=ParityTask())
+    score = ScoreRun(smoke(tiny_model, tmp_path, **LORA), task=ParityTask())
+    run = score.run
     before = {name: tensor.clone() for name, tensor in run.model.state_dict().items()}
-    run.train_step(1)
-    run.train_step(1)  # B moves on the first step, A only once B is non-zero
+    score.train_step(1)
+    score.train_step(1)  # B moves on the first step, A only once B is non-zero
     after = run.model.state_dict()
     changed = {name for name in before if not torch.equal(before[name], after[name])}
     assert changed and all(".lora_A." in name or ".lora_B." in name for name in changed), changed
@@ -56,10 +57,11 @@ def test_lora_step_trains_only_the_adapters_against_the_base_with_adapters_disab
 def test_lora_merged_checkpoint_is_base_plus_delta_and_loads_in_eval(tiny_model, tmp_path):
     from peft.tuners.lora import LoraLayer
 
-    run = ScoreRun(smoke(tiny_model, tmp_path, **LORA, lora_target_modules="q_proj,v_proj,down_proj"),
-                   task=ParityTask())
-    run.stage(1)
-    run.stage(2)
+    score = ScoreRun(smoke(tiny_model, tmp_path, **LORA, lora_target_modules="q_proj,v_proj,down_proj"),
+                     task=ParityTask())
+    score.stage(1)
+    score.stage(2)
+    run = score.run
     merged = run.save(tmp_path / "merged", {"steps": run.step})
     assert not (merged / "adapter_config.json").exists()
     saved = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).state_dict()
@@ -86,9 +88,10 @@ def test_lora_merged_checkpoint_is_base_plus_delta_and_loads_in_eval(tiny_model,
 
 
 def test_lora_adapter_checkpoint_loads_as_the_merged_one(tiny_model, tmp_path):
-    run = ScoreRun(smoke(tiny_model, tmp_path, **LORA, lora_save="adapter"), task=ParityTask())
-    run.train_step(1)
-    run.train_step(1)
+    score = ScoreRun(smoke(tiny_model, tmp_path, **LORA, lora_save="adapter"), task=ParityTask())
+    score.train_step(1)
+    score.train_step(1)
+    run = score.run
     adapter = run.save(tmp_path / "adapter", {"steps": run.step})
     assert (adapter / "adapter_config.json").is_file() and not (adapter / "model.safetensors").exists()
     run.config = replace(run.config, lora_save="merged")

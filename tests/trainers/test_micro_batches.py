@@ -73,16 +73,16 @@ def score_run(tiny_model, tmp_path, micro, **changes) -> ScoreRun:
     config = replace(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), grad_clip=0.0,
                      output=str(tmp_path / f"out-{micro}"), samples_per_problem=1, micro_batch_size=micro,
                      beta1=0.5, beta2=0.5, **changes)
-    run = ScoreRun(config, task=ParityTask())
-    perturb(run.model)
-    return run
+    score = ScoreRun(config, task=ParityTask())
+    perturb(score.run.model)
+    return score
 
 
-def score_gradient(run: ScoreRun, stage: int):
-    batch = encode_two_attempts(run.tokenizer, examples())
-    run.optimizer.zero_grad(set_to_none=True)
-    result = run.backward(stage, batch, rewards())
-    return grads(run.model), result
+def score_gradient(score: ScoreRun, stage: int):
+    batch = encode_two_attempts(score.run.tokenizer, examples())
+    score.run.optimizer.zero_grad(set_to_none=True)
+    result = score.backward(stage, batch, rewards())
+    return grads(score.run.model), result
 
 
 @pytest.mark.parametrize("stage, changes", [
@@ -91,8 +91,9 @@ def score_gradient(run: ScoreRun, stage: int):
     (2, {"kl_mode": "loss", "kl_estimator": "k3", "baseline": "mean"}),
 ])
 def test_score_micro_batches_take_the_one_pass_gradient(tiny_model, tmp_path, stage, changes):
-    run = score_run(tiny_model, tmp_path, None, **changes)
-    whole, whole_result = score_gradient(run, stage)
+    score = score_run(tiny_model, tmp_path, None, **changes)
+    run = score.run
+    whole, whole_result = score_gradient(score, stage)
     parts, parts_result = score_gradient(score_run(tiny_model, tmp_path, MICRO, **changes), stage)
     assert max(float(g.abs().max()) for g in whole.values()) > 1e-3  # a real gradient, not zeros
     assert_same_gradient(whole, parts, tokens(run.tokenizer))
@@ -106,8 +107,9 @@ def test_score_micro_batches_take_the_one_pass_gradient(tiny_model, tmp_path, st
 def test_a_baseline_per_micro_batch_would_change_the_gradient(tiny_model, tmp_path):
     """The counter-check: scoring each micro-batch with its own leave-one-out baseline (what naive accumulation
     does) is far from the one-pass gradient, so the equality above is not a tolerance artefact."""
-    run = score_run(tiny_model, tmp_path, None)
-    whole, _ = score_gradient(run, 1)
+    score = score_run(tiny_model, tmp_path, None)
+    run = score.run
+    whole, _ = score_gradient(score, 1)
     batch = encode_two_attempts(run.tokenizer, examples())
     r1, r2 = rewards()
     run.optimizer.zero_grad(set_to_none=True)
@@ -129,18 +131,18 @@ def test_sft_micro_batches_take_the_one_pass_gradient(tiny_model, tmp_path, trai
     def gradient(micro):
         config = replace(build_config(config_class, presets, "smoke"), model=str(tiny_model), grad_clip=0.0,
                          output=str(tmp_path / f"{trainer}-{micro}"), micro_batch_size=micro)
-        run = SftRun(config, trainer, task=ParityTask())
-        row = run._update(examples())  # the step is taken; the gradient stays in .grad
-        return grads(run.model), row, run
+        sft = SftRun(config, trainer, task=ParityTask())
+        loss, count = sft.backward(examples())  # the minibatch's gradient, in .grad
+        return grads(sft.run.model), float(loss), count, sft.run
 
-    whole, whole_row, run = gradient(None)
-    parts, parts_row, _ = gradient(MICRO)
+    whole, whole_loss, whole_count, run = gradient(None)
+    parts, parts_loss, parts_count, _ = gradient(MICRO)
     assert max(float(g.abs().max()) for g in whole.values()) > 1e-3
     assert_same_gradient(whole, parts, tokens(run.tokenizer))
-    assert parts_row["attempt2_tokens"] == whole_row["attempt2_tokens"]
+    assert parts_count == whole_count
     # the mean NLL of the attempt-2 tokens, each scored in another micro-batch's padding, summed in another order
-    loss, count = whole_row["loss"], whole_row["attempt2_tokens"]
-    assert abs(parts_row["loss"] - loss) <= logprob_tolerance(run.model.config) + reduction_tolerance(count) * loss
+    bound = logprob_tolerance(run.model.config) + reduction_tolerance(whole_count) * whole_loss
+    assert abs(parts_loss - whole_loss) <= bound
 
 
 def test_micro_batches_split_by_rows_and_by_padded_tokens():

@@ -16,9 +16,10 @@ def tokens_of(traces: list[Trace]) -> list[tuple]:
 
 
 def test_rollout_keeps_at_most_two_chunks_of_kv_and_frees_it_before_scoring(tiny_model, tmp_path):
-    run = ScoreRun(smoke(tiny_model, tmp_path, batch_size=6, samples_per_problem=2, generation_batch_size=3,
-                         eval_every=1, eval_problems=4), task=ParityTask())
-    store = run.backend.prefix_cache
+    score = ScoreRun(smoke(tiny_model, tmp_path, batch_size=6, samples_per_problem=2, generation_batch_size=3,
+                           eval_every=1, eval_problems=4), task=ParityTask())
+    run = score.run
+    store = run.sampler.backend.prefix_cache
     held, add = [], store.add
 
     def recording_add(prompt, tokens, kv):
@@ -26,7 +27,7 @@ def test_rollout_keeps_at_most_two_chunks_of_kv_and_frees_it_before_scoring(tiny
         held.append(len(store.entries))
 
     store.add = recording_add
-    traces = run.sample(run.next_problems())
+    traces = score.sample(run.next_problems())
     assert len(traces) == 12
     # Each conversation leaves at most two entries (its two attempts); the store is emptied after each chunk
     # once the next one is generated, so at most two chunks of 3 conversations are held, not all 12.
@@ -35,7 +36,7 @@ def test_rollout_keeps_at_most_two_chunks_of_kv_and_frees_it_before_scoring(tiny
 
     whole = ScoreRun(smoke(tiny_model, tmp_path / "whole", batch_size=6, samples_per_problem=2,
                            generation_batch_size=12), task=ParityTask())
-    assert tokens_of(whole.sample(whole.next_problems())) == tokens_of(traces)
+    assert tokens_of(whole.sample(whole.run.next_problems())) == tokens_of(traces)
 
     run.evaluate(1)
     assert run.evaluator.backend.prefix_cache.used == 0  # the evaluation's KV does not stay for training

@@ -112,17 +112,16 @@ def test_a_different_config_into_the_same_output_is_refused(tiny_model, tmp_path
 
 def test_resume_truncates_the_log_to_the_saved_state(tiny_model, tmp_path):
     config = smoke(tiny_model, tmp_path, save_every=2, stage1_steps=3, stage2_steps=0)
-    run = ScoreRun(config, task=ParityTask())
-    run.stage(1)  # steps 1-3, state saved after step 2
+    ScoreRun(config, task=ParityTask()).stage(1)  # steps 1-3, state saved after step 2
     assert len(log_rows(Path(config.output))) == 3
-    again = ScoreRun(config, task=ParityTask())
+    again = ScoreRun(config, task=ParityTask()).run
     assert again.step == 2 and [r["step"] for r in log_rows(Path(config.output))] == [1, 2]
     assert again.order == run_order_after(tiny_model, tmp_path, steps=2)
 
 
 def run_order_after(tiny_model, tmp_path, steps: int) -> list:
     """The problem stream of a fresh run after `steps` batches: what a resumed run must continue from."""
-    run = ScoreRun(smoke(tiny_model, tmp_path / "fresh"), task=ParityTask())
+    run = ScoreRun(smoke(tiny_model, tmp_path / "fresh"), task=ParityTask()).run
     for _ in range(steps):
         run.next_problems()
     return run.order

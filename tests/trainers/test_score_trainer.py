@@ -80,14 +80,14 @@ def test_one_step_moves_the_rewarded_attempt_in_the_reward_direction(tiny_model,
 
 
 def test_reference_is_frozen_and_is_the_base_model_in_both_stages(tiny_model, tmp_path):
-    run = ScoreRun(smoke(tiny_model, tmp_path, beta1=0.5, beta2=0.5), task=ParityTask())
+    score = ScoreRun(smoke(tiny_model, tmp_path, beta1=0.5, beta2=0.5), task=ParityTask())
     base = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
-    reference = run.reference
+    reference = score.run.reference
     assert not any(p.requires_grad for p in reference.parameters())
-    run.stage(1)
-    assert any(not torch.equal(p, q) for p, q in zip(run.policy.parameters(), base.parameters()))
-    run.stage(2)
-    assert run.reference is reference
+    score.stage(1)
+    assert any(not torch.equal(p, q) for p, q in zip(score.run.policy.parameters(), base.parameters()))
+    score.stage(2)
+    assert score.run.reference is reference
     assert all(torch.equal(p, q) for p, q in zip(reference.parameters(), base.parameters()))
     rows = [json.loads(line) for line in (tmp_path / "out" / LOG_FILE).read_text().splitlines()]
     first_stage2 = next(r for r in rows if r["stage"] == 2)
@@ -150,10 +150,10 @@ def test_full_run_scores_stage2_against_the_base_model(tiny_model, tmp_path):
 def test_checkpoints_record_the_code_the_run_started_from(tiny_model, tmp_path, monkeypatch):
     """A commit made during a long run must not be recorded as the code that trained: provenance is taken once,
     when the run starts, and every checkpoint of the run (stage1 and final) carries that one."""
-    import score_bench.trainers.score as score_module
+    import score_bench.harness.training_run as training_run
 
     calls = iter(range(1000))
-    monkeypatch.setattr(score_module, "provenance", lambda: {"git": {"commit": f"c{next(calls)}", "dirty": False}})
+    monkeypatch.setattr(training_run, "provenance", lambda: {"git": {"commit": f"c{next(calls)}", "dirty": False}})
     out = ScoreTrainer().train(smoke(tiny_model, tmp_path, task="score-toy", split="test"), task=ScoreToyTask())
     for checkpoint in (out, out / "stage1"):
         assert json.loads((checkpoint / CONFIG_FILE).read_text())["git"] == {"commit": "c0", "dirty": False}

@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.training import build_config, encode_two_attempts
-from score_bench.trainers._sft import SftRun, sft_loss, whole_batch
+from score_bench.trainers._sft import SftRun, sft_loss
 from score_bench.trainers.star import PRESETS, StarConfig, StarTrainer
 
 from float_tolerance import logprob_tolerance, reduction_tolerance
@@ -78,7 +78,7 @@ def test_two_process_star_run_writes_a_checkpoint_and_takes_the_whole_minibatch_
     # gathered traces, the kept examples and the minibatch order are the same, and so must step 1 be.
     first: list = []
     update = SftRun._update
-    monkeypatch.setattr(SftRun, "_update", lambda run, examples: first.append(examples) or update(run, examples))
+    monkeypatch.setattr(SftRun, "_update", lambda sft, examples: first.append(examples) or update(sft, examples))
     config = build_config(StarConfig, PRESETS, "smoke", {**settings, "output": str(tmp_path / "single")})
     alone = log_rows(StarTrainer().train(config, task=ParityTask()))
     assert rows[0] == alone[0]  # the base model's evaluation, on the main process
@@ -103,13 +103,6 @@ def test_two_process_star_run_writes_a_checkpoint_and_takes_the_whole_minibatch_
     plain_average = grad_norm(base, tokenizer, [(s, 0.5) for s in slices])
     assert abs(rows[1]["grad_norm"] - whole) <= tolerance * whole
     assert abs(plain_average - whole) > 100 * tolerance * whole
-
-def test_whole_batch_restores_one_process_order_from_the_shards():
-    # 4 problems, 2 samples: one process yields (sample, problem) sample-major; process r sampled problems r, r+2
-    one_process = [(s, i) for s in range(2) for i in range(4)]
-    shards = [[(s, i) for s in range(2) for i in (r, r + 2)] for r in range(2)]
-    assert whole_batch(shards, samples=2) == one_process
-
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(tiny_model, tmp_path, monkeypatch):
     from accelerate import Accelerator

@@ -36,10 +36,10 @@ def interrupt_at(monkeypatch, step: int) -> None:
     """Make the run stop when it is about to take optimiser step `step` + 1."""
     update = SftRun._update
 
-    def stopping(run, examples):
-        if run.step == step:
+    def stopping(sft, examples):
+        if sft.run.step == step:
             raise Interrupted
-        return update(run, examples)
+        return update(sft, examples)
 
     monkeypatch.setattr(SftRun, "_update", stopping)
 
@@ -47,7 +47,7 @@ def interrupt_at(monkeypatch, step: int) -> None:
 def count_sampling(monkeypatch) -> list[int]:
     calls: list[int] = []
     sample = SftRun.sample
-    monkeypatch.setattr(SftRun, "sample", lambda run, *a, **k: calls.append(1) or sample(run, *a, **k))
+    monkeypatch.setattr(SftRun, "sample", lambda sft, *a, **k: calls.append(1) or sample(sft, *a, **k))
     return calls
 
 

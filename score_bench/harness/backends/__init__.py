@@ -8,7 +8,7 @@ import difflib
 from score_bench.harness.errors import PluginNotFound
 from score_bench.harness.generation import Backend
 
-__all__ = ["BACKENDS", "load_backend", "training_backend", "sync_sampler", "release_sampler"]
+__all__ = ["BACKENDS", "load_backend", "release_sampler"]
 
 BACKENDS = ("transformers", "vllm", "openai")
 
@@ -32,26 +32,6 @@ def load_backend(name: str = "transformers", **options) -> Backend:
     near = difflib.get_close_matches(name, BACKENDS, n=1)
     hint = f" Did you mean '{near[0]}'?" if near else ""
     raise PluginNotFound(f"unknown backend '{name}'. Available: {', '.join(BACKENDS)}.{hint}")
-
-
-def training_backend(name: str, model, tokenizer, *, batch_size: int, source: str) -> Backend:
-    """The sampler of a trainer's rollouts on its policy `model`. transformers generates with the module itself;
-    vllm starts a colocated engine in this process on `source` and loads `model`'s current weights into it."""
-    if name == "transformers":
-        from score_bench.harness.backends.transformers import TransformersBackend
-
-        return TransformersBackend(model, tokenizer, batch_size=batch_size, source=source)
-    if name == "vllm":
-        from score_bench.harness.backends.vllm import VllmBackend
-
-        return VllmBackend.colocated(model, source=source)
-    raise PluginNotFound(f"unknown training backend '{name}'. Available: transformers, vllm")
-
-
-def sync_sampler(backend: Backend, model) -> None:
-    """After an optimiser step: a sampler with weights of its own (vllm) gets the policy's, in place."""
-    if hasattr(backend, "sync"):
-        backend.sync(model)
 
 
 def release_sampler(backend: Backend) -> None:

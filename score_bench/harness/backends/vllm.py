@@ -133,6 +133,7 @@ class VllmBackend:
         """A trainer's sampler: an in-process engine started on the checkpoint `source` (the one time weights
         come from disk), then loaded with `model`'s current weights (a resumed run's differ from the file).
         Eager on CPU, where vLLM's graph compilation would cost minutes per run for little."""
+        _import_vllm()  # without vLLM: the extra to install, not an import error
         from vllm.platforms import current_platform
 
         dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
