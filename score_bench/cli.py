@@ -149,9 +149,10 @@ def grade(
     are further samples of that problem; problems may have different numbers of samples."""
     from score_bench.harness.grading import grade_file
 
-    task_obj = _build_task(task, _task_options(task, task_option, data_dir=data_dir, unsafe=unsafe))
+    options = _task_options(task, task_option, data_dir=data_dir, unsafe=unsafe)
+    task_obj = registry.load_task(task, **options)
     with output_lock(output, "grade"), progress_bar() as bar:
-        results = grade_file(task_obj, samples, output, split=split, progress=RichProgress(bar))
+        results = grade_file(task_obj, samples, output, split=split, progress=RichProgress(bar), task_options=options)
     counts = results["counts"]
     Console().print(metrics_table(f"{task}: {counts['problems']} problems, {counts['attempts']} attempt(s)",
                                   results["metrics"]))
@@ -166,7 +167,8 @@ def evaluate(
     limit: LimitOpt = None,
     output: Optional[Path] = typer.Option(None, help="Run directory (default runs/eval/TASK-MODEL); rerun to resume."),
     turns: int = typer.Option(2, help="Attempts per conversation (the paper uses 2)."),
-    samples: int = typer.Option(1, help="Conversations per problem; above 1 adds pass@k per turn."),
+    samples: int = typer.Option(1, help="Conversations per problem; above 1 adds pass@k per turn (needs a "
+                                "--temperature above 0)."),
     max_new_tokens: MaxNewTokensOpt = 512,
     batch_size: BatchSizeOpt = 32,
     temperature: float = typer.Option(0.0, help="0 = greedy, the paper's evaluation setting."),
@@ -311,12 +313,14 @@ def scale_table(title: str, result: dict) -> Table:
 @app.command()
 def view(
     runs: list[Path] = typer.Argument(..., help="Eval (or scale) run directories holding samples.jsonl."),
-    output: Path = typer.Option(Path("report.html"), help="The self-contained HTML file to write."),
+    output: Path = typer.Option(Path("report.html"), help="The self-contained HTML file to write; an earlier "
+                                "report there is replaced, any other file only with --force."),
+    force: bool = typer.Option(False, "--force", help="Replace an --output file that is not a score-bench report."),
 ):
     """One self-contained HTML page to read samples: metrics, a clickable transition matrix, attempts with a diff."""
     from score_bench.harness.viewer import write_report
 
-    path = write_report(runs, output)
+    path = write_report(runs, output, force=force)
     console.print(f"wrote {path}")
 
 
@@ -411,7 +415,7 @@ def compare(
 @app.command()
 def plot(
     runs: list[Path] = typer.Argument(..., help="Training run directories (curves) and/or eval run directories (transitions)."),
-    output: Path = typer.Option(Path("."), help="Directory for training_curves.png and transitions.png."),
+    output: Path = typer.Option(Path("plots"), help="Directory for training_curves.png and transitions.png."),
 ):
     """Training curves (held-out Accuracy@t1/t2 per step) and attempt-1 → attempt-2 transition charts, as PNG."""
     from score_bench.harness.plots import plot_training_curves, plot_transitions
@@ -488,7 +492,10 @@ def train(
     threads: ThreadsOpt = None,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print a memory estimate of the run and exit; writes nothing."),
 ):
-    """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`."""
+    """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`. A run whose memory
+    estimate (--dry-run) exceeds all the memory of its device is refused before anything loads."""
+    from score_bench.harness.backends.transformers import resolve_device
+    from score_bench.harness.memory_estimate import check_fits
     from score_bench.harness.training import build_config
 
     quiet_transformers()
@@ -509,9 +516,11 @@ def train(
     check_output_not_model(output, model)
     check_model_saveable(model)
     check_output_dir(output)
+    estimate = _memory_estimate(resolved, getattr(trainer_cls, "keeps_reference", False))
     if dry_run:
-        _print_memory_estimate(resolved, getattr(trainer_cls, "keeps_reference", False))
+        _print_memory_estimate(resolved, estimate)
         return
+    check_fits(estimate, resolve_device(resolved.device))
     _set_threads(threads)
     from accelerate import PartialState
 
@@ -530,30 +539,36 @@ def train(
     console.print(f"wrote checkpoint {path}")
 
 
-def _print_memory_estimate(config, keeps_reference: bool) -> None:
+def _memory_estimate(config, keeps_reference: bool):
     """The run's memory estimate per process (harness.memory_estimate), from the model's config, the tokenizer
     and the task's prompts: no weights loaded, nothing written."""
     from score_bench.harness.backends.transformers import load_tokenizer
     from score_bench.harness.memory_estimate import for_config
-    from score_bench.harness.registry import load_task
 
     source, tokenizer = load_tokenizer(config.model, None, "training needs one to pose two attempts")
-    try:
-        task = load_task(config.task, **config.task_options)
-    except TypeError as err:
-        raise ScoreBenchError(f"bad task_options for task '{config.task}': {err}") from None
-    estimate = for_config(config, reference=keeps_reference, task=task, tokenizer=tokenizer, source=source)
+    task = registry.load_task(config.task, **config.task_options)
+    return for_config(config, reference=keeps_reference, task=task, tokenizer=tokenizer, source=source)
+
+
+def _print_memory_estimate(config, estimate) -> None:
+    from score_bench.harness.backends.transformers import resolve_device
+    from score_bench.harness.memory_estimate import device_memory
+
     console.print(f"memory estimate per process for {config.traces_per_step()} traces per step "
                   f"(micro_batch_size {config.micro_batch_size}, micro_batch_tokens {config.micro_batch_tokens}):")
     for name, size in estimate.lines():
         console.print(f"  {name:<60} {size / 2**30:9.3f} GiB", highlight=False)
+    available, holder = device_memory(resolve_device(config.device))
+    if estimate.total > available:
+        console.print(f"[yellow]warning:[/yellow] above the {available / 2**30:,.1f} GiB of {holder}: `train` "
+                      "refuses this run", highlight=False)
     console.print("dry run: nothing loaded beyond config and tokenizer, nothing written")
 
 
 def _read_yaml_config(path: Path) -> dict:
     import yaml
 
-    text = read_text(path, "config file")
+    text = read_text(path, "--config file")
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -616,13 +631,6 @@ def _task_options(task: str, pairs: list[str], **flags) -> dict:
             raise ScoreBenchError(f"{labels[name]} and --task-option {name}=... both set '{name}'; give one")
         given[name] = value
     return task_options(task, given, labels)
-
-
-def _build_task(task: str, options: dict):
-    try:
-        return registry.load_task(task, **options)
-    except TypeError as err:
-        raise ScoreBenchError(f"bad option for task '{task}': {err}") from None
 
 
 def _set_threads(threads: int | None) -> None:

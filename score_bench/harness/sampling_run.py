@@ -11,19 +11,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from score_bench.harness.backends import TRANSPORT_OPTIONS
 from score_bench.harness.checks import check_fields
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend, GenerationParams
 from score_bench.harness.guards import check_context, check_finite_weights
+from score_bench.harness.jsonl import read_json
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.prompts import PromptOverride
 from score_bench.harness.provenance import problems_hash
 from score_bench.harness.registry import load_task
-from score_bench.harness.samples_log import SAMPLES_FILE
-from score_bench.harness.types import Problem
+from score_bench.harness.memory_estimate import check_kv_fits, device_memory
+from score_bench.harness.samples_log import SAMPLES_FILE, row_memory_floor
+from score_bench.harness.types import Problem, check_unique
 
-__all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_settings", "load_problems", "load_model",
-           "check_model", "run_identity", "check_same_run"]
+__all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_settings", "check_distinct_samples",
+           "check_conversations_fit", "load_problems", "load_model", "check_model", "run_identity", "recorded_config", "check_same_run"]
 
 CONFIG_FILE = "eval_config.json"
 CHUNK_BATCHES = 1
@@ -66,7 +69,8 @@ class SamplingConfig:
     """transformers, vllm or openai (harness.backends)."""
     backend_options: Mapping[str, Any] = field(default_factory=dict)
     """The backend's own options (e.g. vllm: tensor_parallel_size, max_model_len; openai: base_url,
-    max_concurrency, request_timeout): see the backend's `load`. Part of the run's identity, like the rest."""
+    max_concurrency, request_timeout): see the backend's `load`. Part of the run's identity, like the rest, except
+    the transport settings (backends.TRANSPORT_OPTIONS), which results record but a resume may change."""
     prefix_cache_mb: float = 1024
     """Memory kept for reusing attempt k's KV cache in attempt k+1 (0 turns reuse off); speed only, so not part
     of the run's identity."""
@@ -83,12 +87,31 @@ def check_settings(config: SamplingConfig, who: str) -> None:
         raise InputError("every stop string must be a non-empty string")
 
 
+def check_distinct_samples(temperature: float, samples: int, measure: str) -> None:
+    """Refuse several samples of a problem drawn greedily: at temperature 0 they are identical copies, so
+    `measure` (pass@k, a majority vote) over them means nothing."""
+    if samples > 1 and temperature <= 0:
+        raise InputError(f"{samples} samples per problem at temperature {temperature} are identical greedy copies, "
+                         f"so {measure} over them measures nothing; set a temperature above 0 or draw one sample")
+
+
+def check_conversations_fit(problems: int, samples: int, turns: int, lower: str) -> None:
+    """Refuse, before a model loads, a run whose samples rows cannot all fit in this machine's memory (the results
+    are computed from all of them at once): problems x samples conversations of `turns` attempts, each row at
+    least samples_log.row_memory_floor bytes. `lower` names the options that set these numbers."""
+    conversations = problems * samples
+    floor = row_memory_floor(turns)
+    available, holder = device_memory("cpu")
+    if conversations * floor > available:
+        raise InputError(f"{problems:,} problem(s) x {samples:,} sample(s) of {turns:,} attempt(s) make "
+                         f"{conversations:,} conversations, whose sample rows alone need at least "
+                         f"{conversations * floor / 2**30:,.1f} GiB in memory ({floor:,} bytes each with empty "
+                         f"texts) but {holder} has {available / 2**30:,.1f} GiB; lower {lower}")
+
+
 def load_problems(config: SamplingConfig) -> tuple[Any, list[Problem]]:
     """The task (with any prompt overrides) and the problems of the split to run, ids unique."""
-    try:
-        task = load_task(config.task, **dict(config.task_options))
-    except TypeError as err:
-        raise InputError(f"bad option for task '{config.task}': {err}") from None
+    task = load_task(config.task, **dict(config.task_options))
     overrides = (config.correction_instruction, config.first_prompt_template, config.system_prompt)
     if any(o is not None for o in overrides):
         task = PromptOverride(task, *overrides)
@@ -97,9 +120,7 @@ def load_problems(config: SamplingConfig) -> tuple[Any, list[Problem]]:
     problems = task.problems(config.split)[:config.limit]
     if not problems:
         raise InputError(f"task {config.task} has no problems in split '{config.split}'")
-    ids = [p.id for p in problems]
-    if len(set(ids)) != len(ids):
-        raise InputError(f"task {config.task} split '{config.split}' repeats problem ids; each must be unique")
+    check_unique((p.id, f"task {config.task} split '{config.split}' problem {i + 1}") for i, p in enumerate(problems))
     return task, problems
 
 
@@ -113,18 +134,29 @@ def load_model(config: SamplingConfig, progress: Progress | None = None) -> Back
                             prefix_cache_mb=config.prefix_cache_mb, **dict(config.backend_options))
 
 
-def check_model(config: SamplingConfig, task, problems: list[Problem], backend: Backend, turns: int) -> None:
-    """Before anything is written: the weights are numbers, and every conversation of `turns` attempts renders
-    and fits the backend's context (a backend without a local tokenizer, e.g. a served endpoint, is trusted)."""
+def check_model(config: SamplingConfig, task, problems: list[Problem], backend: Backend, turns: int,
+                samples: int) -> None:
+    """Before anything is written: the weights are numbers, every conversation of `turns` attempts renders and
+    fits the backend's context, and the KV cache of a generation batch (batch_size of the problems x `samples`
+    conversations) fits the model's device. A backend without a local tokenizer, e.g. a served endpoint, is
+    trusted with all of it but the context it reports."""
     model, tokenizer = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
     if tokenizer is None:
+        served = getattr(backend, "endpoint", {}).get("max_model_len")
+        if isinstance(served, int) and turns * config.max_new_tokens > served:
+            raise InputError(f"{turns} attempt(s) of max_new_tokens {config.max_new_tokens} need more than the "
+                             f"{served} tokens of context that {config.model} is served with; lower "
+                             "--max-new-tokens or --turns")
         return
-    if model is not None and hasattr(model, "named_parameters"):
+    local = model is not None and hasattr(model, "named_parameters")  # in this process (not vLLM's engine)
+    if local:
         check_finite_weights(model, config.model)
     template = f"chat template '{config.chat_template}'" if config.chat_template else "the model's chat template"
-    check_context(tokenizer, backend.context, [task.first_prompt(p) for p in problems],
-                  [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, turns,
-                  config.model, template)
+    tokens = check_context(tokenizer, backend.context, [task.first_prompt(p) for p in problems],
+                           [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, turns,
+                           config.model, template)
+    if local:
+        check_kv_fits(model, min(config.batch_size, len(problems) * samples), tokens)
 
 
 def run_identity(config: SamplingConfig, problems: list[Problem], first_attempts: dict[str, str] | None,
@@ -133,6 +165,8 @@ def run_identity(config: SamplingConfig, problems: list[Problem], first_attempts
     settings = asdict(config)
     settings.pop("output")
     settings.pop("prefix_cache_mb")
+    settings["backend_options"] = {name: value for name, value in settings["backend_options"].items()
+                                   if name not in TRANSPORT_OPTIONS}
     for name in ("chat_template", "first_attempts"):
         if settings.get(name) is not None:
             settings[name] = str(Path(settings[name]).resolve())
@@ -146,6 +180,12 @@ def run_identity(config: SamplingConfig, problems: list[Problem], first_attempts
                                   "weights_sha256": model_info.get("weights_sha256")}, default=str))
 
 
+def recorded_config(config: SamplingConfig, identity: dict) -> dict:
+    """The config results.json records: the identity's, with the backend options as given (transport included)."""
+    return {**identity["config"], "backend_options": json.loads(json.dumps(dict(config.backend_options),
+                                                                           default=str))}
+
+
 def check_same_run(out: Path, identity: dict) -> None:
     """Refuse a directory that holds another run (a different identity, or samples with none)."""
     stored_path = out / CONFIG_FILE
@@ -153,10 +193,9 @@ def check_same_run(out: Path, identity: dict) -> None:
         if (out / SAMPLES_FILE).exists():
             raise InputError(f"{out} holds samples but no {CONFIG_FILE}; use a new --output")
         return
-    try:
-        stored = json.loads(stored_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as err:
-        raise InputError(f"cannot read {stored_path}: {str(err)[:200]}") from None
+    stored = read_json(stored_path, "run identity file")
+    if not isinstance(stored, dict):
+        raise InputError(f"run identity file {stored_path} is not a JSON object; use a new --output")
     if stored != identity:
         raise InputError(f"{out} holds a different run ({_first_difference(stored, identity)}); "
                          f"rerun with the same settings to resume, or use a new --output")

@@ -212,6 +212,7 @@ def test_cli_eval_on_an_endpoint(monkeypatch, tmp_path):
                                           "--output", str(tmp_path / "o"), "--backend", "openai",
                                           "--base-url", endpoint.url, "--max-concurrency", "2"])
     assert result.exit_code == 0, result.output
-    config = json.loads((tmp_path / "o" / "eval_config.json").read_text())["config"]
-    assert config["backend"] == "openai" and config["backend_options"] == {"base_url": endpoint.url,
-                                                                          "max_concurrency": 2}
+    identity = json.loads((tmp_path / "o" / "eval_config.json").read_text())["config"]
+    assert identity["backend"] == "openai" and identity["backend_options"] == {"base_url": endpoint.url}
+    recorded = json.loads((tmp_path / "o" / "results.json").read_text())["config"]  # transport settings too
+    assert recorded["backend_options"] == {"base_url": endpoint.url, "max_concurrency": 2}

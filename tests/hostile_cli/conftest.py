@@ -4,7 +4,9 @@ and a hash of every file under a directory, to show a refused command wrote and 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +45,47 @@ def cli(capsys, monkeypatch):
     return run
 
 
+def refused(done: Result, *parts) -> str:
+    """The one error line of a command that must have been refused (exit 2, one line, no traceback), checked to
+    hold every one of `parts` (what it must name)."""
+    assert done.code == 2, done.stderr + done.stdout
+    assert len(done.error_lines) == 1, done.stderr
+    line = done.error_lines[0]
+    assert line.startswith("error:") and "Traceback" not in line and "internal error" not in line, line
+    for part in parts:
+        assert str(part) in line, line
+    return line
+
+
+@pytest.fixture
+def expect_refused():
+    """expect_refused(result, *parts) -> the error line: exit 2, one line holding every part."""
+    return refused
+
+
 def _snapshot(root: Path) -> dict[str, str]:
-    """{relative path: sha256 of the bytes, or "dir"} for everything under `root` (hidden files included)."""
+    """{relative path: sha256 of the bytes, "dir", the target of a symlink or the kind of a special file} for
+    everything under `root` (hidden files included). Symlinks, FIFOs and devices are never opened: reading one a
+    test planted (/dev/zero, a FIFO) would never end."""
     root = Path(root)
     if not root.exists():
         return {}
-    return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))}
+    return {str(p.relative_to(root)): _entry(p) for p in sorted(root.rglob("*"))}
+
+
+def _entry(path: Path) -> str:
+    if path.is_symlink():
+        return f"symlink to {os.readlink(path)}"
+    mode = path.lstat().st_mode
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if not stat.S_ISREG(mode):
+        return f"special file {stat.S_IFMT(mode):o}"
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @pytest.fixture

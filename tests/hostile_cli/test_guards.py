@@ -167,7 +167,7 @@ def test_a_failed_state_save_leaves_no_temporary_directory_and_keeps_the_last_st
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(resume.torch, "save", full_disk)
-    with pytest.raises(OSError):
+    with pytest.raises(ScoreBenchError, match="no space left on device while saving the training state"):
         resume.save_state(tmp_path, trainer="score", config=config, world_size=1, state=_state(2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]
     monkeypatch.undo()
