@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import sys
@@ -12,6 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+
+_BAR_COUNTS = re.compile(r"\s\d+/\d+ \d+:\d\d:\d\d")
+"""A rich progress row's "done/total elapsed" columns."""
 
 
 @dataclass
@@ -22,8 +27,10 @@ class Result:
 
     @property
     def error_lines(self) -> list[str]:
-        """stderr without the progress bars a command drew before it failed (their lines hold the bar)."""
-        return [line for line in self.stderr.splitlines() if line.strip() and "━" not in line]
+        """stderr without the progress bars a command drew before it failed (their lines hold the bar, or, for a
+        bar still empty, its count and elapsed time)."""
+        return [line for line in self.stderr.splitlines()
+                if line.strip() and "━" not in line and not _BAR_COUNTS.search(line)]
 
 
 @pytest.fixture
