@@ -26,8 +26,8 @@ from score_bench.harness.repair_set import read_marked_rows, repair_set_ids
 from score_bench.harness.rollout import RolloutConfig, Trace, iter_rollout, plan
 from score_bench.harness.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
 from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_conversations_fit,
-                                              check_distinct_samples, check_model, check_same_run, check_settings, load_model,
-                                              load_problems, recorded_config, run_identity)
+                                              check_distinct_samples, check_model, check_same_run, check_settings,
+                                              load_model, load_problems, recorded_config, run_identity)
 from score_bench.harness.types import Problem
 
 __all__ = ["EvalConfig", "run_eval", "load_first_attempts"]

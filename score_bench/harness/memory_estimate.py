@@ -177,7 +177,8 @@ def device_memory(device: str) -> tuple[int, str]:
     if device.startswith("cuda"):
         index = torch.device(device).index
         index = torch.cuda.current_device() if index is None else index
-        return torch.cuda.get_device_properties(index).total_memory, f"GPU {index} ({torch.cuda.get_device_name(index)})"
+        name = torch.cuda.get_device_name(index)
+        return torch.cuda.get_device_properties(index).total_memory, f"GPU {index} ({name})"
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine"
 
 

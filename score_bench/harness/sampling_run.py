@@ -26,7 +26,8 @@ from score_bench.harness.samples_log import SAMPLES_FILE, row_memory_floor
 from score_bench.harness.types import Problem, check_unique
 
 __all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_settings", "check_distinct_samples",
-           "check_conversations_fit", "load_problems", "load_model", "check_model", "run_identity", "recorded_config", "check_same_run"]
+           "check_conversations_fit", "load_problems", "load_model", "check_model", "run_identity", "recorded_config",
+           "check_same_run"]
 
 CONFIG_FILE = "eval_config.json"
 CHUNK_BATCHES = 1

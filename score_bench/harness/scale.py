@@ -33,8 +33,8 @@ from score_bench.harness.provenance import provenance, write_json_atomic, write_
 from score_bench.harness.rollout import RolloutConfig, iter_rollout
 from score_bench.harness.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
 from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_conversations_fit,
-                                              check_distinct_samples, check_model, check_same_run, check_settings, load_model,
-                                              load_problems, recorded_config, run_identity)
+                                              check_distinct_samples, check_model, check_same_run, check_settings,
+                                              load_model, load_problems, recorded_config, run_identity)
 from score_bench.harness.voting import TIE_BREAK_RULE, group_answers, majority_vote
 
 __all__ = ["ScaleConfig", "run_scale", "SCALE_FILE", "VOTES_FILE"]

@@ -70,6 +70,21 @@ def expect_refused():
     return refused
 
 
+@pytest.fixture
+def train_args():
+    """train_args(model, output, *sets, extra=()) -> the argv of `score-bench train` of the score trainer's smoke
+    preset on arith in one torch thread, with a `--set` per item of `sets` and `extra` options."""
+
+    def build(model, output, *sets, extra=()) -> list:
+        args = ["train", "--task", "arith", "--trainer", "score", "--model", model, "--preset", "smoke",
+                "--threads", "1", "--output", output, *extra]
+        for item in sets:
+            args += ["--set", item]
+        return args
+
+    return build
+
+
 def _snapshot(root: Path) -> dict[str, str]:
     """{relative path: sha256 of the bytes, "dir", the target of a symlink or the kind of a special file} for
     everything under `root` (hidden files included). Symlinks, FIFOs and devices are never opened: reading one a

@@ -3,72 +3,25 @@ without choices. Each is one line naming the endpoint and the start of what it s
 retries, concurrency) are no part of a run's identity: a run resumes with other ones, not with another model or
 temperature.
 
-The endpoint is a small HTTP server on 127.0.0.1 started here (as in tests/harness/test_backend_openai.py): a
-test double whose replies the tests choose, which no real server gives on demand."""
+The endpoint is tests/chat_endpoint.py's small HTTP server on 127.0.0.1 (the openai backend's own tests use it):
+a test double whose replies the tests choose, which no real server gives on demand."""
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 pytest.importorskip("openai")
 
+from chat_endpoint import ChatEndpoint, completion  # noqa: E402
+
 JSON, HTML, TEXT = "application/json", "text/html", "text/plain"
 
 
-def _completion(content="Answer: 1", **extra):
-    return json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                       "choices": [{"index": 0, "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": content}}],
-                       "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}, **extra})
-
-
-MODELS = json.dumps({"object": "list", "data": [
-    {"id": name, "object": "model", "owned_by": "test-double", "max_model_len": 2048} for name in ("a", "b")]})
-
-
-class Endpoint:
-    """/v1/models answers `models`; each POST /v1/chat/completions pops the next of `replies` ((status, body,
-    content type)), then answers a well-formed completion."""
-
-    def __init__(self, models=(200, MODELS, JSON), replies=()):
-        self.models, self.replies, self.posts = models, list(replies), 0
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status, body, kind):
-                data = body.encode("utf-8")
-                self.send_response(status)
-                self.send_header("content-type", kind)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                self._send(*endpoint.models) if self.path == "/v1/models" else self._send(404, "{}", JSON)
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers["content-length"]))
-                endpoint.posts += 1
-                self._send(*(endpoint.replies.pop(0) if endpoint.replies else (200, _completion(), JSON)))
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+def _endpoint(models=None, replies=()):
+    """An endpoint serving models "a" and "b"."""
+    return ChatEndpoint(served=("a", "b"), models=models, replies=replies)
 
 
 def _eval(endpoint, out, *extra, model="a"):
@@ -86,7 +39,7 @@ BAD_COMPLETIONS = {
     "no-choices": ((200, json.dumps({"object": "chat.completion", "choices": []}), JSON), '"choices": []'),
     "choices-null": ((200, json.dumps({"object": "chat.completion", "choices": None}), JSON), '"choices": null'),
     "no-message": ((200, json.dumps({"choices": [{"index": 0}]}), JSON), '"index": 0'),
-    "content-not-text": ((200, _completion(content=["a"]), JSON), "'{\"id\": \"x\""),
+    "content-not-text": ((200, completion(["a"]), JSON), "'{\"id\": \"x\""),
     "token-ids-not-ints": ((200, json.dumps({"choices": [{"message": {"content": "1"}, "token_ids": ["a"]}]}), JSON),
                            '"token_ids"'),
 }
@@ -96,7 +49,7 @@ BAD_COMPLETIONS = {
 def test_a_reply_that_is_not_a_chat_completion_is_one_line_naming_the_endpoint(cli, expect_refused, tmp_path,
                                                                                 reply):
     answer, quoted = BAD_COMPLETIONS[reply]
-    with Endpoint(replies=[answer]) as endpoint:
+    with _endpoint(replies=[answer]) as endpoint:
         done = cli(*_eval(endpoint, tmp_path / "out"))
     expect_refused(done, f"endpoint {endpoint.url} answered POST /chat/completions (HTTP 200) with no chat "
                          "completion", quoted)
@@ -117,24 +70,24 @@ def test_a_model_list_that_is_not_one_is_refused_before_anything_is_written(cli,
                                                                              reply):
     answer, quoted = BAD_MODEL_LISTS[reply]
     before = snapshot(tmp_path)
-    with Endpoint(models=answer) as endpoint:
+    with _endpoint(models=answer) as endpoint:
         done = cli(*_eval(endpoint, tmp_path / "out"))
     expect_refused(done, f"endpoint {endpoint.url} answered GET /models (HTTP 200) with no model list", quoted)
-    assert snapshot(tmp_path) == before and endpoint.posts == 0
+    assert snapshot(tmp_path) == before and not endpoint.requests
 
 
 def test_attempts_beyond_the_served_context_are_refused_before_any_request(cli, snapshot, expect_refused, tmp_path):
     before = snapshot(tmp_path)
-    with Endpoint() as endpoint:
+    with _endpoint() as endpoint:
         done = cli(*_eval(endpoint, tmp_path / "out", "--max-new-tokens", "1500"))
     expect_refused(done, "2 attempt(s) of max_new_tokens 1500", "2048 tokens of context", "--max-new-tokens")
-    assert snapshot(tmp_path) == before and endpoint.posts == 0
+    assert snapshot(tmp_path) == before and not endpoint.requests
 
 
 def test_a_run_that_timed_out_resumes_with_other_transport_settings_but_not_other_samples(cli, expect_refused,
                                                                                           tmp_path):
     out = tmp_path / "out"
-    with Endpoint(replies=[(200, _completion(), JSON)] * 2 + [(500, "{}", JSON)]) as endpoint:
+    with _endpoint(replies=[(200, completion(), JSON)] * 2 + [(500, "{}", JSON)]) as endpoint:
         # batch 1: each conversation is its own chunk; the first finishes (2 attempts), the second fails
         first = cli(*_eval(endpoint, out, "--request-timeout", "1", "--max-concurrency", "1"))
         assert first.code == 2 and "answered 500" in first.stderr

@@ -93,21 +93,21 @@ def test_a_log_row_that_does_not_fit_is_not_written_in_part(small_disk):
     assert (disk / "training_log.jsonl").read_bytes() == kept
 
 
-def _train(model, out):
-    return ["train", "--task", "arith", "--trainer", "score", "--model", model, "--preset", "smoke", "--threads", "1",
-            "--set", "stage1_steps=2", "--set", "stage2_steps=0", "--set", "save_every=1", "--output", out]
+SAVE_EVERY_STEP = ("stage1_steps=2", "stage2_steps=0", "save_every=1")
 
 
-def test_train_stops_in_one_line_when_the_disk_fills_and_resumes_once_there_is_room(cli, expect_refused,
+def test_train_stops_in_one_line_when_the_disk_fills_and_resumes_once_there_is_room(cli, expect_refused, train_args,
                                                                                      small_disk, tiny_model):
+
     roomy = small_disk(64 * 1024 * 1024)
-    assert cli(*_train(str(tiny_model), roomy / "out")).code == 0  # the same run with room: how big a state is
+    # the same run where there is room: how big its state and log are
+    assert cli(*train_args(str(tiny_model), roomy / "out", *SAVE_EVERY_STEP)).code == 0
     state_size = sum(p.stat().st_size for p in (roomy / "out" / "state").iterdir())
     log_size = (roomy / "out" / "training_log.jsonl").stat().st_size
 
     disk = small_disk(state_size * 3 // 2 + log_size + 64 * 1024)  # one state and the log fit, two states do not
     out = disk / "out"
-    done = cli(*_train(str(tiny_model), out))
+    done = cli(*train_args(str(tiny_model), out, *SAVE_EVERY_STEP))
     expect_refused(done, f"no space left on device while saving the training state of step 2 to {out / 'state'}",
                    "the state saved before it is kept")
     assert json.loads((out / "state" / "meta.json").read_text())["step"] == 1
@@ -116,7 +116,7 @@ def test_train_stops_in_one_line_when_the_disk_fills_and_resumes_once_there_is_r
     assert [row["step"] for row in rows if row["kind"] == "train"] == [1, 2]
 
     _resize(disk, 64 * 1024 * 1024)
-    resumed = cli(*_train(str(tiny_model), out))
+    resumed = cli(*train_args(str(tiny_model), out, *SAVE_EVERY_STEP))
     assert resumed.code == 0, resumed.stderr
     rows = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows if row["kind"] == "train"] == [1, 2]  # step 2 again, once

@@ -103,11 +103,6 @@ def test_scale_resume_checks_each_sample_holds_its_own_number_of_attempts(cli, s
     assert snapshot(tmp_path) == before
 
 
-def _train(model, out):
-    return ["train", "--task", "arith", "--trainer", "score", "--model", model, "--preset", "smoke", "--threads", "1",
-            "--output", out]
-
-
 def _meta(tiny_model, out, **changes):
     from score_bench.harness.resume import _plain
     from score_bench.harness.training import build_config
@@ -130,7 +125,8 @@ STATES = {
 
 
 @pytest.mark.parametrize("case", STATES)
-def test_train_resume_refuses_a_damaged_saved_state(cli, snapshot, expect_refused, tmp_path, tiny_model, case):
+def test_train_resume_refuses_a_damaged_saved_state(cli, snapshot, expect_refused, train_args, tmp_path, tiny_model,
+                                                    case):
     build, named = STATES[case]
     out = tmp_path / "out"
     meta, state = build(tiny_model, out)
@@ -138,5 +134,5 @@ def test_train_resume_refuses_a_damaged_saved_state(cli, snapshot, expect_refuse
     (out / "state" / "meta.json").write_text(meta)
     (out / "state" / "state.pt").write_bytes(state)
     before = snapshot(tmp_path)
-    expect_refused(cli(*_train(str(tiny_model), out)), *named)
+    expect_refused(cli(*train_args(str(tiny_model), out)), *named)
     assert snapshot(tmp_path) == before

@@ -28,44 +28,38 @@ def _scale(model, ws, *extra):
             "--threads", "1", "--no-plot", "--output", ws / "out", *extra]
 
 
-def _train(model, ws, *sets, extra=()):
-    args = ["train", "--task", "arith", "--trainer", "score", "--model", model, "--preset", "smoke", "--threads", "1",
-            "--output", ws / "out", *extra]
-    for item in sets:
-        args += ["--set", item]
-    return args
-
-
 CASES = {
-    # case: build(model, ws) -> argv, what the one error line names
-    "scale-budget-of-10^12": (lambda m, ws: _scale(m, ws, "--budgets", f"1,{HUGE}"),
+    # case: build(model, ws, train_args) -> argv, what the one error line names
+    "scale-budget-of-10^12": (lambda m, ws, train: _scale(m, ws, "--budgets", f"1,{HUGE}"),
                               ["2 problem(s)", f"{HUGE:,} sample(s)", "GiB", "--budgets"]),
-    "eval-samples-10^12": (lambda m, ws: _eval(m, ws, "--samples", str(HUGE), "--temperature", "1"),
+    "eval-samples-10^12": (lambda m, ws, train: _eval(m, ws, "--samples", str(HUGE), "--temperature", "1"),
                            [f"{HUGE:,} sample(s)", "GiB", "--samples"]),
-    "eval-turns-10^12": (lambda m, ws: _eval(m, ws, "--turns", str(HUGE)), [f"{HUGE:,} attempt(s)", "--turns"]),
-    "train-batch-10^8": (lambda m, ws: _train(m, ws, "batch_size=100000000", "micro_batch_size=100000000"),
+    "eval-turns-10^12": (lambda m, ws, train: _eval(m, ws, "--turns", str(HUGE)),
+                         [f"{HUGE:,} attempt(s)", "--turns"]),
+    "train-batch-10^8": (lambda m, ws, train: train(m, ws / "out", "batch_size=100000000",
+                                                    "micro_batch_size=100000000"),
                          ["estimated", "GiB per process", "--dry-run"]),
-    "train-generation-batch-10^12": (lambda m, ws: _train(m, ws, f"generation_batch_size={HUGE}"),
+    "train-generation-batch-10^12": (lambda m, ws, train: train(m, ws / "out", f"generation_batch_size={HUGE}"),
                                      ["estimated", "GiB per process", "--dry-run"]),
-    "train-max-new-tokens-10^9": (lambda m, ws: _train(m, ws, "max_new_tokens=1000000000"),
+    "train-max-new-tokens-10^9": (lambda m, ws, train: train(m, ws / "out", "max_new_tokens=1000000000"),
                                   ["estimated", "GiB per process", "--dry-run"]),
-    "eval-greedy-2-samples": (lambda m, ws: _eval(m, ws, "--samples", "2"),
+    "eval-greedy-2-samples": (lambda m, ws, train: _eval(m, ws, "--samples", "2"),
                               ["2 samples", "temperature 0.0", "identical greedy copies", "pass@k"]),
-    "eval-greedy-3-samples": (lambda m, ws: _eval(m, ws, "--samples", "3", "--temperature", "0"),
+    "eval-greedy-3-samples": (lambda m, ws, train: _eval(m, ws, "--samples", "3", "--temperature", "0"),
                               ["3 samples", "identical greedy copies", "pass@k"]),
-    "scale-greedy": (lambda m, ws: _scale(m, ws, "--temperature", "0"),
+    "scale-greedy": (lambda m, ws, train: _scale(m, ws, "--temperature", "0"),
                      ["32 samples", "identical greedy copies", "majority vote"]),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_a_size_beyond_the_machine_is_refused_before_loading(cli, snapshot, expect_refused, tmp_path, tiny_model,
-                                                             case):
+def test_a_size_beyond_the_machine_is_refused_before_loading(cli, snapshot, expect_refused, train_args, tmp_path,
+                                                             tiny_model, case):
     build, named = CASES[case]
     ws = tmp_path / "ws"
     ws.mkdir()
     before = snapshot(tmp_path)
-    expect_refused(cli(*build(str(tiny_model), ws)), *named)
+    expect_refused(cli(*build(str(tiny_model), ws, train_args)), *named)
     assert snapshot(tmp_path) == before
 
 
@@ -89,9 +83,10 @@ def test_a_generation_batch_whose_kv_cache_exceeds_the_machine_is_refused(cli, s
     assert snapshot(tmp_path) == before
 
 
-def test_dry_run_shows_an_estimate_above_the_machine_and_says_train_refuses_it(cli, tmp_path, tiny_model):
-    done = cli(*_train(str(tiny_model), tmp_path, "batch_size=100000000", "micro_batch_size=100000000",
-                       extra=["--dry-run"]))
+def test_dry_run_shows_an_estimate_above_the_machine_and_says_train_refuses_it(cli, train_args, tmp_path,
+                                                                              tiny_model):
+    done = cli(*train_args(str(tiny_model), tmp_path / "out", "batch_size=100000000", "micro_batch_size=100000000",
+                           extra=["--dry-run"]))
     assert done.code == 0, done.stderr
     assert "total" in done.stderr and "`train` refuses this run" in done.stderr
     assert not (tmp_path / "out").exists()

@@ -7,14 +7,6 @@ from __future__ import annotations
 import pytest
 
 
-def _train(model, ws, *sets, extra=()):
-    args = ["train", "--task", "arith", "--trainer", "score", "--model", model, "--preset", "smoke", "--threads", "1",
-            "--output", ws / "out", *extra]
-    for item in sets:
-        args += ["--set", item]
-    return args
-
-
 def _yaml(ws, text):
     (ws / "c.yaml").write_text(text, encoding="utf-8")
     return ["--config", ws / "c.yaml"]
@@ -41,11 +33,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_malformed_task_options_are_one_line(cli, snapshot, expect_refused, tmp_path, tiny_model, case):
+def test_malformed_task_options_are_one_line(cli, snapshot, expect_refused, train_args, tmp_path, tiny_model, case):
     sets, yaml_text, named = CASES[case]
     ws = tmp_path / "ws"
     ws.mkdir()
     extra = _yaml(ws, yaml_text) if yaml_text is not None else []
     before = snapshot(tmp_path)
-    expect_refused(cli(*_train(str(tiny_model), ws, *sets, extra=extra)), *named)
+    expect_refused(cli(*train_args(str(tiny_model), ws / "out", *sets, extra=extra)), *named)
     assert snapshot(tmp_path) == before
