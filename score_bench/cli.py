@@ -20,6 +20,7 @@ from rich.text import Text
 
 from score_bench.harness import registry
 from score_bench.harness.errors import ScoreBenchError
+from score_bench.harness.generation import DEFAULT_MAX_NEW_TOKENS
 from score_bench.harness.guards import (LOCK_FILE, check_model_saveable, check_output_dir, check_output_not_model,
                                        output_lock)
 from score_bench.harness.jsonl import read_text
@@ -50,7 +51,9 @@ ModelOpt = Annotated[str, typer.Option(help="A checkpoint directory or a Hugging
 TaskOpt = Annotated[str, typer.Option(help="Task to evaluate on (see `score-bench tasks`).")]
 SplitOpt = Annotated[str, typer.Option(help="Split of the task.")]
 LimitOpt = Annotated[Optional[int], typer.Option(help="Only the first N problems.")]
-MaxNewTokensOpt = Annotated[int, typer.Option(help="Generated tokens per attempt at most.")]
+MaxNewTokensOpt = Annotated[Optional[int], typer.Option(
+    help=f"Generated tokens per attempt at most (default: the most that fits the model's context, up to "
+         f"{DEFAULT_MAX_NEW_TOKENS}).")]
 BatchSizeOpt = Annotated[int, typer.Option(help="Conversations generated together.")]
 TopPOpt = Annotated[float, typer.Option()]
 DtypeOpt = Annotated[str, typer.Option(help="auto | float32 | bfloat16")]
@@ -80,6 +83,9 @@ class RichProgress:
         if task.total is None:  # an open-ended phase: show it done, with its time frozen
             self._bar.update(handle, total=1, completed=1)
         self._bar.stop_task(handle)
+
+    def note(self, message: str) -> None:
+        self._bar.console.print(message, highlight=False, soft_wrap=True)
 
 
 def quiet_transformers() -> None:
@@ -169,7 +175,7 @@ def evaluate(
     turns: int = typer.Option(2, help="Attempts per conversation (the paper uses 2)."),
     samples: int = typer.Option(1, help="Conversations per problem; above 1 adds pass@k per turn (needs a "
                                 "--temperature above 0)."),
-    max_new_tokens: MaxNewTokensOpt = 512,
+    max_new_tokens: MaxNewTokensOpt = None,
     batch_size: BatchSizeOpt = 32,
     temperature: float = typer.Option(0.0, help="0 = greedy, the paper's evaluation setting."),
     top_p: TopPOpt = 1.0,
@@ -251,7 +257,7 @@ def scale(
     split: SplitOpt = "test",
     limit: LimitOpt = None,
     max_turns: int = typer.Option(2, help="Above 2 adds multi-round arms (floor(B/t) conversations of t turns)."),
-    max_new_tokens: MaxNewTokensOpt = 512,
+    max_new_tokens: MaxNewTokensOpt = None,
     batch_size: BatchSizeOpt = 32,
     temperature: float = typer.Option(0.7, help="Sampling temperature (above 0: votes need diverse samples)."),
     top_p: TopPOpt = 1.0,
@@ -332,27 +338,29 @@ def base_model(
     minutes: Optional[float] = typer.Option(None, help="Wall-clock cap on training; a capped build is not deterministic."),
     eval_problems: Optional[int] = typer.Option(None, help="Test problems measured for the card (0 skips)."),
 ):
-    """Build the embedded tiny base model (tokenizer, Llama, arith pre-training) offline."""
+    """Build the embedded tiny base model (tokenizer, Llama, arith pre-training) offline, with CPU kernels pinned
+    to AVX2 so the same seed gives the same model on any x86-64 CPU (harness.cpu_kernels)."""
     from dataclasses import replace
 
-    from score_bench.embedded.build import build_base_model
-    from score_bench.embedded.config import BaseModelConfig
-
-    quiet_transformers()
-
     from score_bench.harness.checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_number
+    from score_bench.harness.cpu_kernels import pin_cpu_kernels
 
     check_number("--minutes", minutes, float, POSITIVE, optional=True)
     check_number("--eval-problems", eval_problems, int, NON_NEGATIVE, optional=True)
     check_number("--steps", steps, int, AT_LEAST_ONE, optional=True)
     check_output_dir(output)
+    if output.is_dir() and any(output.iterdir()):
+        raise ScoreBenchError(f"output directory is not empty: {output}")
+    pin_cpu_kernels()  # after the refusals, which run no tensor operation, and before the first one
+    from score_bench.embedded.build import build_base_model
+    from score_bench.embedded.config import BaseModelConfig
+
+    quiet_transformers()
     config = BaseModelConfig(output_dir=str(output), seed=seed, max_minutes=minutes)
     if steps is not None:
         config = replace(config, steps=steps)
     if eval_problems is not None:
         config = replace(config, eval_problems=eval_problems)
-    if output.is_dir() and any(output.iterdir()):
-        raise ScoreBenchError(f"output directory is not empty: {output}")
     with output_lock(output, "base-model"):
         try:
             with progress_bar() as bar:

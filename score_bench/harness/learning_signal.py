@@ -5,6 +5,9 @@ zero after the baseline (what is left is the KL anchor), so the weights barely m
 such steps ends where it started. SCoRe on SmolLM2 did exactly that on arith (no attempt had the "Answer:"
 format) and wrote a checkpoint identical to its base without a word. Each log row now says `no_signal`, and a
 run whose steps all had none ends with a warning naming the most likely cause, read from the traces.
+
+The check looks at the groups the baseline averages over: with a per-problem baseline, a step whose problems each
+earned one reward across their samples has no signal even when the batch as a whole is mixed (issue #20 item 7).
 """
 
 from __future__ import annotations
@@ -55,13 +58,30 @@ def count_attempts(traces: Sequence[Trace], max_new_tokens: int) -> AttemptCount
     return counts
 
 
-def no_signal(rewards: Sequence[Sequence[float]]) -> bool:
-    """True when, for every attempt, all traces of the step earned the same reward (`rewards[t]` holds attempt
-    t+1's reward of every trace of the whole step): no baseline-corrected advantage is nonzero."""
-    return all(len(set(map(float, per_attempt))) <= 1 for per_attempt in rewards)
+UNIFORM_GROUPS = ("every problem's samples earned the same reward; more samples per problem or a batch baseline "
+                  "(with samples_per_problem=1 the baseline is over the whole batch)")
+"""The cause when the step as a whole was mixed but the per-problem baseline cancelled every advantage."""
 
 
-def likely_cause(counts: AttemptCounts, max_new_tokens: int) -> str:
+def no_signal(rewards: Sequence[Sequence[float]], group_size: int | None = None, baseline: str = "mean") -> bool:
+    """True when no baseline-corrected advantage of the step is nonzero. `rewards[t]` holds attempt t+1's reward
+    of every trace of the step, in the order the baseline groups them; `baseline` is how the trainer corrects them
+    (trainers/_losses.baseline): "mean" and "rloo" subtract a value from each group of `group_size` consecutive
+    traces (None: the whole step is one group), so a group whose traces all earned one reward has no signal
+    (rloo over groups of one subtracts nothing); "none" subtracts nothing, so only rewards of 0 have none."""
+    for per_attempt in rewards:
+        values = [float(r) for r in per_attempt]
+        if baseline == "none" or (baseline == "rloo" and group_size == 1):
+            if any(values):
+                return False
+            continue
+        size = group_size or max(len(values), 1)
+        if any(len(set(values[start:start + size])) > 1 for start in range(0, len(values), size)):
+            return False
+    return True
+
+
+def likely_cause(counts: AttemptCounts, max_new_tokens: int, uniform_groups: bool = False) -> str:
     """The most likely reason a run's attempts all earned the same reward, with what to check."""
     if counts.attempts == 0:
         return "no attempt was sampled"
@@ -76,6 +96,8 @@ def likely_cause(counts: AttemptCounts, max_new_tokens: int) -> str:
     if counts.correct == 0:
         return (f"no attempt was correct ({counts.extracted} of {counts.attempts} extracted): the problems are too "
                 "hard for the model; try easier task options or `reward=flexible`")
+    if uniform_groups:
+        return UNIFORM_GROUPS
     return "every step's traces earned the same rewards: try larger batches or more samples per problem"
 
 
@@ -88,15 +110,22 @@ class SignalTracker:
         self.unit = unit
         self.steps = 0
         self.silent_steps = 0
+        self.uniform_group_steps = 0
+        """Silent steps whose rewards were mixed across the step but uniform within each baseline group."""
         self.counts = AttemptCounts()
 
-    def observe(self, silent: bool, counts: AttemptCounts) -> None:
+    def observe(self, silent: bool, counts: AttemptCounts, step_mixed: bool = False) -> None:
+        """One step: `silent` as no_signal found it, and `step_mixed` when the step's rewards as a whole were
+        not all equal (so a silent step lost its signal to the per-problem groups)."""
         self.steps += 1
         self.silent_steps += silent
+        self.uniform_group_steps += silent and step_mixed
         self.counts.add(counts)
 
     def warning(self) -> str | None:
         if not self.steps or self.silent_steps < self.steps:
             return None
-        return (f"no learning signal in any of the {self.steps} {self.unit} (all their traces earned the same "
-                f"reward); likely cause: {likely_cause(self.counts, self.max_new_tokens)}")
+        grouped = self.uniform_group_steps > 0
+        same = "within each baseline group, all traces" if grouped else "all their traces"
+        return (f"no learning signal in any of the {self.steps} {self.unit} ({same} earned the same reward); "
+                f"likely cause: {likely_cause(self.counts, self.max_new_tokens, grouped)}")

@@ -15,6 +15,10 @@ class Progress(Protocol):
 
     def finish(self, handle: object) -> None: ...
 
+    def note(self, message: str) -> None:
+        """One line the user should read (e.g. a setting the run chose), between the phases."""
+        ...
+
 
 class SilentProgress:
     """The default for library callers (notebooks, tests): report nothing."""
@@ -28,6 +32,9 @@ class SilentProgress:
     def finish(self, handle: object) -> None:
         pass
 
+    def note(self, message: str) -> None:
+        pass
+
 
 @contextmanager
 def phase(progress: Progress | None, description: str, total: int | None) -> Iterator["_Phase"]:
@@ -38,6 +45,11 @@ def phase(progress: Progress | None, description: str, total: int | None) -> Ite
         yield _Phase(progress, handle)
     finally:
         progress.finish(handle)
+
+
+def note(progress: Progress | None, message: str) -> None:
+    """Tell `progress` one line, or nobody when it is None."""
+    (progress or SilentProgress()).note(message)
 
 
 class _Phase:

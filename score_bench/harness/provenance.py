@@ -55,7 +55,10 @@ def problems_hash(problems: Iterable[Problem]) -> str:
 
 
 def provenance() -> dict[str, Any]:
-    return {"versions": package_versions(), "git": git_state(), "platform": platform.platform()}
+    from score_bench.harness.cpu_kernels import cpu_capability
+
+    return {"versions": package_versions(), "git": git_state(), "platform": platform.platform(),
+            "cpu_kernels": cpu_capability()}
 
 
 def _write_atomic(path: Path, write: Callable[[TextIO], None]) -> None:

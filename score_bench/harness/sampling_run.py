@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 from score_bench.harness.backends import TRANSPORT_OPTIONS
 from score_bench.harness.checks import check_fields
 from score_bench.harness.errors import InputError
-from score_bench.harness.generation import Backend, GenerationParams
-from score_bench.harness.guards import check_context, check_finite_weights
+from score_bench.harness.generation import DEFAULT_MAX_NEW_TOKENS, Backend, GenerationParams
+from score_bench.harness.guards import check_context, check_finite_weights, fitting_max_new_tokens
 from score_bench.harness.jsonl import read_json
-from score_bench.harness.progress import Progress, phase
+from score_bench.harness.progress import Progress, note, phase
 from score_bench.harness.prompts import PromptOverride
 from score_bench.harness.provenance import problems_hash
 from score_bench.harness.registry import load_task
@@ -26,7 +26,7 @@ from score_bench.harness.samples_log import SAMPLES_FILE, row_memory_floor
 from score_bench.harness.types import Problem, check_unique
 
 __all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_settings", "check_distinct_samples",
-           "check_conversations_fit", "load_problems", "load_model", "check_model", "run_identity", "recorded_config",
+           "check_conversations_fit", "load_problems", "load_model", "fit_to_model", "run_identity", "recorded_config",
            "check_same_run"]
 
 CONFIG_FILE = "eval_config.json"
@@ -46,7 +46,9 @@ class SamplingConfig:
     split: str = "test"
     limit: int | None = None
     """Only the first N problems of the split."""
-    max_new_tokens: int = 512
+    max_new_tokens: int | None = None
+    """Per attempt. None: the most that fits the model's context for this run's longest conversation, at most
+    DEFAULT_MAX_NEW_TOKENS (fit_to_model settles it before the run, and the run's identity records the value)."""
     batch_size: int = 32
     temperature: float = 0.0
     """0 is greedy decoding, the paper's evaluation setting."""
@@ -77,8 +79,13 @@ class SamplingConfig:
     of the run's identity."""
 
     def generation_params(self) -> GenerationParams:
+        if self.max_new_tokens is None:
+            raise ValueError("max_new_tokens is not settled yet: fit_to_model settles it")
         return GenerationParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
                                 top_p=self.top_p, seed=self.seed, stop=tuple(self.stop))
+
+
+Config = TypeVar("Config", bound=SamplingConfig)
 
 
 def check_settings(config: SamplingConfig, who: str) -> None:
@@ -135,29 +142,56 @@ def load_model(config: SamplingConfig, progress: Progress | None = None) -> Back
                             prefix_cache_mb=config.prefix_cache_mb, **dict(config.backend_options))
 
 
-def check_model(config: SamplingConfig, task, problems: list[Problem], backend: Backend, turns: int,
-                samples: int) -> None:
-    """Before anything is written: the weights are numbers, every conversation of `turns` attempts renders and
-    fits the backend's context, and the KV cache of a generation batch (batch_size of the problems x `samples`
-    conversations) fits the model's device. A backend without a local tokenizer, e.g. a served endpoint, is
-    trusted with all of it but the context it reports."""
+def fit_to_model(config: Config, task, problems: list[Problem], backend: Backend, turns: int, samples: int,
+                 progress: Progress | None = None) -> Config:
+    """`config` with max_new_tokens settled, checked before anything is written: the weights are numbers, every
+    conversation of `turns` attempts renders and fits the backend's context, and the KV cache of a generation
+    batch (batch_size of the problems x `samples` conversations) fits the model's device. A backend without a
+    local tokenizer, e.g. a served endpoint, is trusted with all of it but the context it reports. A
+    max_new_tokens not given becomes the most that fits, at most DEFAULT_MAX_NEW_TOKENS, told to `progress` in
+    one line; a given one that does not fit is refused."""
     model, tokenizer = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
     if tokenizer is None:
         served = getattr(backend, "endpoint", {}).get("max_model_len")
-        if isinstance(served, int) and turns * config.max_new_tokens > served:
+        served = served if isinstance(served, int) else None
+        config = _settled(config, DEFAULT_MAX_NEW_TOKENS, "the default; the endpoint's context is not checked here"
+                          if served is None else f"the default; checked against the {served} tokens of context the "
+                          "endpoint serves, prompts not counted", progress)
+        if served is not None and turns * config.max_new_tokens > served:
             raise InputError(f"{turns} attempt(s) of max_new_tokens {config.max_new_tokens} need more than the "
                              f"{served} tokens of context that {config.model} is served with; lower "
                              "--max-new-tokens or --turns")
-        return
+        return config
     local = model is not None and hasattr(model, "named_parameters")  # in this process (not vLLM's engine)
     if local:
         check_finite_weights(model, config.model)
     template = f"chat template '{config.chat_template}'" if config.chat_template else "the model's chat template"
-    tokens = check_context(tokenizer, backend.context, [task.first_prompt(p) for p in problems],
-                           [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, turns,
+    prompts = [task.first_prompt(p) for p in problems]
+    instruction = [{"role": "user", "content": task.correction_instruction}]
+    if config.max_new_tokens is None:
+        fitting = fitting_max_new_tokens(tokenizer, backend.context, prompts, instruction, turns,
+                                         DEFAULT_MAX_NEW_TOKENS, config.model, template)
+        limit, limit_name = backend.context
+        if not limit:
+            why = "the default; the model states no context length"
+        elif fitting < DEFAULT_MAX_NEW_TOKENS:
+            why = (f"the most that fits {turns} attempt(s) after the longest prompt in the context of {limit} "
+                   f"tokens ({limit_name})")
+        else:
+            why = f"the default; the context of {limit} tokens has room for it"
+        config = _settled(config, fitting, why, progress)
+    tokens = check_context(tokenizer, backend.context, prompts, instruction, config.max_new_tokens, turns,
                            config.model, template)
     if local:
         check_kv_fits(model, min(config.batch_size, len(problems) * samples), tokens)
+    return config
+
+
+def _settled(config: Config, value: int, why: str, progress: Progress | None) -> Config:
+    if config.max_new_tokens is not None:
+        return config
+    note(progress, f"max_new_tokens not given: using {value} ({why}); give --max-new-tokens to choose")
+    return replace(config, max_new_tokens=value)
 
 
 def run_identity(config: SamplingConfig, problems: list[Problem], first_attempts: dict[str, str] | None,

@@ -17,7 +17,7 @@ for checking by hand) are computed from the samples file alone at the end.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,7 +33,7 @@ from score_bench.harness.provenance import provenance, write_json_atomic, write_
 from score_bench.harness.rollout import RolloutConfig, iter_rollout
 from score_bench.harness.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
 from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_conversations_fit,
-                                              check_distinct_samples, check_model, check_same_run, check_settings,
+                                              check_distinct_samples, check_same_run, check_settings, fit_to_model,
                                               load_model, load_problems, recorded_config, run_identity)
 from score_bench.harness.voting import TIE_BREAK_RULE, group_answers, majority_vote
 
@@ -97,7 +97,9 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend:
     check_conversations_fit(len(problems), eval_config.samples, 1, "the largest of --budgets, or --limit")
     if backend is None:
         backend = load_model(eval_config, progress)
-    check_model(eval_config, task, problems, backend, eval_config.turns, eval_config.samples)
+    eval_config = fit_to_model(eval_config, task, problems, backend, eval_config.turns, eval_config.samples,
+                               progress)
+    config = replace(config, max_new_tokens=eval_config.max_new_tokens)
     model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
     corrected = corrected_conversations(config)
     identity = {**run_identity(eval_config, problems, None, model_info),

@@ -21,3 +21,8 @@ def api_key(variable: str = "OPENAI_API_KEY") -> str | None:
     """The endpoint backend's API key (OPENAI_API_KEY by default), or None. Read here and handed to the client
     only: it never enters a config, a results file or a log line."""
     return os.environ.get(variable) or None
+
+
+def mkl_reproducibility_mode() -> str | None:
+    """MKL_CBWR: MKL's conditional numerical reproducibility mode (harness.cpu_kernels sets it), or None."""
+    return os.environ.get("MKL_CBWR") or None

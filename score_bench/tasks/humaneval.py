@@ -16,6 +16,7 @@ from score_bench.harness.errors import InputError
 from score_bench.harness.sandbox import Limits
 from score_bench.harness.types import Message, Problem, check_unique
 from score_bench.harness.verifiers.code import CodeVerifier, CodeVerifierConfig
+from score_bench.tasks._code_extraction import strict_code
 
 CORRECTION_INSTRUCTION = (
     "# There might be an error in the code above because of lack of understanding of the question. "
@@ -26,7 +27,6 @@ FIRST_INSTRUCTION = (
     "in one ```python code block."
 )
 _IMPORT = re.compile(r"^(?:import|from)[ \t]+[\w.]+")
-_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
 
 class HumanEvalTask:
@@ -67,16 +67,13 @@ class HumanEvalTask:
         return [{"role": "user", "content": f"{FIRST_INSTRUCTION}\n\n```python\n{problem.question}```"}]
 
     def extract(self, problem: Problem, response: str) -> str | None:
-        """Strict: the program in the response's ```python blocks (the format the prompt asks for): the block
-        that defines the entry point, else the last block; an unterminated fence still counts. None without a
-        block. A whole definition keeps the prompt's preamble (imports, helpers) above it; a body alone is
-        appended to the prompt."""
+        """Strict: a response that is entirely a program, else the program in its ```python blocks (the format
+        the prompt asks for): the block that defines the entry point, else the last block; an unterminated fence
+        still counts (tasks._code_extraction.strict_code). None otherwise. A whole definition keeps the prompt's
+        preamble (imports, helpers) above it; a body alone is appended to the prompt."""
         entry = problem.metadata["entry_point"]
-        blocks = [block for block in _FENCE.findall(response) if block.strip()]
-        if not blocks:
-            return None
-        defining = [block for block in blocks if _defines(block, entry)]
-        return _program(problem, (defining or blocks)[-1], entry)
+        code = strict_code(response, lambda block: _defines(block, entry))
+        return None if code is None else _program(problem, code, entry)
 
     def extract_flexible(self, problem: Problem, response: str) -> str | None:
         """Flexible: any definition of the entry point, fenced or not (its def line, its indented body and

@@ -28,7 +28,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import warnings
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -41,6 +40,7 @@ from score_bench.harness.sandbox import Limits
 from score_bench.harness.types import Message, Problem, Verdict, check_unique
 from score_bench.harness.verifiers.code import CodeVerifier, CodeVerifierConfig
 from score_bench.harness.verifiers.per_test_outcomes import same_per_test_outcomes
+from score_bench.tasks._code_extraction import parse_quietly, strict_code
 
 CORRECTION_INSTRUCTION = (
     "# There might be an error in the code above because of lack of understanding of the question. "
@@ -58,7 +58,6 @@ CASE_FUNCTION = "__mbpp_case__"
 """Entry point of rows whose calls need program-defined objects: the checker calls it with a case index."""
 
 _DEFINITION_LINE = re.compile(r"(?:@|(?:async[ \t]+)?def[ \t]|class[ \t]|import[ \t]|from[ \t])")
-_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
 
 PLAIN_RESULTS = """
@@ -151,14 +150,12 @@ class MbppTask:
         return [{"role": "user", "content": problem.question}]
 
     def extract(self, problem: Problem, response: str) -> str | None:
-        """Strict: the program in the response's ```python blocks (the format the prompt asks for): the last
-        block that defines the function the tests call, else the last non-empty block; an unterminated fence
-        still counts. None without a block. The block runs as written, example asserts included."""
-        blocks = [block for block in _FENCE.findall(response) if block.strip()]
-        if not blocks:
-            return None
-        defining = [block for block in blocks if _defines(block, problem.metadata["function"])]
-        return (defining or blocks)[-1].strip("\n") + "\n"
+        """Strict: a response that is entirely a program, else the program in its ```python blocks (the format
+        the prompt asks for): the last block that defines the function the tests call, else the last non-empty
+        block; an unterminated fence still counts (tasks._code_extraction.strict_code). None otherwise. The
+        code runs as written, example asserts included."""
+        code = strict_code(response, lambda block: _defines(block, problem.metadata["function"]))
+        return None if code is None else code.strip("\n") + "\n"
 
     def extract_flexible(self, problem: Problem, response: str) -> str | None:
         """Flexible: the response's top-level imports, functions and classes (fenced or not), without the other
@@ -253,30 +250,22 @@ def _prompt(text: str, signature: str, example: str, setup: str) -> str:
 
 def _defined_names(code: str, where: str) -> set[str]:
     try:
-        tree = _parse(code)
+        tree = parse_quietly(code)
     except SyntaxError as err:
         raise InputError(f"{where}: reference code does not parse: {err.msg} (line {err.lineno})") from None
     return {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
                                                                  ast.ClassDef))}
 
 
-def _parse(source: str) -> ast.Module:
-    """ast.parse without the DeprecationWarnings MBPP's code raises (invalid escapes such as "\\d" in strings)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SyntaxWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return ast.parse(source)
-
-
 def _called_names(test: str) -> set[str]:
-    return {node.func.id for node in ast.walk(_parse(test))
+    return {node.func.id for node in ast.walk(parse_quietly(test))
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
 
 
 def _called_function(tests: list[str], defined: set[str], where: str) -> str:
     """The reference's top-level function the first test calls (the outermost such call)."""
     try:
-        tree = _parse(tests[0])
+        tree = parse_quietly(tests[0])
     except SyntaxError as err:
         raise InputError(f"{where}: test does not parse: {err.msg}") from None
     for node in ast.walk(tree):  # breadth first: the outermost call comes first
@@ -286,7 +275,7 @@ def _called_function(tests: list[str], defined: set[str], where: str) -> str:
 
 
 def _signature(code: str, function: str) -> str:
-    for node in _parse(code).body:
+    for node in parse_quietly(code).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:
             return f"{function}({ast.unparse(node.args)})"
     return f"{function}(...)"
@@ -295,7 +284,7 @@ def _signature(code: str, function: str) -> str:
 def _imports_of(code: str) -> str:
     """The reference's top-level imports: tests of the full set ran in the reference's namespace and some use
     a module it imported (e.g. math.isclose); the checker needs them, the program brings its own."""
-    return "\n".join(ast.unparse(node) for node in _parse(code).body
+    return "\n".join(ast.unparse(node) for node in parse_quietly(code).body
                      if isinstance(node, (ast.Import, ast.ImportFrom)))
 
 
@@ -320,7 +309,7 @@ def _as_cases(tests: list[str], defined: set[str], setup: str, imports: str) -> 
     """(checker test code, program suffix): the asserts with calls replaced by case calls; the setup code and
     one lambda per call for the program's side."""
     rewriter = _CallsToCases(defined)
-    checks = "\n".join(ast.unparse(rewriter.visit(_parse(test))) for test in tests)
+    checks = "\n".join(ast.unparse(rewriter.visit(parse_quietly(test))) for test in tests)
     cases = ",\n    ".join(f"lambda: {call}" for call in rewriter.calls)
     suffix = (f"{imports}\n{setup}\n{PLAIN_RESULTS}\n_mbpp_cases = (\n    {cases},\n)\n\n"
               f"def {CASE_FUNCTION}(index):\n    return _mbpp_plain(_mbpp_cases[index]())\n")
@@ -330,7 +319,7 @@ def _as_cases(tests: list[str], defined: set[str], setup: str, imports: str) -> 
 def _passes_types(test: str) -> bool:
     """Whether a test passes a builtin type as an argument (`remove_datatype(xs, int)`): not plain data."""
     return any(isinstance(arg, ast.Name) and arg.id in _TYPE_NAMES
-               for node in ast.walk(_parse(test)) if isinstance(node, ast.Call) for arg in node.args)
+               for node in ast.walk(parse_quietly(test)) if isinstance(node, ast.Call) for arg in node.args)
 
 
 _TYPE_NAMES = {"int", "float", "str", "bool", "list", "tuple", "dict", "set", "frozenset", "bytes", "complex"}

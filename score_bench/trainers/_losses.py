@@ -53,6 +53,11 @@ def kl_per_token(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str) -> 
     raise InputError(f"unknown KL estimator '{estimator}'; use k1 or k3")
 
 
+def baseline_group(samples_per_problem: int, batch_size: int) -> int:
+    """The samples a baseline averages over: one problem's when each is sampled several times, else the batch."""
+    return samples_per_problem if samples_per_problem > 1 else batch_size
+
+
 def baseline(returns: torch.Tensor, kind: str, group_size: int) -> torch.Tensor:
     """The REINFORCE baseline for each sample, computed within consecutive groups of `group_size` samples
     (the samples of one problem, or the whole batch when each problem is sampled once).

@@ -9,8 +9,9 @@ to OUTPUT/stage1, the final ones to OUTPUT.
 
 A step's traces are scored in micro-batches of `micro_batch_size` with gradient accumulation when set
 (ScoreRun.backward, harness.accumulation): the same step as one pass, in the memory of one micro-batch. A log
-row says `no_signal` when all traces of the step earned the same rewards (nothing to learn but the KL anchor);
-a run with no signal in any step ends with a warning naming the likely cause (harness.learning_signal).
+row says `no_signal` when, within each group the baseline averages over, all traces earned the same rewards
+(nothing to learn but the KL anchor); a run with no signal in any step ends with a warning naming the likely
+cause (harness.learning_signal).
 
 Every `eval_every` steps a greedy two-attempt rollout on a fixed held-out subset adds an "eval" row (Accuracy@t1,
 Accuracy@t2, Δ) to the log. Every `save_every` steps a resumable state goes to OUTPUT/state/ (harness.resume);
@@ -51,8 +52,8 @@ from score_bench.harness.training import (LOG_FILE, EncodedBatch, HeldOutEval, R
                                           draw_problems, encode_two_attempts, rewarded_as, save_run_checkpoint,
                                           start_run, token_logprobs, two_attempts_of)
 from score_bench.harness.types import Problem, Status
-from score_bench.trainers._losses import (StageLoss, check_kl_settings, sequence_kl, stage_advantages,
-                                         stage_loss, stage_objective)
+from score_bench.trainers._losses import (StageLoss, baseline_group, check_kl_settings, sequence_kl,
+                                         stage_advantages, stage_loss, stage_objective)
 
 __all__ = ["ScoreConfig", "PRESETS", "ScoreTrainer", "ScoreRun"]
 
@@ -323,7 +324,7 @@ class ScoreRun:
         advantages of the whole batch are fixed, and each micro-batch is scored again with gradient for its
         share of the loss. In one pass the KL comes from the same forward as the gradient."""
         config = self.config
-        group = config.samples_per_problem if config.samples_per_problem > 1 else len(batch)
+        group = baseline_group(config.samples_per_problem, len(batch))
         parts = micro_batches(batch.lengths(), config.micro_batch_size, config.micro_batch_tokens)
         pieces = [batch.rows(part) for part in parts]
         with torch.no_grad():
@@ -386,8 +387,10 @@ class ScoreRun:
                 torch.tensor(outcomes.as_list(), device=self.device), "sum").tolist())
             rewards = (self.accelerator.gather(r1), self.accelerator.gather(r2))
         # Stage I rewards attempt 2 only (r1 plays no part), so only r2 can carry its signal
-        silent = no_signal([r.tolist() for r in (rewards if stage == 2 else rewards[1:])])
-        self.signal.observe(silent, outcomes)
+        # (gathered shards are consecutive groups too: every process holds whole problems, equal batches)
+        scored = [r.tolist() for r in (rewards if stage == 2 else rewards[1:])]
+        silent = no_signal(scored, baseline_group(self.config.samples_per_problem, len(traces)), self.config.baseline)
+        self.signal.observe(silent, outcomes, step_mixed=not no_signal(scored))
         seconds = time.perf_counter() - started
         tokens = counts["attempt_tokens"]
         row = {"kind": "train", "step": self.step, "stage": stage,

@@ -105,6 +105,7 @@ def test_eval_records_the_endpoint_and_never_the_key(monkeypatch, tmp_path, caps
     assert results["model"]["endpoint"]["model_id"] == "served-model"
     assert results["model"]["endpoint"]["server_version"] == "9.9.9-double"
     assert results["counts"]["rows"] == 3
+    assert results["config"]["max_new_tokens"] == 512  # no local tokenizer to measure prompts: the default
     written = "".join(p.read_text() for p in out.iterdir() if p.is_file())
     captured = capsys.readouterr()
     assert SECRET not in written + captured.out + captured.err

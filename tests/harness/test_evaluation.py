@@ -76,6 +76,7 @@ def check_results_against_samples(results: dict, rows: list[dict], config: EvalC
     for row in rows:
         texts = [a["text"] for a in row["attempts"]]
         assert [m["content"] for m in row["messages"] if m["role"] == "assistant"] == texts
+        # the samples log keeps 6 decimals
         assert row["edit_ratio"] == pytest.approx([edit_ratio(a, b) for a, b in zip(texts, texts[1:])], abs=1e-6)
     mean_ratio = sum(r["edit_ratio"][0] for r in rows) / n
     assert results["edit_ratio"]["t1_t2"]["mean"] == pytest.approx(mean_ratio)
@@ -347,7 +348,7 @@ def test_a_crash_loses_at_most_the_batch_being_generated(tiny_backend, tmp_path)
 
 class _RecordingProgress:
     def __init__(self):
-        self.totals, self.advances = {}, []
+        self.totals, self.advances, self.notes = {}, [], []
 
     def start(self, description, total):
         self.totals[description] = total
@@ -359,6 +360,9 @@ class _RecordingProgress:
     def finish(self, handle):
         pass
 
+    def note(self, message):
+        self.notes.append(message)
+
 
 def test_progress_advances_per_generated_batch_with_tokens_per_second(tiny_backend, tmp_path):
     progress = _RecordingProgress()
@@ -369,3 +373,63 @@ def test_progress_advances_per_generated_batch_with_tokens_per_second(tiny_backe
     rollout = [(amount, status) for handle, amount, status in progress.advances if handle == "rollout: attempts"]
     assert [amount for amount, _ in rollout] == [2, 2, 2, 2, 1, 1]  # chunks of 2, 2, 1 problems × 2 attempts
     assert all("tokens/s" in status for _, status in rollout)
+
+
+# -- max_new_tokens not given: the most that fits the model's context (issue #20 item 4) -------------------------
+
+def test_a_default_max_new_tokens_fits_the_embedded_models_context(embedded_model, tmp_path):
+    """Two attempts of the fixed 512 of old do not fit the embedded model's 512-token context: with no
+    max_new_tokens, eval takes the most that fits, says so, records it, and a rerun resumes with it."""
+    progress = _RecordingProgress()
+    config = EvalConfig(model=str(embedded_model), task="arith", output=tmp_path / "run", limit=3, device="cpu",
+                        dtype="float32")
+    results = run_eval(config, progress)
+    chosen = results["config"]["max_new_tokens"]
+    assert 1 <= chosen < 512 and results["generation"]["max_new_tokens"] == chosen
+    assert progress.notes == [f"max_new_tokens not given: using {chosen} (the most that fits 2 attempt(s) after the "
+                              "longest prompt in the context of 512 tokens (max_position_embeddings)); give "
+                              "--max-new-tokens to choose"]
+    assert json.loads((config.output / "eval_config.json").read_text())["config"]["max_new_tokens"] == chosen
+    assert all(a["tokens"] <= chosen for r in rows_of(config.output) for a in r["attempts"])
+    # the same run, whether the value is derived again or given: both resume it (here: it is finished)
+    assert run_eval(config)["metrics"] == results["metrics"]
+    assert run_eval(replace(config, max_new_tokens=chosen))["metrics"] == results["metrics"]
+    # it is the most that fits: one token more per attempt, or the 512 of old, is refused as before
+    for too_many in (chosen + 1, 512):
+        refused = tmp_path / f"refused-{too_many}"
+        with pytest.raises(InputError, match="has a context of 512"):
+            run_eval(replace(config, max_new_tokens=too_many, output=refused))
+        assert not refused.exists()
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_the_derived_default_is_the_largest_the_context_check_accepts(tiny_model, turns):
+    from transformers import AutoTokenizer
+
+    from score_bench.harness.guards import check_context, fitting_max_new_tokens
+
+    task = load_task("arith")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    prompts = [task.first_prompt(p) for p in task.problems("test")[:20]]
+    instruction = [{"role": "user", "content": task.correction_instruction}]
+    context = (400, "max_position_embeddings")
+    fitting = fitting_max_new_tokens(tokenizer, context, prompts, instruction, turns, 512, "tiny")
+    assert 1 <= fitting < 512
+    check_context(tokenizer, context, prompts, instruction, fitting, turns, "tiny")
+    with pytest.raises(InputError, match="has a context of 400"):
+        check_context(tokenizer, context, prompts, instruction, fitting + 1, turns, "tiny")
+    # a context with room gives the cap; one without a stated length too; prompts that fill it are refused
+    assert fitting_max_new_tokens(tokenizer, (32768, "x"), prompts, instruction, turns, 512, "tiny") == 512
+    assert fitting_max_new_tokens(tokenizer, (None, "x"), prompts, instruction, turns, 512, "tiny") == 512
+    with pytest.raises(InputError, match="leave no room"):
+        fitting_max_new_tokens(tokenizer, (40, "x"), prompts, instruction, turns, 512, "tiny")
+
+
+def test_the_cli_says_which_default_it_chose(embedded_model, tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "score_bench", "eval", "--model", str(embedded_model), "--task",
+                           "arith", "--limit", "2", "--threads", "1", "--output", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    chosen = json.loads((out / "results.json").read_text())["config"]["max_new_tokens"]
+    assert f"max_new_tokens not given: using {chosen} (the most that fits" in " ".join(done.stderr.split())

@@ -170,3 +170,20 @@ def test_multi_round_arm_votes_over_third_attempts(tiny_backend, tmp_path):
         answer, correct = hand_vote([a["extracted"] for a in third], [a["correct"] for a in third], normalise,
                                     seed=1, problem_id=vote["id"], budget=6, arm="sequential_3")
         assert (vote["answer"], vote["correct"]) == (answer, correct)
+
+
+def test_a_default_max_new_tokens_fits_the_embedded_models_context(embedded_model, tmp_path):
+    """As eval: with no max_new_tokens, the samples are drawn with the most that fits max_turns attempts in the
+    embedded model's 512-token context, recorded in scale.json and the run's identity."""
+    from score_bench.harness.backends import load_backend
+
+    backend = load_backend("transformers", model=str(embedded_model), device="cpu", dtype="float32")
+    config = ScaleConfig(model=str(embedded_model), task="arith", output=tmp_path / "run", budgets=(1, 2),
+                         max_turns=3, limit=2, seed=1)
+    result = run_scale(config, backend=backend)
+    chosen = result["generation"]["max_new_tokens"]
+    assert 1 <= chosen < 512 // 3 and result["config"]["max_new_tokens"] == chosen
+    identity = json.loads((config.output / "eval_config.json").read_text())
+    assert identity["config"]["max_new_tokens"] == chosen and identity["config"]["turns"] == 3
+    rows = read_rows(config.output / "samples.jsonl")
+    assert all(a["tokens"] <= chosen for r in rows for a in r["attempts"])

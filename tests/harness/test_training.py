@@ -20,6 +20,8 @@ from score_bench.harness.training import (CONFIG_FILE, HeldOutEval, RunConfig, T
                                           encode_two_attempts, masked_sum, save_checkpoint, token_logprobs)
 from score_bench.harness.types import Problem, Status, Verdict
 
+from float_tolerance import logprob_tolerance
+
 PROMPT = [{"role": "user", "content": "What is 12 + 7?"}]
 INSTRUCTION = "There might be an error in the solution above. Please correct the error, if any."
 
@@ -103,7 +105,7 @@ def test_left_padded_rows_score_as_if_alone(tokenizer, model):
         alone_batch = encode_two_attempts(tokenizer, samples()[1:])
         alone = token_logprobs(model, alone_batch.input_ids, alone_batch.attention_mask)
     width = alone.shape[1]
-    assert torch.allclose(together[1, -width:], alone[0], atol=1e-5)
+    torch.testing.assert_close(together[1, -width:], alone[0], rtol=0, atol=logprob_tolerance(model.config))
     assert batch.attention_mask[1].sum() < batch.attention_mask[0].sum()  # row 1 really was padded
 
 
@@ -114,7 +116,8 @@ def test_logprobs_are_those_of_the_next_token(tokenizer, model):
         logits = model(input_ids=batch.input_ids).logits.float().log_softmax(-1)
     t = 5
     assert logp[0, 0] == 0
-    assert torch.isclose(logp[0, t], logits[0, t - 1, batch.input_ids[0, t]], atol=1e-5)
+    torch.testing.assert_close(logp[0, t], logits[0, t - 1, batch.input_ids[0, t]], rtol=0,
+                               atol=logprob_tolerance(model.config))  # cross_entropy against log_softmax
 
 
 def test_logprobs_carry_gradient(tokenizer, tiny_model):

@@ -26,7 +26,8 @@ def _endpoint(models=None, replies=()):
 
 def _eval(endpoint, out, *extra, model="a"):
     return ["eval", "--backend", "openai", "--base-url", endpoint.url, "--model", model, "--task", "arith",
-            "--limit", "2", "--batch-size", "1", "--max-retries", "0", "--output", out, *extra]
+            "--limit", "2", "--batch-size", "1", "--max-new-tokens", "16", "--max-retries", "0", "--output", out,
+            *extra]
 
 
 BAD_COMPLETIONS = {
@@ -102,7 +103,7 @@ def test_a_run_that_timed_out_resumes_with_other_transport_settings_but_not_othe
         identity = json.loads((out / "eval_config.json").read_text())["config"]
         assert identity["backend_options"] == {"base_url": endpoint.url}
         kept = (out / "samples.jsonl").read_bytes()
-        for other in (["--temperature", "0.5"], ["--max-new-tokens", "7"]):
+        for other in (["--temperature", "0.5"], ["--max-new-tokens", "7"]):  # (the last of an option counts)
             expect_refused(cli(*_eval(endpoint, out, *other)), str(out), "holds a different run")
         expect_refused(cli(*_eval(endpoint, out, model="b")), str(out), "holds a different run", "model")
     assert (out / "samples.jsonl").read_bytes() == kept

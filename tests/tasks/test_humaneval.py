@@ -51,7 +51,8 @@ FULL = "def has_close_elements(numbers, threshold):\n" + BODY
     (f"Here you go:\n```python\n{FULL}```\nDone.", "preamble+full"),
     (f"```python\nimport math\n```\nthen\n```python\n{FULL}```\n```python\nprint(1)\n```", "preamble+full"),
     (f"```py\n{FULL}", "preamble+full"),  # an unterminated fence still counts
-    (FULL, None),  # no code block: strict wants the format the prompt asks for (flexible: extraction_cases.json)
+    (FULL, "preamble+full"),  # no code block, but the whole response is a program: unambiguous
+    (f"Here you go:\n{FULL}", None),  # prose with unfenced code: flexible only (extraction_cases.json)
     (f"```python\n{BODY}```", "prompt+body"),
     (BODY, None),
     ("", None),

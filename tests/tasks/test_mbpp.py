@@ -91,7 +91,8 @@ REMOVE = "def remove_Occ(s, ch):\n    return s\n"
 @pytest.mark.parametrize("problem_id, response, strict, flexible", [
     ("11", f"Sure:\n```python\n{REMOVE}```\nThat's it.", REMOVE, REMOVE),
     ("11", "```python\nimport re\n```\n```python\nx = 1\n```", "x = 1\n", "x = 1\n"),
-    ("11", REMOVE, None, REMOVE),  # no fence: flexible only
+    ("11", REMOVE, REMOVE, REMOVE),  # no fence, but the whole response is a program
+    ("11", f"Here it is:\n{REMOVE}", None, REMOVE),  # prose with unfenced code: flexible only
     ("11", f"```python\nimport re\n{REMOVE}print(remove_Occ('hello', 'l'))\n```",
      f"import re\n{REMOVE}print(remove_Occ('hello', 'l'))\n", f"import re\n{REMOVE}"),  # calls: strict only
     ("12", SMOLLM2_12, SMOLLM2_12.split("```python\n")[1].split("```")[0],

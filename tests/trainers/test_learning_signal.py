@@ -1,5 +1,6 @@
 """Training diagnostics (issue #10 item 7): rows say `no_signal` when every trace of a step earned the same reward,
-and a run with no signal at all ends with a warning naming the likely cause (also printed by the CLI); the
+or, under a per-problem baseline, when every problem's traces did (issue #20 item 7), and a run with no signal at
+all ends with a warning naming the likely cause (also printed by the CLI); the
 trainers score the sampled token ids, not a re-tokenization of the text (issue #10 item 8)."""
 
 from __future__ import annotations
@@ -37,10 +38,36 @@ class _Incorrect:
 _NoAnswer.verifier = _Incorrect()
 
 
+class _EvenProblem:
+    def verify_batch(self, items):
+        return [Verdict(Status.CORRECT if int(problem.id[1:]) % 2 == 0 else Status.INCORRECT, answer)
+                for problem, answer in items]
+
+
+class _SameWithinProblem(ParityTask):
+    """Right on the even-numbered problems whatever the response: a step holds both rewards, but every problem's
+    samples earn the same one, so a per-problem baseline cancels every advantage."""
+
+    verifier = _EvenProblem()
+
+
 def test_no_signal_means_one_reward_per_attempt_across_the_step():
     assert no_signal([[0, 0, 0], [1, 1, 1]])
     assert not no_signal([[0, 0, 0], [0, 1, 0]])
     assert not no_signal([[1, 0], [1, 1]])
+
+
+def test_no_signal_looks_at_the_groups_the_baseline_uses():
+    mixed_step_uniform_problems = [[1, 1, 0, 0]]
+    assert no_signal(mixed_step_uniform_problems, group_size=2, baseline="rloo")
+    assert no_signal(mixed_step_uniform_problems, group_size=2, baseline="mean")
+    assert not no_signal(mixed_step_uniform_problems, group_size=4, baseline="rloo")  # one group: the batch
+    assert not no_signal(mixed_step_uniform_problems, baseline="mean")
+    assert not no_signal([[1, 0, 0, 0]], group_size=2, baseline="rloo")
+    # no baseline (or leave-one-out over groups of one): the reward is the advantage, so only zeros are silent
+    assert not no_signal([[1, 1]], baseline="none") and no_signal([[0, 0]], baseline="none")
+    assert not no_signal([[1, 1]], group_size=1, baseline="rloo") and no_signal([[0, 0]], group_size=1,
+                                                                                 baseline="rloo")
 
 
 @pytest.mark.parametrize("counts, cause", [
@@ -63,6 +90,33 @@ def test_a_zero_signal_run_warns_with_the_cause_and_logs_no_signal(tiny_model, t
     assert [r["no_signal"] for r in rows if r["kind"] == "train"] == [True, True]
     assert all(r["extracted"] == 0 and r["attempts"] == 16 for r in rows if r["kind"] == "train")
     assert "no attempt was extracted" in json.loads((out / CONFIG_FILE).read_text())["warning"]
+
+
+def test_uniform_problems_in_a_mixed_batch_have_no_signal_under_a_per_problem_baseline(tiny_model, tmp_path):
+    """Issue #20 item 7: 4 problems x 2 samples, half the problems right: the batch is mixed, but the per-problem
+    RLOO baseline cancels every advantage. The row says no_signal, the gradient is 0, the warning names why."""
+    config = smoke(tiny_model, tmp_path, stage1_steps=1, stage2_steps=0, max_new_tokens=8)
+    assert config.samples_per_problem == 2 and config.baseline == "rloo"
+    with pytest.warns(RuntimeWarning, match="every problem's samples earned the same reward; more samples per "
+                                            "problem or a batch baseline"):
+        out = ScoreTrainer().train(config, task=_SameWithinProblem())
+    (row,) = [r for r in (json.loads(line) for line in (out / LOG_FILE).read_text().splitlines())
+              if r["kind"] == "train"]
+    assert row["no_signal"] and 0 < row["reward_t2"] < 1
+    # step 1's policy is the reference, so the KL part of each return is exactly 0 as well: nothing moves
+    assert row["grad_norm"] == 0.0
+
+
+@pytest.mark.parametrize("change", [{"samples_per_problem": 1, "batch_size": 8}, {"baseline": "none"}])
+def test_the_same_rewards_carry_a_signal_under_a_batch_baseline_or_none(tiny_model, tmp_path, recwarn, change):
+    """The same task, one sample per problem (the baseline is over the whole mixed batch) or no baseline (the
+    right problems' rewards are advantages): a signal, and the gradient says so."""
+    config = smoke(tiny_model, tmp_path, stage1_steps=1, stage2_steps=0, max_new_tokens=8, **change)
+    out = ScoreTrainer().train(config, task=_SameWithinProblem())
+    (row,) = [r for r in (json.loads(line) for line in (out / LOG_FILE).read_text().splitlines())
+              if r["kind"] == "train"]
+    assert not row["no_signal"] and row["grad_norm"] > 0
+    assert not [w for w in recwarn if "learning signal" in str(w.message)]
 
 
 def test_a_run_with_signal_says_so_and_does_not_warn(tiny_model, tmp_path, recwarn):

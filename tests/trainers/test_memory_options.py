@@ -17,6 +17,7 @@ from score_bench.harness.memory_options import MemoryOptions, apply_memory_optio
 from score_bench.harness.training import build_config, encode_two_attempts, token_logprobs
 from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreRun
 
+from float_tolerance import EPS32, assert_same_gradient, logprob_tolerance
 from test_score_trainer import SAMPLE, ParityTask, smoke
 
 pytest.importorskip("peft")
@@ -47,8 +48,9 @@ def test_lora_step_trains_only_the_adapters_against_the_base_with_adapters_disab
         expected = token_logprobs(base, batch.input_ids, batch.attention_mask)
         policy = token_logprobs(run.policy, batch.input_ids, batch.attention_mask)
     reference = token_logprobs(run.reference, batch.input_ids, batch.attention_mask)
-    assert torch.allclose(reference, expected, atol=1e-6)
-    assert not torch.allclose(policy, expected, atol=1e-4)  # the adapters are on in the policy, and matter
+    tolerance = logprob_tolerance(base.config)
+    torch.testing.assert_close(reference, expected, rtol=0, atol=tolerance)
+    assert float((policy - expected).abs().max()) > 100 * tolerance  # the adapters are on in the policy, and matter
 
 
 def test_lora_merged_checkpoint_is_base_plus_delta_and_loads_in_eval(tiny_model, tmp_path):
@@ -69,8 +71,13 @@ def test_lora_merged_checkpoint_is_base_plus_delta_and_loads_in_eval(tiny_model,
             adapted[f"{name}.weight"] = module.get_delta_weight("default")
     assert len(adapted) == 3 * 2  # three module kinds in each of two layers
     for name, weight in saved.items():
-        expected = base[name] + adapted[name] if name in adapted else base[name]
-        assert torch.allclose(weight, expected, atol=1e-6), name
+        if name not in adapted:
+            assert torch.equal(weight, base[name]), name
+            continue
+        # W + delta, rounded here and in peft's merge, whose delta may be rounded in another order: a couple of
+        # roundings at the size of the terms
+        size = float((base[name].abs() + adapted[name].abs()).max())
+        torch.testing.assert_close(weight, base[name] + adapted[name], rtol=0, atol=2 * EPS32 * size, msg=name)
     assert any(adapted[name].abs().max() > 1e-4 for name in adapted)  # training moved the merged weights
 
     results = run_eval(EvalConfig(model=str(merged), task="arith", output=tmp_path / "eval", limit=3,
@@ -92,7 +99,7 @@ def test_lora_adapter_checkpoint_loads_as_the_merged_one(tiny_model, tmp_path):
         from_merged = AutoModelForCausalLM.from_pretrained(merged).eval()
         a = token_logprobs(from_adapter, batch.input_ids, batch.attention_mask)
         b = token_logprobs(from_merged, batch.input_ids, batch.attention_mask)
-    assert torch.allclose(a, b, atol=1e-5)
+    torch.testing.assert_close(a, b, rtol=0, atol=logprob_tolerance(from_merged.config))  # W x + B A x vs (W + B A) x
 
 
 def _logprob_grads(model, batch) -> tuple[dict[str, torch.Tensor], int]:
@@ -117,9 +124,7 @@ def test_gradient_checkpointing_recomputes_the_layers_and_gives_the_same_gradien
     got, checkpointed_calls = _logprob_grads(checkpointed, batch)
     layers = len(plain.model.layers)
     assert plain_calls == layers and checkpointed_calls == 2 * layers  # each layer's forward replayed once
-    assert expected.keys() == got.keys()
-    for name in expected:
-        assert torch.allclose(got[name], expected[name], atol=1e-6, rtol=1e-5), name
+    assert_same_gradient(expected, got, int(batch.attention_mask.sum()))  # each a sum over the batch's tokens
     with torch.no_grad():  # no gradient (generation, the reference): nothing to replay, one forward per layer
         calls = []
         hooks = [layer.mlp.register_forward_pre_hook(lambda *_: calls.append(1)) for layer in checkpointed.model.layers]
