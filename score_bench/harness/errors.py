@@ -15,3 +15,9 @@ class PluginNotFound(ScoreBenchError):
 
 class SandboxUnavailable(ScoreBenchError):
     """No process isolation is available and the user did not opt into running code unsafely."""
+
+
+def extra_hint(extra: str) -> str:
+    """How to install an optional feature, for the error that finds it missing. No package registry serves
+    score-bench: it installs from its clone or from a wheel built there (README, Install)."""
+    return f"install score-bench with its [{extra}] extra (in the clone: pip install '.[{extra}]')"

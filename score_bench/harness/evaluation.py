@@ -23,11 +23,13 @@ from score_bench.harness.progress import Progress
 from score_bench.harness.prompts import prompts_used
 from score_bench.harness.provenance import provenance, write_json_atomic
 from score_bench.harness.repair_set import read_marked_rows, repair_set_ids
+from score_bench.harness.result_schema import SCHEMA_VERSION
 from score_bench.harness.rollout import RolloutConfig, Trace, iter_rollout, plan
 from score_bench.harness.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
 from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_conversations_fit,
                                               check_distinct_samples, check_same_run, check_settings, fit_to_model,
-                                              load_model, load_problems, recorded_config, run_identity)
+                                              load_model, load_problems, model_record, recorded_config,
+                                              run_identity)
 from score_bench.harness.types import Problem
 
 __all__ = ["EvalConfig", "run_eval", "load_first_attempts"]
@@ -65,7 +67,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
         backend = load_model(config, progress)
     load_s = time.time() - loading_started
     config = fit_to_model(config, task, problems, backend, config.turns, config.samples, progress)
-    model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
+    model_info = model_record(config, backend)
     identity = run_identity(config, problems, first_attempts, model_info)
     out = Path(config.output)
     check_same_run(out, identity)  # everything above writes nothing, so bad input leaves no trace
@@ -183,6 +185,7 @@ def _results(config: EvalConfig, task, problems: list[Problem], rows: dict[tuple
     correct = _per_attempt(grid, lambda a: a["correct"])
     flat = [row for cell in grid for row in cell]
     results: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "kind": "repair" if config.first_attempts is not None or config.task_first_attempts else "eval",
         "metrics": metrics.summarize(
             correct, flexible=_per_attempt(grid, lambda a: a.get("correct_flexible", a["correct"])),

@@ -14,11 +14,10 @@ import os
 import shutil
 from pathlib import Path
 
-from score_bench.harness.errors import InputError, ScoreBenchError
+from score_bench.harness.errors import InputError, ScoreBenchError, extra_hint
 from score_bench.harness.progress import Progress, phase
 
 GGUF_MAGIC = b"GGUF"
-INSTALL_HINT = "pip install 'score-bench[gguf]'"
 SOURCE_FILE = "gguf_source.json"  # written next to the weights: which file the checkpoint came from
 
 
@@ -59,7 +58,7 @@ def _check_supported(gguf_file: Path) -> str:
         from gguf import GGUFReader, GGMLQuantizationType
         from gguf.quants import _type_traits  # the quantization types gguf's dequantize implements
     except ImportError:
-        raise ScoreBenchError(f"importing GGUF files needs the gguf package: {INSTALL_HINT}") from None
+        raise ScoreBenchError(f"importing GGUF files needs the gguf package: {extra_hint('gguf')}") from None
     try:
         reader = GGUFReader(gguf_file)
         architecture = _field_text(reader, "general.architecture")

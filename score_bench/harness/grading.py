@@ -18,6 +18,7 @@ from score_bench.harness.metrics import pass_at_k_by_turn, summarize
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
 from score_bench.harness.provenance import problems_hash, provenance, write_json_atomic, write_jsonl_atomic
+from score_bench.harness.result_schema import SCHEMA_VERSION
 from score_bench.harness.types import Problem, Status, Verdict
 
 DETAIL_CAP = 500
@@ -174,6 +175,7 @@ def grade_file(task: Task, samples: Path, output: Path, split: str | None = None
         row_grades = [next(graded_pairs) for _ in row.responses]
         strict, flexible = [g.verdict for g in row_grades], [g.flexible_verdict for g in row_grades]
         grades.append({
+            "schema_version": SCHEMA_VERSION,
             "id": row.id,
             "correct": [v.correct for v in strict],
             "extracted": [_cap(v.extracted) for v in strict],
@@ -192,6 +194,7 @@ def grade_file(task: Task, samples: Path, output: Path, split: str | None = None
     }
     graded = [problems[row_id] for row_id in dict.fromkeys(row.id for row in rows)]
     results = {
+        "schema_version": SCHEMA_VERSION,
         "kind": "grade",
         "task": {"name": task.name, "split": split, "problems": len(graded), "problems_sha256": problems_hash(graded),
                  "correction_instruction": task.correction_instruction},

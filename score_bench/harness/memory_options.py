@@ -28,7 +28,7 @@ from typing import Any, Iterator, Literal
 import torch
 
 from score_bench.harness import fsdp
-from score_bench.harness.errors import InputError
+from score_bench.harness.errors import InputError, extra_hint
 
 __all__ = ["MemoryOptions", "validate_memory_options", "check_sharding", "apply_memory_options", "build_optimizer", "FrozenReference",
            "frozen_reference", "checkpoint_weights", "uses_lora"]
@@ -77,7 +77,7 @@ def validate_memory_options(config: MemoryOptions, device: str) -> None:
         if not _target_modules(config):
             raise InputError("lora_target_modules is empty; name modules (e.g. 'q_proj,v_proj') or use 'all-linear'")
         if importlib.util.find_spec("peft") is None:
-            raise InputError("lora_r > 0 needs peft: pip install 'score-bench[lora]'")
+            raise InputError(f"lora_r > 0 needs peft: {extra_hint('lora')}")
         if getattr(config, "backend", "transformers") != "transformers":
             raise InputError(f"lora_r > 0 samples with backend transformers only (the {config.backend} sampler "
                              "loads the policy's weights by their plain names, not a peft model's)")
@@ -93,7 +93,7 @@ def validate_memory_options(config: MemoryOptions, device: str) -> None:
         except Exception as err:  # ImportError, or a binary that fails to load on this machine
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise InputError(f"optimizer 'adamw_8bit' needs bitsandbytes, which does not import here ({first}); "
-                             "pip install bitsandbytes, or use optimizer=adamw") from None
+                             f"{extra_hint('bitsandbytes')}, or use optimizer=adamw") from None
 
 
 def check_sharding(accelerator) -> None:

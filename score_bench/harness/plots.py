@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from score_bench.harness.errors import InputError
+from score_bench.harness.errors import InputError, extra_hint
 from score_bench.harness.jsonl import read_json, read_jsonl_objects
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def _new_figure(**kwargs) -> Figure:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise InputError("plots need matplotlib: pip install 'score-bench[plots]'") from None
+        raise InputError(f"plots need matplotlib: {extra_hint('plots')}") from None
     figure = Figure(**kwargs)
     FigureCanvasAgg(figure)
     return figure

@@ -12,6 +12,7 @@ from typing import Callable
 from score_bench.harness.edit_distance import edit_ratio
 from score_bench.harness.errors import InputError
 from score_bench.harness.jsonl import read_bytes
+from score_bench.harness.result_schema import SCHEMA_VERSION
 from score_bench.harness.rollout import Trace
 from score_bench.harness.saving import append_whole
 
@@ -33,7 +34,7 @@ def sample_row(trace: Trace) -> dict:
             entry["detail"] = attempt.verdict.detail
         attempts.append(entry)
     texts = [a.text for a in trace.attempts]
-    return {"id": trace.problem.id, "sample": trace.sample, "messages": list(trace.messages), "attempts": attempts,
+    return {"schema_version": SCHEMA_VERSION, "id": trace.problem.id, "sample": trace.sample, "messages": list(trace.messages), "attempts": attempts,
             "edit_ratio": [round(edit_ratio(a, b), 6) for a, b in zip(texts, texts[1:])]}
 
 

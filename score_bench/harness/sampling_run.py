@@ -15,8 +15,9 @@ from score_bench.harness.backends import TRANSPORT_OPTIONS
 from score_bench.harness.checks import check_fields
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import DEFAULT_MAX_NEW_TOKENS, Backend, GenerationParams
-from score_bench.harness.guards import check_context, check_finite_weights, fitting_max_new_tokens
-from score_bench.harness.jsonl import read_json
+from score_bench.harness.guards import (check_context, check_finite_weights, check_output_not_model,
+                                       fitting_max_new_tokens)
+from score_bench.harness.jsonl import read_bytes, read_json
 from score_bench.harness.progress import Progress, note, phase
 from score_bench.harness.prompts import PromptOverride
 from score_bench.harness.provenance import problems_hash
@@ -26,8 +27,8 @@ from score_bench.harness.samples_log import SAMPLES_FILE, row_memory_floor
 from score_bench.harness.types import Problem, check_unique
 
 __all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_settings", "check_distinct_samples",
-           "check_conversations_fit", "load_problems", "load_model", "fit_to_model", "run_identity", "recorded_config",
-           "check_same_run"]
+           "check_conversations_fit", "load_problems", "load_model", "fit_to_model", "model_record", "run_identity",
+           "recorded_config", "check_same_run"]
 
 CONFIG_FILE = "eval_config.json"
 CHUNK_BATCHES = 1
@@ -89,10 +90,12 @@ Config = TypeVar("Config", bound=SamplingConfig)
 
 
 def check_settings(config: SamplingConfig, who: str) -> None:
-    """Every number in range and every stop string usable, before anything is loaded."""
+    """Every number in range, every stop string usable and the output not the model's own directory, before
+    anything is loaded."""
     check_fields(config, who)
     if not all(isinstance(text, str) and text for text in config.stop):
         raise InputError("every stop string must be a non-empty string")
+    check_output_not_model(Path(config.output), config.model)
 
 
 def check_distinct_samples(temperature: float, samples: int, measure: str) -> None:
@@ -194,24 +197,39 @@ def _settled(config: Config, value: int, why: str, progress: Progress | None) ->
     return replace(config, max_new_tokens=value)
 
 
+def model_record(config: SamplingConfig, backend: Backend) -> dict:
+    """What results record about the model: its name as the user gave it (a local directory never as this
+    machine's resolved path, so results read the same anywhere) and what the backend reports (weights hash,
+    architecture, engine)."""
+    described = dict(backend.describe()) if hasattr(backend, "describe") else {}
+    if Path(config.model).expanduser().is_dir():
+        described.pop("source", None)
+    return {"id": config.model, **described}
+
+
+PATH_HASHES = {"model": "weights_sha256", "chat_template": "chat_template_sha256",
+               "first_attempts": "first_attempts_sha256"}
+"""Settings that are paths, and the hash of what they hold: with the hash recorded, the path as spelled does not
+decide whether a rerun is the same run, so a moved checkout (or another spelling of a path) resumes."""
+
+
 def run_identity(config: SamplingConfig, problems: list[Problem], first_attempts: dict[str, str] | None,
                  model_info: dict) -> dict:
-    """Everything that decides the samples: a run may resume only into a directory with the same identity."""
+    """Everything that decides the samples: a run may resume only into a directory with the same identity.
+    Paths are recorded as given; a local model is identified by its weights' hash (see PATH_HASHES)."""
     settings = asdict(config)
     settings.pop("output")
     settings.pop("prefix_cache_mb")
     settings["backend_options"] = {name: value for name, value in settings["backend_options"].items()
                                    if name not in TRANSPORT_OPTIONS}
-    for name in ("chat_template", "first_attempts"):
-        if settings.get(name) is not None:
-            settings[name] = str(Path(settings[name]).resolve())
-    if Path(config.model).expanduser().is_dir():
-        settings["model"] = str(Path(config.model).expanduser().resolve())
     given = None
     if first_attempts is not None:
         given = hashlib.sha256(json.dumps(first_attempts, sort_keys=True).encode()).hexdigest()
+    template = None
+    if config.chat_template is not None and Path(config.chat_template).is_file():
+        template = hashlib.sha256(read_bytes(config.chat_template, "--chat-template file")).hexdigest()
     return json.loads(json.dumps({"config": settings, "problems_sha256": problems_hash(problems),
-                                  "first_attempts_sha256": given,
+                                  "first_attempts_sha256": given, "chat_template_sha256": template,
                                   "weights_sha256": model_info.get("weights_sha256")}, default=str))
 
 
@@ -219,6 +237,15 @@ def recorded_config(config: SamplingConfig, identity: dict) -> dict:
     """The config results.json records: the identity's, with the backend options as given (transport included)."""
     return {**identity["config"], "backend_options": json.loads(json.dumps(dict(config.backend_options),
                                                                            default=str))}
+
+
+def _comparable(identity: dict) -> dict:
+    """The identity as compared for a resume: a path setting counts by its content hash when one is recorded."""
+    settings = dict(identity.get("config") or {})
+    for name, digest in PATH_HASHES.items():
+        if identity.get(digest) is not None:
+            settings.pop(name, None)
+    return {**identity, "config": settings}
 
 
 def check_same_run(out: Path, identity: dict) -> None:
@@ -229,10 +256,10 @@ def check_same_run(out: Path, identity: dict) -> None:
             raise InputError(f"{out} holds samples but no {CONFIG_FILE}; use a new --output")
         return
     stored = read_json(stored_path, "run identity file")
-    if not isinstance(stored, dict):
-        raise InputError(f"run identity file {stored_path} is not a JSON object; use a new --output")
-    if stored != identity:
-        raise InputError(f"{out} holds a different run ({_first_difference(stored, identity)}); "
+    if not isinstance(stored, dict) or _comparable(stored) != _comparable(identity):
+        difference = _first_difference(_comparable(stored), _comparable(identity)) if isinstance(stored, dict) \
+            else "not a run identity"
+        raise InputError(f"{out} holds a different run ({difference}); "
                          f"rerun with the same settings to resume, or use a new --output")
 
 

@@ -30,11 +30,13 @@ from score_bench.harness.generation import Backend
 from score_bench.harness.guards import check_output_dir, output_lock
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.provenance import provenance, write_json_atomic, write_jsonl_atomic
+from score_bench.harness.result_schema import SCHEMA_VERSION
 from score_bench.harness.rollout import RolloutConfig, iter_rollout
 from score_bench.harness.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
 from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_conversations_fit,
                                               check_distinct_samples, check_same_run, check_settings, fit_to_model,
-                                              load_model, load_problems, recorded_config, run_identity)
+                                              load_model, load_problems, model_record, recorded_config,
+                                              run_identity)
 from score_bench.harness.voting import TIE_BREAK_RULE, group_answers, majority_vote
 
 __all__ = ["ScaleConfig", "run_scale", "SCALE_FILE", "VOTES_FILE"]
@@ -100,7 +102,7 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend:
     eval_config = fit_to_model(eval_config, task, problems, backend, eval_config.turns, eval_config.samples,
                                progress)
     config = replace(config, max_new_tokens=eval_config.max_new_tokens)
-    model_info = {"id": config.model, **(backend.describe() if hasattr(backend, "describe") else {})}
+    model_info = model_record(config, backend)
     corrected = corrected_conversations(config)
     identity = {**run_identity(eval_config, problems, None, model_info),
                 "scale": {"corrected_conversations": corrected}}
@@ -197,6 +199,7 @@ def summarize_scale(config: ScaleConfig, task, problems, rows: Mapping[tuple[str
                 for p in problems]
     hook = hasattr(task.verifier, "same_answer_batch")
     result = {
+        "schema_version": SCHEMA_VERSION,
         "budgets": per_budget,
         "single_sample": metrics.summarize(two_turn, seed=config.seed),
         "voting": {"tie_break": TIE_BREAK_RULE, "extraction": config.extraction,

@@ -183,7 +183,7 @@ def test_backend_factory_names_the_extra_and_near_matches():
     import importlib.util
 
     if importlib.util.find_spec("vllm") is None:  # the vLLM environment (make test-vllm) has it
-        with pytest.raises(ScoreBenchError, match=r"pip install 'score-bench\[vllm\]'"):
+        with pytest.raises(ScoreBenchError, match=r"\[vllm\] extra \(in the clone: pip install '\.\[vllm\]'\)"):
             load_backend("vllm", model="x")
     with pytest.raises(PluginNotFound, match="Did you mean 'transformers'"):
         load_backend("transformer", model="x")

@@ -274,22 +274,27 @@ def run_in_subprocess(options: dict) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_model, tmp_path):
-    options = {"model": str(tiny_model), "task": "score-toy", "limit": 24, "samples": 2, "temperature": 0.8,
-               "seed": 3, "max_new_tokens": 16, "batch_size": 2}
-    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
-    process = run_in_subprocess({**options, "output": str(killed_dir)})
-    samples = killed_dir / "samples.jsonl"
+def kill_after_rows(process: subprocess.Popen, samples: Path, rows: int, of: int) -> int:
+    """SIGKILL the run once its samples file holds `rows` rows; the rows written (checked to be a partial run)."""
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if samples.exists() and samples.read_bytes().count(b"\n") >= 8:
+        if samples.exists() and samples.read_bytes().count(b"\n") >= rows:
             break
         time.sleep(0.01)
     assert process.poll() is None, f"the run ended before it could be killed: {process.stderr.read().decode()[-500:]}"
     process.send_signal(signal.SIGKILL)
     process.wait()
     written = samples.read_bytes().count(b"\n")
-    assert 8 <= written < 48, f"kill landed after {written} of 48 rows"
+    assert rows <= written < of, f"kill landed after {written} of {of} rows"
+    return written
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_model, tmp_path):
+    options = {"model": str(tiny_model), "task": "score-toy", "limit": 24, "samples": 2, "temperature": 0.8,
+               "seed": 3, "max_new_tokens": 16, "batch_size": 2}
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    process = run_in_subprocess({**options, "output": str(killed_dir)})
+    written = kill_after_rows(process, killed_dir / "samples.jsonl", rows=8, of=48)
     assert not (killed_dir / "results.json").exists()
 
     restarted = run_in_subprocess({**options, "output": str(killed_dir)})
@@ -373,6 +378,32 @@ def test_progress_advances_per_generated_batch_with_tokens_per_second(tiny_backe
     rollout = [(amount, status) for handle, amount, status in progress.advances if handle == "rollout: attempts"]
     assert [amount for amount, _ in rollout] == [2, 2, 2, 2, 1, 1]  # chunks of 2, 2, 1 problems × 2 attempts
     assert all("tokens/s" in status for _, status in rollout)
+
+
+def test_a_killed_run_resumes_after_its_checkout_moved(tiny_model, tmp_path):
+    """`score-bench eval` with a model and output relative to the checkout, killed with SIGKILL, the checkout
+    then moved to another directory: the same command there resumes (the run is identified by the weights'
+    hash, not the machine's path) and ends as an uninterrupted run."""
+    checkout, moved = tmp_path / "checkout", tmp_path / "elsewhere" / "checkout"
+    shutil.copytree(tiny_model, checkout / "models" / "tiny")
+    command = [sys.executable, "-m", "score_bench", "eval", "--model", "models/tiny", "--task", "score-toy",
+               "--limit", "24", "--samples", "2", "--temperature", "0.8", "--seed", "3", "--max-new-tokens", "16",
+               "--batch-size", "2", "--threads", "1", "--output", "runs/eval"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, cwd=checkout, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    written = kill_after_rows(process, checkout / "runs" / "eval" / "samples.jsonl", rows=8, of=48)
+
+    moved.parent.mkdir()
+    checkout.rename(moved)
+    done = subprocess.run(command, cwd=moved, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    resumed = json.loads((moved / "runs" / "eval" / "results.json").read_text())
+    assert resumed["resumed_rows"] == written
+    assert resumed["model"]["id"] == "models/tiny" and str(tmp_path) not in json.dumps(resumed)
+    clean = run_eval(EvalConfig(model=str(moved / "models" / "tiny"), task="score-toy", limit=24, samples=2,
+                                temperature=0.8, seed=3, max_new_tokens=16, batch_size=2, output=tmp_path / "clean"))
+    assert by_unit(rows_of(moved / "runs" / "eval")) == by_unit(rows_of(tmp_path / "clean"))
+    assert resumed["metrics"] == clean["metrics"]
 
 
 # -- max_new_tokens not given: the most that fits the model's context (issue #20 item 4) -------------------------

@@ -168,5 +168,5 @@ def test_both_plots_are_saved_as_png_files_and_nothing_else(tmp_path):
 
 def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # makes the import fail as if not installed
-    with pytest.raises(InputError, match=r"score-bench\[plots\]"):
+    with pytest.raises(InputError, match=r"\[plots\] extra \(in the clone: pip install '\.\[plots\]'\)"):
         transitions_figure({"r": write_results(tmp_path / "run", [[True, False]])})

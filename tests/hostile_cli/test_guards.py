@@ -4,6 +4,7 @@ behind, resume identity on resolved paths, and internal errors reported as bugs.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -100,6 +101,10 @@ def test_grade_records_its_task_options_as_eval_does_and_keeps_them_apart(cli, s
     assert done.code == 0, done.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["task_options"] == {"path": str(data)}  # eval's shape: results.config.task_options
+    if importlib.util.find_spec("jsonschema"):
+        from score_bench.harness.result_schema import problems
+
+        assert problems("results", results) == []
     assert results["metrics"]["acc_t2"]["value"] == 1.0
     kept = snapshot(out)
     other = tmp_path / "other.csv"

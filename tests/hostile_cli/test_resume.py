@@ -5,6 +5,7 @@ line), and the damaged file is left as it was, for the user to look at."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import shutil
 from dataclasses import replace
@@ -84,6 +85,10 @@ def test_resume_refuses_a_samples_row_of_the_wrong_type_naming_the_line(cli, sna
     before = snapshot(tmp_path)
     expect_refused(cli(*_eval(str(tiny_model), run)), f"{run / 'samples.jsonl'} line 1 is not a sample row", says)
     assert snapshot(tmp_path) == before
+    if case != "one-attempt-of-two" and importlib.util.find_spec("jsonschema"):  # the schema agrees: not a row
+        from score_bench.harness.result_schema import problems
+
+        assert problems("samples", json.loads(lines[0]))
 
 
 def test_scale_resume_checks_each_sample_holds_its_own_number_of_attempts(cli, snapshot, expect_refused, tmp_path,

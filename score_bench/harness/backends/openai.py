@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 from score_bench.harness import settings
 from score_bench.harness.backends._seeds import conversation_seeds
-from score_bench.harness.errors import InputError, ScoreBenchError
+from score_bench.harness.errors import InputError, ScoreBenchError, extra_hint
 from score_bench.harness.generation import Completion, GenerationParams
 from score_bench.harness.types import Message
 
@@ -34,7 +34,7 @@ _NO_KEY = "EMPTY"
 
 def _import_openai():
     if importlib.util.find_spec("openai") is None:
-        raise ScoreBenchError("the openai backend needs the openai client: pip install 'score-bench[openai]'")
+        raise ScoreBenchError(f"the openai backend needs the openai client: {extra_hint('openai')}")
     import openai
 
     return openai

