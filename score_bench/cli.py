@@ -22,7 +22,7 @@ from score_bench.harness import registry
 from score_bench.harness.errors import ScoreBenchError
 from score_bench.harness.generation import DEFAULT_MAX_NEW_TOKENS
 from score_bench.harness.guards import LOCK_FILE, check_output_dir, output_lock
-from score_bench.harness.jsonl import read_text
+from score_bench.harness.jsonl import SETTINGS_FILE_BYTES, read_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evaluate and train LLM self-correction (SCoRe and SFT baselines) on verifiable tasks.")
@@ -580,7 +580,7 @@ def _print_memory_estimate(config, estimate) -> None:
 def _read_yaml_config(path: Path) -> dict:
     import yaml
 
-    text = read_text(path, "--config file")
+    text = read_text(path, "--config file", limit=SETTINGS_FILE_BYTES)
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -12,22 +12,29 @@ from pathlib import Path
 
 from score_bench.harness.errors import InputError
 
-__all__ = ["MAX_INPUT_BYTES", "read_bytes", "read_text", "read_json", "read_jsonl_objects"]
+__all__ = ["SETTINGS_FILE_BYTES", "physical_memory", "read_bytes", "read_text", "read_json", "read_jsonl_objects"]
 
-MAX_INPUT_BYTES = 1 << 30
-"""The largest user file read whole (1 GiB). Real inputs are far below it: MATH's 12,000 training rows are 10 MB,
-a samples file of 500 problems x 64 samples x 2 attempts of 2 KB is about 130 MB. Parsed, a file takes several
-times its size in memory, so one above this would not fit a laptop's memory anyway."""
+SETTINGS_FILE_BYTES = 16 << 20
+"""The most read of a settings file (a --config YAML, a --chat-template): real ones are a few KB, the longest chat
+templates in use (with tool calling) tens of KB; a fixed cap, since a data file's bound (the machine's memory) would
+let a settings file take minutes to parse before anything is said."""
+
+
+def physical_memory() -> int:
+    """The machine's physical memory in bytes (os.sysconf): no file larger than it can be read whole."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
-def read_bytes(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
-    """The bytes of a user-supplied regular file of at most `limit` bytes; anything else (missing, unreadable, not
-    a regular file, too large) is an InputError naming `what` (e.g. "--config file") and the path. The file is
-    opened without blocking (a FIFO would wait for a writer) and checked on the open descriptor."""
+def read_bytes(path: Path, what: str, limit: int | None = None) -> bytes:
+    """The bytes of a user-supplied regular file of at most `limit` bytes (default: the machine's physical memory,
+    beyond which no file can be read whole); anything else (missing, unreadable, not a regular file, too large) is
+    an InputError naming `what` (e.g. "--samples file") and the path. The file is opened without blocking (a FIFO
+    would wait for a writer) and checked on the open descriptor."""
     path = Path(path)
+    limit = physical_memory() if limit is None else limit
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -43,20 +50,20 @@ def read_bytes(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
         if size > limit:
             raise InputError(f"{what} {path} is {size:,} bytes, above the {limit:,} bytes read at most")
         with open(fd, "rb", closefd=False) as handle:
-            data = handle.read(limit + 1)
+            data = handle.read(size + 1)  # read(n) allocates n bytes at once: the size, not the limit
     except OSError as err:
         raise InputError(f"cannot read {what} {path}: {err.strerror or err}") from None
     finally:
         os.close(fd)
-    if len(data) > limit:  # it grew while it was read
-        raise InputError(f"{what} {path} is above the {limit:,} bytes read at most")
+    if len(data) > size:
+        raise InputError(f"{what} {path} changed while it was read (it is not a file of fixed size)")
     return data
 
 
-def read_text(path: Path, what: str, encoding: str = "utf-8") -> str:
-    """The text of a user-supplied file (read_bytes' checks; newlines translated as open() does); a file that is
-    not valid `encoding` is an InputError naming `what` and the path."""
-    data = read_bytes(path, what)
+def read_text(path: Path, what: str, encoding: str = "utf-8", limit: int | None = None) -> str:
+    """The text of a user-supplied file (read_bytes' checks and `limit`; newlines translated as open() does); a
+    file that is not valid `encoding` is an InputError naming `what` and the path."""
+    data = read_bytes(path, what, limit)
     try:
         return io.TextIOWrapper(io.BytesIO(data), encoding=encoding).read()
     except UnicodeDecodeError as err:

@@ -19,13 +19,13 @@ the sampler's transient tensors are not counted.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from score_bench.harness.errors import InputError
+from score_bench.harness.jsonl import physical_memory
 
 __all__ = ["ModelShape", "MemoryEstimate", "model_shape", "estimate", "sequence_length", "for_config",
            "trainable_parameters", "kv_cache_bytes", "device_memory", "check_fits", "check_kv_fits"]
@@ -173,13 +173,13 @@ def for_config(config: Any, *, reference: bool, task, tokenizer, source: str) ->
 
 def device_memory(device: str) -> tuple[int, str]:
     """(bytes, what holds them) a training process on `device` ("cpu", "cuda", "cuda:N") can use at most: the
-    CUDA device's total memory, or on CPU the machine's physical memory (os.sysconf)."""
+    CUDA device's total memory, or on CPU the machine's physical memory."""
     if device.startswith("cuda"):
         index = torch.device(device).index
         index = torch.cuda.current_device() if index is None else index
         name = torch.cuda.get_device_name(index)
         return torch.cuda.get_device_properties(index).total_memory, f"GPU {index} ({name})"
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine"
+    return physical_memory(), "this machine"
 
 
 def check_fits(estimate: MemoryEstimate, device: str) -> None:

@@ -17,7 +17,7 @@ from score_bench.harness.errors import InputError
 from score_bench.harness.generation import DEFAULT_MAX_NEW_TOKENS, Backend, GenerationParams
 from score_bench.harness.guards import (check_context, check_finite_weights, check_output_not_model,
                                        fitting_max_new_tokens)
-from score_bench.harness.jsonl import read_bytes, read_json
+from score_bench.harness.jsonl import SETTINGS_FILE_BYTES, read_bytes, read_json
 from score_bench.harness.progress import Progress, note, phase
 from score_bench.harness.prompts import PromptOverride
 from score_bench.harness.provenance import problems_hash
@@ -227,7 +227,8 @@ def run_identity(config: SamplingConfig, problems: list[Problem], first_attempts
         given = hashlib.sha256(json.dumps(first_attempts, sort_keys=True).encode()).hexdigest()
     template = None
     if config.chat_template is not None and Path(config.chat_template).is_file():
-        template = hashlib.sha256(read_bytes(config.chat_template, "--chat-template file")).hexdigest()
+        template = hashlib.sha256(read_bytes(config.chat_template, "--chat-template file",
+                                             SETTINGS_FILE_BYTES)).hexdigest()
     return json.loads(json.dumps({"config": settings, "problems_sha256": problems_hash(problems),
                                   "first_attempts_sha256": given, "chat_template_sha256": template,
                                   "weights_sha256": model_info.get("weights_sha256")}, default=str))

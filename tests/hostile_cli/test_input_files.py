@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from score_bench.harness.jsonl import MAX_INPUT_BYTES
+from score_bench.harness.jsonl import SETTINGS_FILE_BYTES, physical_memory
 
 CSV_HEADER = "category,question,original_answer,correct_answer\n"
 
@@ -39,11 +39,11 @@ def _directory(path):
     return path
 
 
-def _oversized(path):
-    """A sparse file one byte above the limit: its size is real, its blocks take no disk."""
+def _oversized(path, limit):
+    """A sparse file one byte above `limit`: its size is real, its blocks take no disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as handle:
-        handle.truncate(MAX_INPUT_BYTES + 1)
+        handle.truncate(limit + 1)
     return path
 
 
@@ -51,7 +51,9 @@ KINDS = {"dev-zero": (_device("/dev/zero"), "is a character device"),
          "dev-urandom": (_device("/dev/urandom"), "is a character device"),
          "fifo": (_fifo, "is a FIFO"),
          "directory": (_directory, "is a directory"),
-         "oversized": (_oversized, f"above the {MAX_INPUT_BYTES:,} bytes")}
+         "oversized": (_oversized, "bytes, above the {limit:,} bytes read at most")}
+SETTINGS_FILES = {"train-config", "eval-chat-template"}
+"""Options whose file is settings, capped at SETTINGS_FILE_BYTES; every other file at the machine's memory."""
 
 
 def _eval(model, ws, *extra, task="arith"):
@@ -87,7 +89,11 @@ def test_only_regular_files_of_bounded_size_are_read(cli, snapshot, expect_refus
     make, wrong = KINDS[kind]
     ws = tmp_path / "ws"
     ws.mkdir()
-    bad = make(ws / where)
+    if kind == "oversized":
+        limit = SETTINGS_FILE_BYTES if option in SETTINGS_FILES else physical_memory()
+        bad, wrong = make(ws / where, limit), wrong.format(limit=limit)
+    else:
+        bad = make(ws / where)
     before = snapshot(tmp_path)
     expect_refused(cli(*build(str(tiny_model), ws, bad)), named, str(bad), wrong)
     assert snapshot(tmp_path) == before
