@@ -87,8 +87,8 @@ def train_args():
 
 def _snapshot(root: Path) -> dict[str, str]:
     """{relative path: sha256 of the bytes (size and mtime above _HASHED_BYTES), "dir", the target of a symlink or
-    the kind of a special file} for everything under `root` (hidden files included). Symlinks, FIFOs and devices are never opened: reading one a
-    test planted (/dev/zero, a FIFO) would never end."""
+    the kind of a special file} for everything under `root` (hidden files included). Symlinks, FIFOs and devices
+    are never opened: reading one a test planted (/dev/zero, a FIFO) would never end."""
     root = Path(root)
     if not root.exists():
         return {}
