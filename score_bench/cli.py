@@ -22,7 +22,7 @@ from score_bench.harness import registry
 from score_bench.harness.errors import ScoreBenchError
 from score_bench.harness.generation import DEFAULT_MAX_NEW_TOKENS
 from score_bench.harness.guards import LOCK_FILE, check_output_dir, output_lock
-from score_bench.harness.jsonl import read_text
+from score_bench.harness.jsonl import SETTINGS_FILE_BYTES, read_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evaluate and train LLM self-correction (SCoRe and SFT baselines) on verifiable tasks.")
@@ -175,9 +175,10 @@ def grade(
     are further samples of that problem; problems may have different numbers of samples."""
     from score_bench.harness.grading import grade_file
 
-    task_obj = _build_task(task, _task_options(task, task_option, data_dir=data_dir, unsafe=unsafe))
+    options = _task_options(task, task_option, data_dir=data_dir, unsafe=unsafe)
+    task_obj = registry.load_task(task, **options)
     with output_lock(output, "grade"), progress_bar() as bar:
-        results = grade_file(task_obj, samples, output, split=split, progress=RichProgress(bar))
+        results = grade_file(task_obj, samples, output, split=split, progress=RichProgress(bar), task_options=options)
     counts = results["counts"]
     Console().print(metrics_table(f"{task}: {counts['problems']} problems, {counts['attempts']} attempt(s)",
                                   results["metrics"]))
@@ -192,7 +193,8 @@ def evaluate(
     limit: LimitOpt = None,
     output: Optional[Path] = typer.Option(None, help="Run directory (default runs/eval/TASK-MODEL); rerun to resume."),
     turns: int = typer.Option(2, help="Attempts per conversation (the paper uses 2)."),
-    samples: int = typer.Option(1, help="Conversations per problem; above 1 adds pass@k per turn."),
+    samples: int = typer.Option(1, help="Conversations per problem; above 1 adds pass@k per turn (needs a "
+                                "--temperature above 0)."),
     max_new_tokens: MaxNewTokensOpt = None,
     batch_size: BatchSizeOpt = 32,
     temperature: float = typer.Option(0.0, help="0 = greedy, the paper's evaluation setting."),
@@ -337,12 +339,14 @@ def scale_table(title: str, result: dict) -> Table:
 @app.command()
 def view(
     runs: list[Path] = typer.Argument(..., help="Eval (or scale) run directories holding samples.jsonl."),
-    output: Path = typer.Option(Path("report.html"), help="The self-contained HTML file to write."),
+    output: Path = typer.Option(Path("report.html"), help="The self-contained HTML file to write; an earlier "
+                                "report there is replaced, any other file only with --force."),
+    force: bool = typer.Option(False, "--force", help="Replace an --output file that is not a score-bench report."),
 ):
     """One self-contained HTML page to read samples: metrics, a clickable transition matrix, attempts with a diff."""
     from score_bench.harness.viewer import write_report
 
-    path = write_report(runs, output)
+    path = write_report(runs, output, force=force)
     console.print(f"wrote {path}")
 
 
@@ -441,7 +445,7 @@ def compare(
 @app.command()
 def plot(
     runs: list[Path] = typer.Argument(..., help="Training run directories (curves) and/or eval run directories (transitions)."),
-    output: Path = typer.Option(Path("."), help="Directory for training_curves.png and transitions.png."),
+    output: Path = typer.Option(Path("plots"), help="Directory for training_curves.png and transitions.png."),
 ):
     """Training curves (held-out Accuracy@t1/t2 per step) and attempt-1 → attempt-2 transition charts, as PNG."""
     from score_bench.harness.plots import plot_training_curves, plot_transitions
@@ -518,8 +522,9 @@ def train(
     threads: ThreadsOpt = None,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print a memory estimate of the run and exit; writes nothing."),
 ):
-    """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`."""
-    from score_bench.harness.train_run import prepare_training
+    """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`. A run whose memory
+    estimate (--dry-run) exceeds all the memory of its device is refused before anything loads."""
+    from score_bench.harness.train_run import check_training_memory, prepare_training, training_memory
 
     quiet_transformers()
 
@@ -536,8 +541,9 @@ def train(
     overrides.update(task=task, model=model, output=str(output))
     trainer_cls, resolved = prepare_training(trainer, preset, overrides)
     if dry_run:
-        _print_memory_estimate(resolved, getattr(trainer_cls, "keeps_reference", False))
+        _print_memory_estimate(resolved, training_memory(trainer_cls, resolved))
         return
+    check_training_memory(trainer_cls, resolved)
     _set_threads(threads)
     from accelerate import PartialState
 
@@ -556,30 +562,25 @@ def train(
     console.print(f"wrote checkpoint {path}")
 
 
-def _print_memory_estimate(config, keeps_reference: bool) -> None:
-    """The run's memory estimate per process (harness.memory_estimate), from the model's config, the tokenizer
-    and the task's prompts: no weights loaded, nothing written."""
-    from score_bench.harness.backends.transformers import load_tokenizer
-    from score_bench.harness.memory_estimate import for_config
-    from score_bench.harness.registry import load_task
+def _print_memory_estimate(config, estimate) -> None:
+    from score_bench.harness.backends.transformers import resolve_device
+    from score_bench.harness.memory_estimate import device_memory
 
-    source, tokenizer = load_tokenizer(config.model, None, "training needs one to pose two attempts")
-    try:
-        task = load_task(config.task, **config.task_options)
-    except TypeError as err:
-        raise ScoreBenchError(f"bad task_options for task '{config.task}': {err}") from None
-    estimate = for_config(config, reference=keeps_reference, task=task, tokenizer=tokenizer, source=source)
     console.print(f"memory estimate per process for {config.traces_per_step()} traces per step "
                   f"(micro_batch_size {config.micro_batch_size}, micro_batch_tokens {config.micro_batch_tokens}):")
     for name, size in estimate.lines():
         console.print(f"  {name:<60} {size / 2**30:9.3f} GiB", highlight=False)
+    available, holder = device_memory(resolve_device(config.device))
+    if estimate.total > available:
+        console.print(f"[yellow]warning:[/yellow] above the {available / 2**30:,.1f} GiB of {holder}: `train` "
+                      "refuses this run", highlight=False)
     console.print("dry run: nothing loaded beyond config and tokenizer, nothing written")
 
 
 def _read_yaml_config(path: Path) -> dict:
     import yaml
 
-    text = read_text(path, "config file")
+    text = read_text(path, "--config file", limit=SETTINGS_FILE_BYTES)
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -642,13 +643,6 @@ def _task_options(task: str, pairs: list[str], **flags) -> dict:
             raise ScoreBenchError(f"{labels[name]} and --task-option {name}=... both set '{name}'; give one")
         given[name] = value
     return task_options(task, given, labels)
-
-
-def _build_task(task: str, options: dict):
-    try:
-        return registry.load_task(task, **options)
-    except TypeError as err:
-        raise ScoreBenchError(f"bad option for task '{task}': {err}") from None
 
 
 def _set_threads(threads: int | None) -> None:

@@ -158,16 +158,20 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
             return float(value)
         if hint is str:
             return str(value)
-        if origin is dict or hint is dict:
-            return dict(json.loads(value)) if isinstance(value, str) else dict(value)
+        if origin is dict or hint is dict:  # a JSON object (or YAML mapping) of named options
+            loaded = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(loaded, dict) or not all(isinstance(name, str) for name in loaded):
+                raise ValueError(value)
+            return dict(loaded)
     except (TypeError, ValueError, RecursionError):
         raise InputError(f"setting '{key}' expects {getattr(hint, '__name__', hint)}, got '{value}'") from None
     return value
 
 
 def task_options(task: str, given: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """`given` as keyword arguments for task `task`'s constructor, each string converted to the parameter's
-    annotated type. An option the task does not take is an error naming the option (as `labels` spells it on
+    """`given` as keyword arguments for task `task`'s constructor, each value converted to (or checked against)
+    the parameter's annotated type: a string as `--task-option` gives it, a JSON value as a config's task_options
+    holds it. An option the task does not take is an error naming the option (as `labels` spells it on
     the command line, e.g. "--data-dir") and the task: never silently dropped."""
     from score_bench.harness import registry
 
@@ -186,5 +190,5 @@ def task_options(task: str, given: Mapping[str, Any], labels: Mapping[str, str] 
             takes = ", ".join(name for name, p in parameters.items()
                               if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)) or "no options"
             raise InputError(f"task '{task}' does not accept option {label} (it takes: {takes})")
-        typed[key] = coerce(key, value, hints[key]) if isinstance(value, str) and key in hints else value
+        typed[key] = coerce(key, value, hints[key]) if key in hints else value
     return typed

@@ -18,7 +18,7 @@ from score_bench.harness import metrics
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Backend
 from score_bench.harness.guards import check_output_dir, output_lock
-from score_bench.harness.jsonl import read_json
+from score_bench.harness.jsonl import read_json, read_text
 from score_bench.harness.progress import Progress
 from score_bench.harness.prompts import prompts_used
 from score_bench.harness.provenance import provenance, write_json_atomic
@@ -26,9 +26,10 @@ from score_bench.harness.repair_set import read_marked_rows, repair_set_ids
 from score_bench.harness.result_schema import SCHEMA_VERSION
 from score_bench.harness.rollout import RolloutConfig, Trace, iter_rollout, plan
 from score_bench.harness.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
-from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_same_run,
-                                              check_settings, fit_to_model, load_model, load_problems,
-                                              model_record, run_identity)
+from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_conversations_fit,
+                                              check_distinct_samples, check_same_run, check_settings, fit_to_model,
+                                              load_model, load_problems, model_record, recorded_config,
+                                              run_identity)
 from score_bench.harness.types import Problem
 
 __all__ = ["EvalConfig", "run_eval", "load_first_attempts"]
@@ -60,11 +61,12 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
     check_output_dir(Path(config.output))
     task, problems = load_problems(config)
     problems, first_attempts = _first_attempts(config, problems)
+    check_conversations_fit(len(problems), config.samples, config.turns, "--samples, --turns or --limit")
     loading_started = time.time()
     if backend is None:
         backend = load_model(config, progress)
     load_s = time.time() - loading_started
-    config = fit_to_model(config, task, problems, backend, config.turns, progress)
+    config = fit_to_model(config, task, problems, backend, config.turns, config.samples, progress)
     model_info = model_record(config, backend)
     identity = run_identity(config, problems, first_attempts, model_info)
     out = Path(config.output)
@@ -73,7 +75,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
         check_same_run(out, identity)  # again under the lock: another run may have started meanwhile
         if not (out / CONFIG_FILE).exists():
             write_json_atomic(out / CONFIG_FILE, identity)
-        done = recover_rows(out / SAMPLES_FILE)
+        done = recover_rows(out / SAMPLES_FILE, attempts=lambda _: config.turns)
         units = {(p.id, k) for p, k in plan(problems, config.samples)}
         stray = next((key for key in done if key not in units), None)
         if stray is not None:
@@ -95,7 +97,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
                               skip=set(done), progress=progress, on_graded=write):
             pass
         rollout_s = time.time() - rollout_started
-        rows = recover_rows(out / SAMPLES_FILE)
+        rows = recover_rows(out / SAMPLES_FILE, attempts=lambda _: config.turns)
         results = _results(config, task, problems, rows, model_info, identity, started_from)
         results["resumed_rows"] = len(done)
         results["wall_time_s"] = round(time.time() - started, 3)
@@ -108,6 +110,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
 
 def _check_numbers(config: EvalConfig) -> None:
     check_settings(config, "eval")
+    check_distinct_samples(config.temperature, config.samples, "pass@k")
     if config.first_attempts is not None and config.task_first_attempts:
         raise InputError("give first attempts from a file or from the task, not both")
 
@@ -139,11 +142,7 @@ def _first_attempts(config: EvalConfig, problems: list[Problem]) -> tuple[list[P
 def load_first_attempts(path: Path) -> dict[str, str]:
     """{problem id: attempt text} from JSON ({id: text}) or JSONL (rows with "id" and "text", or a samples.jsonl
     of an earlier eval, whose sample 0 attempt 1 is taken)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.reason if isinstance(err, UnicodeDecodeError) else err.strerror or err
-        raise InputError(f"cannot read first-attempts file '{path}': {reason}") from None
+    text = read_text(path, "--first-attempt file")
     if path.suffix == ".json":
         try:
             mapping = json.loads(text)
@@ -216,6 +215,6 @@ def _results(config: EvalConfig, task, problems: list[Problem], rows: dict[tuple
                              "batch_size": config.batch_size, "dtype": config.dtype, "device": config.device}
     results["seed"] = config.seed
     results["tokens_generated"] = sum(a["tokens"] for r in flat for a in r["attempts"])
-    results["config"] = identity["config"]
+    results["config"] = recorded_config(config, identity)
     results.update(started_from)
     return results

@@ -6,13 +6,14 @@ This is the path `score-bench grade` takes, and the one eval and the trainers sh
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from score_bench.harness.errors import InputError
-from score_bench.harness.jsonl import read_jsonl_objects
+from score_bench.harness.jsonl import read_bytes, read_jsonl_objects
 from score_bench.harness.metrics import pass_at_k_by_turn, summarize
 from score_bench.harness.progress import Progress, phase
 from score_bench.harness.protocols import Task
@@ -92,7 +93,7 @@ def read_samples(path: Path) -> list[SampleRow]:
     """Rows {"id": ..., "responses": [attempt1, attempt2, ...]}; any malformed line fails naming its number."""
     path = Path(path)
     rows = []
-    for number, row in read_jsonl_objects(path, "samples file"):
+    for number, row in read_jsonl_objects(path, "--samples file"):
         if "id" not in row or "responses" not in row:
             raise InputError(f'{path}:{number}: a row must be an object with "id" and "responses"')
         responses = row["responses"]
@@ -157,12 +158,15 @@ def _cap(text: str | None) -> str | None:
 
 
 def grade_file(task: Task, samples: Path, output: Path, split: str | None = None,
-               progress: Progress | None = None) -> dict:
-    """Grade a samples file; write output/grades.jsonl and output/results.json; return the results."""
+               progress: Progress | None = None, task_options: Mapping[str, Any] | None = None) -> dict:
+    """Grade a samples file; write output/grades.jsonl and output/results.json; return the results.
+    `task_options` are those `task` was built with: results record them as eval's do (config.task_options)."""
     started = time.time()
     rows = read_samples(samples)
-    samples_sha256 = hashlib.sha256(Path(samples).read_bytes()).hexdigest()
-    check_grade_output(Path(output), task.name, samples_sha256)
+    samples_sha256 = hashlib.sha256(read_bytes(samples, "--samples file")).hexdigest()
+    config = json.loads(json.dumps({"task": task.name, "split": split, "task_options": dict(task_options or {})},
+                                   default=str))
+    check_grade_output(Path(output), task.name, samples_sha256, config["task_options"])
     problems = resolve_problems(task, {row.id for row in rows}, split, Path(samples))
     pairs = [(problems[row.id], response) for row in rows for response in row.responses]
     graded_pairs = iter(grade_attempts(task, pairs, progress))
@@ -194,6 +198,7 @@ def grade_file(task: Task, samples: Path, output: Path, split: str | None = None
         "kind": "grade",
         "task": {"name": task.name, "split": split, "problems": len(graded), "problems_sha256": problems_hash(graded),
                  "correction_instruction": task.correction_instruction},
+        "config": config,
         "samples_file": str(samples),
         "samples_sha256": samples_sha256,
         "counts": {"rows": len(rows), "problems": len(correct), **_sample_counts(graded, correct),
@@ -209,9 +214,9 @@ def grade_file(task: Task, samples: Path, output: Path, split: str | None = None
 
 
 
-def check_grade_output(output: Path, task: str, samples_sha256: str) -> None:
+def check_grade_output(output: Path, task: str, samples_sha256: str, task_options: dict | None = None) -> None:
     """Refuse an --output that holds another run: an eval or training run, or the grades of another samples
-    file or task. Regrading the same file with the same task into its own directory is allowed."""
+    file, task or task options. Regrading the same file with the same task into its own directory is allowed."""
     from score_bench.harness.jsonl import read_json
 
     output = Path(output)
@@ -226,6 +231,8 @@ def check_grade_output(output: Path, task: str, samples_sha256: str) -> None:
         previous = read_json(output / "results.json", "results file")
         same = (isinstance(previous, dict) and previous.get("kind") == "grade"
                 and previous.get("samples_sha256") == samples_sha256
-                and isinstance(previous.get("task"), dict) and previous["task"].get("name") == task)
+                and isinstance(previous.get("task"), dict) and previous["task"].get("name") == task
+                and isinstance(previous.get("config", {}), dict)
+                and previous.get("config", {}).get("task_options", {}) == (task_options or {}))
         if not same:
             raise InputError(f"--output {output} holds the results of another run; use a new directory")

@@ -22,8 +22,12 @@ LOCK_FILE = ".lock"
 
 
 def check_output_dir(directory: Path, option: str = "--output") -> Path:
-    """`directory` if it is a directory or can become one (no file in the way); else an InputError."""
+    """`directory` if it is a directory or can become one (no file in the way) and is not the current directory
+    (what an empty `--output ''` means too: a run's files would be strewn among the user's); else an InputError."""
     directory = Path(directory)
+    if directory.expanduser().resolve() == Path.cwd().resolve():
+        raise InputError(f"{option} '{directory}' is the current directory; name a directory for the output "
+                         "(e.g. runs/NAME)")
     for path in (directory, *directory.parents):
         if path.exists():
             if not path.is_dir():
@@ -124,20 +128,22 @@ def check_finite_loss(loss: Any, step: int, output: Path) -> None:
 
 def check_context(tokenizer: Any, context: tuple[int | None, str], conversations: Sequence[list[Mapping[str, str]]],
                   instruction_turn: Sequence[Mapping[str, str]], max_new_tokens: int, turns: int, model: str,
-                  template: str = "the chat template") -> None:
-    """Refuse, before generating, a run whose longest conversation cannot fit the context: attempt-1 prompt +
-    `turns` attempts of max_new_tokens + the correction instruction before each later attempt. `context` is the
-    limit and what sets it (the model's max_position_embeddings, or a backend's own, e.g. vLLM's max_model_len).
-    `conversations` are the attempt-1 prompts; `instruction_turn` the user turn of the correction instruction.
-    Also renders them, so a chat template that cannot render the task's conversations fails here, not mid-run."""
+                  template: str = "the chat template") -> int:
+    """The tokens of the longest conversation (returned), refusing before generating a run where they cannot fit
+    the context: attempt-1 prompt + `turns` attempts of max_new_tokens + the correction instruction before each
+    later attempt. `context` is the limit and what sets it (the model's max_position_embeddings, or a backend's
+    own, e.g. vLLM's max_model_len). `conversations` are the attempt-1 prompts; `instruction_turn` the user turn
+    of the correction instruction. Also renders them, so a chat template that cannot render the task's
+    conversations fails here, not mid-run."""
     limit, limit_name = context
-    longest, overhead = _conversation_tokens(tokenizer, conversations, instruction_turn, turns, template, bool(limit))
+    longest, overhead = _conversation_tokens(tokenizer, conversations, instruction_turn, turns, template, True)
     need = longest + turns * max_new_tokens + (turns - 1) * overhead
     if limit and need > limit:
         raise InputError(f"a conversation needs up to {need} tokens (longest prompt {longest}, {turns} attempt(s) "
                          f"of max_new_tokens {max_new_tokens}, correction turns {overhead} each) but model "
                          f"'{model}' has a context of {limit} ({limit_name}); lower max_new_tokens or "
                          "turns, or shorten the prompts")
+    return need
 
 
 def fitting_max_new_tokens(tokenizer: Any, context: tuple[int | None, str],

@@ -76,6 +76,10 @@ def _write_atomic(path: Path, write: Callable[[TextIO], None]) -> None:
         raise
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    _write_atomic(path, lambda handle: handle.write(text))
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     _write_atomic(path, lambda handle: handle.write(
         json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n"))

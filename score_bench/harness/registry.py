@@ -6,7 +6,7 @@ import difflib
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
-from score_bench.harness.errors import PluginNotFound
+from score_bench.harness.errors import InputError, PluginNotFound
 
 TASKS = "score_bench.tasks"
 TRAINERS = "score_bench.trainers"
@@ -35,5 +35,13 @@ def load(group: str, name: str):
 
 
 def load_task(name: str, **options):
-    """An instance of the task registered as `name`, built with its options (e.g. data_dir)."""
-    return load(TASKS, name)(**options)
+    """An instance of the task registered as `name`, built with its options (e.g. data_dir), each checked and
+    typed as the task's constructor declares (harness.checks.task_options): a bad option, from the command line
+    or a config's task_options, is an InputError naming it and the task."""
+    from score_bench.harness.checks import task_options
+
+    typed = task_options(name, options)
+    try:
+        return load(TASKS, name)(**typed)
+    except TypeError as err:
+        raise InputError(f"bad option for task '{name}': {err}") from None

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from score_bench.harness.errors import InputError
+from score_bench.harness.jsonl import read_json, read_text
 from score_bench.harness.provenance import provenance, write_jsonl_atomic
 
 SAMPLES_FILE, CONFIG_FILE = "samples.jsonl", "eval_config.json"
@@ -63,7 +64,7 @@ def read_marked_rows(path: Path) -> list[dict]:
     if Path(path).suffix == ".json":
         return []
     rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in read_text(path, "--first-attempt file").splitlines():
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -73,12 +74,9 @@ def read_marked_rows(path: Path) -> list[dict]:
 
 
 def _read_config(path: Path) -> dict:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"--from {path.parent}: no {CONFIG_FILE}; is it a `score-bench eval` run directory?") from None
-    except (OSError, ValueError) as err:
-        raise InputError(f"--from {path.parent}: cannot read {CONFIG_FILE}: {err}") from None
+    if not path.exists():
+        raise InputError(f"--from {path.parent}: no {CONFIG_FILE}; is it a `score-bench eval` run directory?")
+    config = read_json(path, "--from run file")
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise InputError(f"--from {path.parent}: {CONFIG_FILE} is not an eval run's config")
     return config
@@ -86,10 +84,9 @@ def _read_config(path: Path) -> dict:
 
 def _read_samples(path: Path) -> list[dict]:
     """Sample 0 of every problem, in file order; any malformed row fails naming its line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"--from {path.parent}: no {SAMPLES_FILE}; the run has not produced samples") from None
+    if not path.exists():
+        raise InputError(f"--from {path.parent}: no {SAMPLES_FILE}; the run has not produced samples")
+    text = read_text(path, "--from run file")
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

@@ -27,12 +27,21 @@ import torch
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.guards import resolved_model
+from score_bench.harness.jsonl import read_json
+from score_bench.harness.saving import saving
 
 __all__ = ["STATE_DIR", "SavedState", "rng_states", "set_rng_states", "preserved_rng", "save_state", "load_state",
            "check_output_identity"]
 
 STATE_DIR = "state"
 _OLD_DIR = ".state.old"
+_META = {"trainer": str, "config": dict, "world_size": int}
+"""meta.json's entries that load_state compares, with their types."""
+_PAYLOAD = ("step", "stage", "log_rows", "model", "optimizer", "rng", "extra")
+"""state.pt's entries, in SavedState's order."""
+MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+               "adapter_config.json")
+"""Files that make a directory a model checkpoint (Hugging Face's names)."""
 _IGNORED_FIELDS = frozenset({"output"})
 """Config fields that may differ on resume: the output directory is the same one however it is spelled."""
 
@@ -95,23 +104,24 @@ def _changes(saved: dict, current: dict) -> list[str]:
 def save_state(output: Path, *, trainer: str, config: Any, world_size: int, state: SavedState) -> Path:
     """Write OUTPUT/state/ atomically (see the module docstring). Call on the main process only."""
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=output, prefix=".state.tmp-"))
+    current, old = output / STATE_DIR, output / _OLD_DIR
     payload = {"step": state.step, "stage": state.stage, "log_rows": state.log_rows, "model": dict(state.model),
                "optimizer": state.optimizer, "rng": dict(state.rng), "extra": dict(state.extra)}
-    try:
-        with (tmp / "state.pt").open("wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        meta = {"trainer": trainer, "world_size": world_size, "step": state.step, "stage": state.stage,
-                "log_rows": state.log_rows, "config": _plain(config)}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o755)
-    except BaseException:  # a full disk or a kill: no half-written state left beside the last good one
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    current, old = output / STATE_DIR, output / _OLD_DIR
+    with saving(current, f"the training state of step {state.step}", "the state saved before it is kept"):
+        output.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=output, prefix=".state.tmp-"))
+        try:
+            with (tmp / "state.pt").open("wb") as handle:
+                torch.save(payload, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            meta = {"trainer": trainer, "world_size": world_size, "step": state.step, "stage": state.stage,
+                    "log_rows": state.log_rows, "config": _plain(config)}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            os.chmod(tmp, 0o755)
+        except BaseException:  # a full disk or a kill: no half-written state left beside the last good one
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     shutil.rmtree(old, ignore_errors=True)
     if current.exists():
         os.replace(current, old)
@@ -130,12 +140,10 @@ def load_state(output: Path, *, trainer: str, config: Any, world_size: int) -> S
             break
     else:
         return None
-    try:
-        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
-        meta["trainer"], meta["config"], meta["world_size"]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:
-        raise InputError(f"cannot read the saved state {directory / 'meta.json'} ({type(err).__name__}); "
-                         "the output directory is damaged: use another one") from None
+    meta = read_json(directory / "meta.json", "saved state file")
+    if not isinstance(meta, dict) or any(type(meta.get(name)) is not kind for name, kind in _META.items()):
+        raise InputError(f"saved state file {directory / 'meta.json'} lacks a string trainer, an object config or "
+                         "an integer world_size; the output directory is damaged: use another one")
     where = f"output directory {output} holds a {meta['trainer']} run"
     if meta["trainer"] != trainer:
         raise InputError(f"{where}, not {trainer}; use another output directory")
@@ -146,9 +154,13 @@ def load_state(output: Path, *, trainer: str, config: Any, world_size: int) -> S
     if meta["world_size"] != world_size:
         raise InputError(f"{where} on {meta['world_size']} process(es), not {world_size}; resume it with the "
                          "same number of processes or use another output directory")
-    payload = torch.load(directory / "state.pt", map_location="cpu", weights_only=True)
-    return SavedState(payload["step"], payload["stage"], payload["log_rows"], payload["model"],
-                      payload["optimizer"], payload["rng"], payload["extra"])
+    try:
+        payload = torch.load(directory / "state.pt", map_location="cpu", weights_only=True)
+        return SavedState(*(payload[name] for name in _PAYLOAD))
+    except Exception as err:  # torch's unpickler and zip reader raise several kinds for a damaged file
+        text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"cannot read the saved state {directory / 'state.pt'} ({text}); the output directory "
+                         "is damaged: use another one") from None
 
 
 def check_output_identity(output: Path, config: Any, checkpoint_config: str = "trainer_config.json") -> None:
@@ -163,12 +175,18 @@ def check_output_identity(output: Path, config: Any, checkpoint_config: str = "t
     if other:
         raise InputError(f"output directory {output} holds an evaluation ({other}); use another output directory")
     recorded = output / checkpoint_config
-    if not recorded.is_file() or (output / STATE_DIR / "meta.json").is_file():
+    saved_state = any((output / name / "meta.json").is_file() for name in (STATE_DIR, _OLD_DIR))
+    model = next((name for name in MODEL_FILES if (output / name).exists()), None)
+    if model and not recorded.is_file() and not saved_state:
+        raise InputError(f"output directory {output} holds a model checkpoint ({model}) that no run of score-bench "
+                         f"trained there (no {checkpoint_config}); training would replace it: use another output "
+                         "directory")
+    if not recorded.is_file() or saved_state:
         return  # nothing recorded, or a saved state: load_state compares it
+    saved = read_json(recorded, "checkpoint config file")
     try:
-        saved = json.loads(recorded.read_text(encoding="utf-8"))["config"]
-        saved = _plain(saved)
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        saved = _plain(saved["config"])
+    except (KeyError, TypeError, ValueError):
         raise InputError(f"output directory {output} holds an unreadable {checkpoint_config}; use another "
                          "output directory") from None
     changed = _changes(saved, _plain(config))

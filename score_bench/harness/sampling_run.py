@@ -11,20 +11,24 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
+from score_bench.harness.backends import TRANSPORT_OPTIONS
 from score_bench.harness.checks import check_fields
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import DEFAULT_MAX_NEW_TOKENS, Backend, GenerationParams
 from score_bench.harness.guards import (check_context, check_finite_weights, check_output_not_model,
                                        fitting_max_new_tokens)
+from score_bench.harness.jsonl import SETTINGS_FILE_BYTES, read_bytes, read_json
 from score_bench.harness.progress import Progress, note, phase
 from score_bench.harness.prompts import PromptOverride
 from score_bench.harness.provenance import problems_hash
 from score_bench.harness.registry import load_task
-from score_bench.harness.samples_log import SAMPLES_FILE
-from score_bench.harness.types import Problem
+from score_bench.harness.memory_estimate import check_kv_fits, device_memory
+from score_bench.harness.samples_log import SAMPLES_FILE, row_memory_floor
+from score_bench.harness.types import Problem, check_unique
 
-__all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_settings", "load_problems", "load_model",
-           "fit_to_model", "model_record", "run_identity", "check_same_run"]
+__all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_settings", "check_distinct_samples",
+           "check_conversations_fit", "load_problems", "load_model", "fit_to_model", "model_record", "run_identity",
+           "recorded_config", "check_same_run"]
 
 CONFIG_FILE = "eval_config.json"
 CHUNK_BATCHES = 1
@@ -69,7 +73,8 @@ class SamplingConfig:
     """transformers, vllm or openai (harness.backends)."""
     backend_options: Mapping[str, Any] = field(default_factory=dict)
     """The backend's own options (e.g. vllm: tensor_parallel_size, max_model_len; openai: base_url,
-    max_concurrency, request_timeout): see the backend's `load`. Part of the run's identity, like the rest."""
+    max_concurrency, request_timeout): see the backend's `load`. Part of the run's identity, like the rest, except
+    the transport settings (backends.TRANSPORT_OPTIONS), which results record but a resume may change."""
     prefix_cache_mb: float = 1024
     """Memory kept for reusing attempt k's KV cache in attempt k+1 (0 turns reuse off); speed only, so not part
     of the run's identity."""
@@ -93,12 +98,31 @@ def check_settings(config: SamplingConfig, who: str) -> None:
     check_output_not_model(Path(config.output), config.model)
 
 
+def check_distinct_samples(temperature: float, samples: int, measure: str) -> None:
+    """Refuse several samples of a problem drawn greedily: at temperature 0 they are identical copies, so
+    `measure` (pass@k, a majority vote) over them means nothing."""
+    if samples > 1 and temperature <= 0:
+        raise InputError(f"{samples} samples per problem at temperature {temperature} are identical greedy copies, "
+                         f"so {measure} over them measures nothing; set a temperature above 0 or draw one sample")
+
+
+def check_conversations_fit(problems: int, samples: int, turns: int, lower: str) -> None:
+    """Refuse, before a model loads, a run whose samples rows cannot all fit in this machine's memory (the results
+    are computed from all of them at once): problems x samples conversations of `turns` attempts, each row at
+    least samples_log.row_memory_floor bytes. `lower` names the options that set these numbers."""
+    conversations = problems * samples
+    floor = row_memory_floor(turns)
+    available, holder = device_memory("cpu")
+    if conversations * floor > available:
+        raise InputError(f"{problems:,} problem(s) x {samples:,} sample(s) of {turns:,} attempt(s) make "
+                         f"{conversations:,} conversations, whose sample rows alone need at least "
+                         f"{conversations * floor / 2**30:,.1f} GiB in memory ({floor:,} bytes each with empty "
+                         f"texts) but {holder} has {available / 2**30:,.1f} GiB; lower {lower}")
+
+
 def load_problems(config: SamplingConfig) -> tuple[Any, list[Problem]]:
     """The task (with any prompt overrides) and the problems of the split to run, ids unique."""
-    try:
-        task = load_task(config.task, **dict(config.task_options))
-    except TypeError as err:
-        raise InputError(f"bad option for task '{config.task}': {err}") from None
+    task = load_task(config.task, **dict(config.task_options))
     overrides = (config.correction_instruction, config.first_prompt_template, config.system_prompt)
     if any(o is not None for o in overrides):
         task = PromptOverride(task, *overrides)
@@ -107,9 +131,7 @@ def load_problems(config: SamplingConfig) -> tuple[Any, list[Problem]]:
     problems = task.problems(config.split)[:config.limit]
     if not problems:
         raise InputError(f"task {config.task} has no problems in split '{config.split}'")
-    ids = [p.id for p in problems]
-    if len(set(ids)) != len(ids):
-        raise InputError(f"task {config.task} split '{config.split}' repeats problem ids; each must be unique")
+    check_unique((p.id, f"task {config.task} split '{config.split}' problem {i + 1}") for i, p in enumerate(problems))
     return task, problems
 
 
@@ -123,17 +145,28 @@ def load_model(config: SamplingConfig, progress: Progress | None = None) -> Back
                             prefix_cache_mb=config.prefix_cache_mb, **dict(config.backend_options))
 
 
-def fit_to_model(config: Config, task, problems: list[Problem], backend: Backend, turns: int,
+def fit_to_model(config: Config, task, problems: list[Problem], backend: Backend, turns: int, samples: int,
                  progress: Progress | None = None) -> Config:
-    """`config` with max_new_tokens settled, checked before anything is written: the weights are numbers, and
-    every conversation of `turns` attempts renders and fits the backend's context (a backend without a local
-    tokenizer, e.g. a served endpoint, is trusted). A max_new_tokens not given becomes the most that fits, at most
-    DEFAULT_MAX_NEW_TOKENS, told to `progress` in one line; a given one that does not fit is refused."""
+    """`config` with max_new_tokens settled, checked before anything is written: the weights are numbers, every
+    conversation of `turns` attempts renders and fits the backend's context, and the KV cache of a generation
+    batch (batch_size of the problems x `samples` conversations) fits the model's device. A backend without a
+    local tokenizer, e.g. a served endpoint, is trusted with all of it but the context it reports. A
+    max_new_tokens not given becomes the most that fits, at most DEFAULT_MAX_NEW_TOKENS, told to `progress` in
+    one line; a given one that does not fit is refused."""
     model, tokenizer = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
     if tokenizer is None:
-        return _settled(config, DEFAULT_MAX_NEW_TOKENS, "the default; the endpoint's context is not checked here",
-                        progress)
-    if model is not None and hasattr(model, "named_parameters"):
+        served = getattr(backend, "endpoint", {}).get("max_model_len")
+        served = served if isinstance(served, int) else None
+        config = _settled(config, DEFAULT_MAX_NEW_TOKENS, "the default; the endpoint's context is not checked here"
+                          if served is None else f"the default; checked against the {served} tokens of context the "
+                          "endpoint serves, prompts not counted", progress)
+        if served is not None and turns * config.max_new_tokens > served:
+            raise InputError(f"{turns} attempt(s) of max_new_tokens {config.max_new_tokens} need more than the "
+                             f"{served} tokens of context that {config.model} is served with; lower "
+                             "--max-new-tokens or --turns")
+        return config
+    local = model is not None and hasattr(model, "named_parameters")  # in this process (not vLLM's engine)
+    if local:
         check_finite_weights(model, config.model)
     template = f"chat template '{config.chat_template}'" if config.chat_template else "the model's chat template"
     prompts = [task.first_prompt(p) for p in problems]
@@ -149,9 +182,11 @@ def fit_to_model(config: Config, task, problems: list[Problem], backend: Backend
                    f"tokens ({limit_name})")
         else:
             why = f"the default; the context of {limit} tokens has room for it"
-        return _settled(config, fitting, why, progress)
-    check_context(tokenizer, backend.context, prompts, instruction, config.max_new_tokens, turns, config.model,
-                  template)
+        config = _settled(config, fitting, why, progress)
+    tokens = check_context(tokenizer, backend.context, prompts, instruction, config.max_new_tokens, turns,
+                           config.model, template)
+    if local:
+        check_kv_fits(model, min(config.batch_size, len(problems) * samples), tokens)
     return config
 
 
@@ -185,15 +220,24 @@ def run_identity(config: SamplingConfig, problems: list[Problem], first_attempts
     settings = asdict(config)
     settings.pop("output")
     settings.pop("prefix_cache_mb")
+    settings["backend_options"] = {name: value for name, value in settings["backend_options"].items()
+                                   if name not in TRANSPORT_OPTIONS}
     given = None
     if first_attempts is not None:
         given = hashlib.sha256(json.dumps(first_attempts, sort_keys=True).encode()).hexdigest()
     template = None
     if config.chat_template is not None and Path(config.chat_template).is_file():
-        template = hashlib.sha256(Path(config.chat_template).read_bytes()).hexdigest()
+        template = hashlib.sha256(read_bytes(config.chat_template, "--chat-template file",
+                                             SETTINGS_FILE_BYTES)).hexdigest()
     return json.loads(json.dumps({"config": settings, "problems_sha256": problems_hash(problems),
                                   "first_attempts_sha256": given, "chat_template_sha256": template,
                                   "weights_sha256": model_info.get("weights_sha256")}, default=str))
+
+
+def recorded_config(config: SamplingConfig, identity: dict) -> dict:
+    """The config results.json records: the identity's, with the backend options as given (transport included)."""
+    return {**identity["config"], "backend_options": json.loads(json.dumps(dict(config.backend_options),
+                                                                           default=str))}
 
 
 def _comparable(identity: dict) -> dict:
@@ -212,10 +256,7 @@ def check_same_run(out: Path, identity: dict) -> None:
         if (out / SAMPLES_FILE).exists():
             raise InputError(f"{out} holds samples but no {CONFIG_FILE}; use a new --output")
         return
-    try:
-        stored = json.loads(stored_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as err:
-        raise InputError(f"cannot read {stored_path}: {str(err)[:200]}") from None
+    stored = read_json(stored_path, "run identity file")
     if not isinstance(stored, dict) or _comparable(stored) != _comparable(identity):
         difference = _first_difference(_comparable(stored), _comparable(identity)) if isinstance(stored, dict) \
             else "not a run identity"

@@ -33,9 +33,10 @@ from score_bench.harness.provenance import provenance, write_json_atomic, write_
 from score_bench.harness.result_schema import SCHEMA_VERSION
 from score_bench.harness.rollout import RolloutConfig, iter_rollout
 from score_bench.harness.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
-from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_same_run,
-                                              check_settings, fit_to_model, load_model, load_problems,
-                                              model_record, run_identity)
+from score_bench.harness.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_conversations_fit,
+                                              check_distinct_samples, check_same_run, check_settings, fit_to_model,
+                                              load_model, load_problems, model_record, recorded_config,
+                                              run_identity)
 from score_bench.harness.voting import TIE_BREAK_RULE, group_answers, majority_vote
 
 __all__ = ["ScaleConfig", "run_scale", "SCALE_FILE", "VOTES_FILE"]
@@ -75,12 +76,11 @@ def _check(config: ScaleConfig) -> None:
         raise InputError(f"budgets repeat a value: {','.join(map(str, config.budgets))}")
     if config.max_turns < 2:
         raise InputError(f"max_turns must be at least 2 (the sequential arm corrects once), got {config.max_turns}")
-    if config.temperature <= 0:
-        raise InputError(f"temperature must be above 0 for voting over samples, got {config.temperature}")
     if config.extraction not in ANSWER_FIELDS:
         raise InputError(f"extraction must be one of {', '.join(ANSWER_FIELDS)}, got '{config.extraction}'")
     if max(config.budgets) < 2:
         raise InputError("the largest budget must be at least 2, so the sequential arm has a conversation")
+    check_distinct_samples(config.temperature, max(config.budgets), "a majority vote")
 
 
 def corrected_conversations(config: ScaleConfig) -> int:
@@ -95,9 +95,12 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend:
     check_settings(eval_config, "eval")  # the fields as the eval that draws the samples names them
     check_output_dir(Path(config.output))
     task, problems = load_problems(eval_config)
+    # a floor: only the corrected half of the conversations runs past turn 1
+    check_conversations_fit(len(problems), eval_config.samples, 1, "the largest of --budgets, or --limit")
     if backend is None:
         backend = load_model(eval_config, progress)
-    eval_config = fit_to_model(eval_config, task, problems, backend, eval_config.turns, progress)
+    eval_config = fit_to_model(eval_config, task, problems, backend, eval_config.turns, eval_config.samples,
+                               progress)
     config = replace(config, max_new_tokens=eval_config.max_new_tokens)
     model_info = model_record(config, backend)
     corrected = corrected_conversations(config)
@@ -110,7 +113,10 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend:
         check_same_run(out, identity)
         if not (out / CONFIG_FILE).exists():
             write_json_atomic(out / CONFIG_FILE, identity)
-        done = recover_rows(samples_path)
+        def turns(sample: int) -> int:  # the corrected conversations run every turn, the others one
+            return config.max_turns if sample < corrected else 1
+
+        done = recover_rows(samples_path, attempts=turns)
         resumed = len(done)
         chunk = config.batch_size * CHUNK_BATCHES
         params = eval_config.generation_params()
@@ -127,10 +133,10 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend:
             for _ in iter_rollout(task, problems, backend, rollout_config, skip=skip, progress=progress,
                                   on_graded=write):
                 pass
-        rows = recover_rows(samples_path)
+        rows = recover_rows(samples_path, attempts=turns)
         with phase(progress, "voting", None):
             result, votes = summarize_scale(config, task, problems, rows)
-        result.update({"model": model_info, "config": identity["config"], "resumed_rows": resumed,
+        result.update({"model": model_info, "config": recorded_config(config, identity), "resumed_rows": resumed,
                        "wall_time_s": round(time.time() - started, 3), **started_from})
         write_jsonl_atomic(out / VOTES_FILE, votes)
         write_json_atomic(out / SCALE_FILE, result)

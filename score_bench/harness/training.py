@@ -13,7 +13,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import random
+import shutil
+import tempfile
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +33,11 @@ from score_bench.harness.memory_options import MemoryOptions
 from score_bench.harness.metrics import summarize
 from score_bench.harness.progress import Progress
 from score_bench.harness.protocols import Task
-from score_bench.harness.provenance import provenance, write_json_atomic
+from score_bench.harness.jsonl import read_text
+from score_bench.harness.provenance import provenance, write_json_atomic, write_text_atomic
 from score_bench.harness.resume import preserved_rng
 from score_bench.harness.rollout import Attempt, RolloutConfig, Trace, rollout
+from score_bench.harness.saving import append_whole, saving
 from score_bench.harness.types import Message, Problem, Status
 
 __all__ = ["Trainer", "RunConfig", "build_config", "TwoAttempts", "EncodedBatch", "encode_two_attempts",
@@ -404,22 +409,23 @@ class TrainingLog:
         self.rows = keep_rows or 0
         if not active:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         kept: list[str] = []
         if keep_rows:
-            lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True) if self.path.is_file() else []
+            lines = read_text(self.path, "training log").splitlines(keepends=True) if self.path.exists() else []
             if len(lines) < keep_rows:
                 raise InputError(f"training log {self.path} has {len(lines)} rows but the saved state was taken "
                                  f"after {keep_rows}; it was edited or truncated, so the run cannot resume")
             kept = lines[:keep_rows]
-        self.path.write_text("".join(kept), encoding="utf-8")
+        with saving(self.path, "the training log", "the log is as it was"):
+            write_text_atomic(self.path, "".join(kept))
 
     def append(self, row: dict) -> None:
+        """One row, whole or not at all: a write that fails (a full disk) leaves the log as it was."""
         self.rows += 1
         if not self.active:
             return
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        with saving(self.path, "a training-log row", "the log keeps the rows before it"):
+            append_whole(self.path, (json.dumps(row, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
 
 
 def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mapping[str, Any] | None = None,
@@ -429,12 +435,25 @@ def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mappi
     trainer_config.json: the resolved trainer config, provenance and `extra` (e.g. steps run). `state_dict`
     replaces the model's own (accelerate's get_state_dict gathers one from FSDP/DeepSpeed shards).
     `started_from` is the provenance taken when the run started: the code that trained is what was checked out
-    then, not at the save (a commit during a long run would otherwise be recorded)."""
+    then, not at the save (a commit during a long run would otherwise be recorded). The files are written whole
+    to a hidden staging directory, then renamed into place, so a save that fails (a full disk) leaves the files
+    that were there as they were."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory, state_dict=dict(state_dict) if state_dict is not None else None)
-    tokenizer.save_pretrained(directory)
     resolved = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-    write_json_atomic(directory / CONFIG_FILE, {"config": resolved, **dict(extra or {}),
-                                               **(started_from or provenance())})
+    with saving(directory, "the checkpoint", f"the files in {directory} are as they were"):
+        directory.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=directory, prefix=".checkpoint.tmp-"))
+        try:
+            model.save_pretrained(staging, state_dict=dict(state_dict) if state_dict is not None else None)
+            tokenizer.save_pretrained(staging)
+            write_json_atomic(staging / CONFIG_FILE, {"config": resolved, **dict(extra or {}),
+                                                     **(started_from or provenance())})
+            # Written whole, then renamed into place: the run's record first, so a kill between renames leaves
+            # a directory that a rerun of the same config recognises as its own (and rewrites).
+            for name in sorted(os.listdir(staging), key=lambda name: name != CONFIG_FILE):
+                if (directory / name).is_dir():
+                    shutil.rmtree(directory / name)
+                os.replace(staging / name, directory / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return directory

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
+
+from score_bench.harness.errors import InputError
 
 Message = dict[str, str]
 """A chat message: {"role": "system" | "user" | "assistant", "content": str}."""
@@ -20,6 +22,16 @@ class Problem:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     fixed_first_attempt: str | None = None
     """A given first attempt (score-toy's original_answer), for repair-only evaluation and Pair-SFT data."""
+
+
+def check_unique(keys: Iterable[tuple[str, str]], what: str = "problem id") -> None:
+    """Refuse task data that repeats a problem: `keys` are (key, where it was read, e.g. "FILE:LINE"); a key seen
+    twice is an InputError naming it and both places (a repeat would silently replace or double the first)."""
+    seen: dict[str, str] = {}
+    for key, where in keys:
+        if key in seen:
+            raise InputError(f"{what} {key!r} is repeated: {seen[key]} and {where}; each problem must appear once")
+        seen[key] = where
 
 
 class Status(str, Enum):

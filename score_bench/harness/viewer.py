@@ -19,11 +19,16 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from score_bench.harness.errors import InputError
+from score_bench.harness.jsonl import read_bytes, read_json
 from score_bench.harness.provenance import provenance
 
-__all__ = ["load_run", "report_html", "write_report", "word_diff"]
+__all__ = ["load_run", "report_html", "write_report", "check_report_output", "word_diff"]
 
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+REPORT_MARK = b'<meta name="generator" content="score-bench view">'
+"""In the head of every page (viewer_assets/report.html): how `view` knows a file is its own earlier report."""
+_MARK_WITHIN = 1024
+"""Bytes of an existing file searched for the mark: the page's head, where the template puts it."""
 DETAIL_CAP = 2000
 """Characters of grading detail kept per attempt: enough to read a failing assertion."""
 
@@ -51,18 +56,18 @@ def _samples_file(run: Path) -> Path:
 
 
 def _read_rows(path: Path) -> list[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
+    data = read_bytes(path, "samples file")
     rows = []
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("attempts"), list):
-                    raise InputError(f"{path} line {number} is not a sample row (id, sample, attempts)")
-                rows.append(row)
-    except (OSError, ValueError, EOFError) as err:
+        text = (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
+        for number, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("attempts"), list):
+                raise InputError(f"{path} line {number} is not a sample row (id, sample, attempts)")
+            rows.append(row)
+    except (OSError, ValueError, EOFError, RecursionError) as err:
         raise InputError(f"cannot read {path}: {err}") from None
     return rows
 
@@ -86,10 +91,9 @@ def load_run(run: Path) -> dict:
     summary: dict = {}
     for name in ("results.json", "scale.json"):
         if (run / name).is_file():
-            try:
-                summary = json.loads((run / name).read_text(encoding="utf-8"))
-            except ValueError as err:
-                raise InputError(f"{run / name} is not valid JSON: {err}") from None
+            summary = read_json(run / name, "run file")
+            if not isinstance(summary, dict):
+                raise InputError(f"{run / name} is not a JSON object of results")
             break
     prompts: dict[str, str] = {}
     samples = []
@@ -105,6 +109,22 @@ def load_run(run: Path) -> dict:
     metrics = summary.get("metrics") or summary.get("single_sample") or {}
     return {"name": run.name, "path": str(run), "metrics": metrics, "model": (summary.get("model") or {}).get("id"),
             "task": (summary.get("task") or {}).get("name"), "prompts": prompts, "samples": samples}
+
+
+def check_report_output(output: Path, force: bool = False) -> None:
+    """Refuse an `output` that is a directory or another kind of non-file, or a file that is not an earlier
+    report (unless `force`): `view` never silently replaces a file it did not write."""
+    if output.is_dir():
+        raise InputError(f"--output {output} is a directory; give a file name such as report.html")
+    if not output.exists():
+        return
+    if not output.is_file():
+        raise InputError(f"--output {output} exists and is not a regular file; give another file name")
+    with output.open("rb") as handle:
+        head = handle.read(_MARK_WITHIN)
+    if REPORT_MARK not in head and not force:
+        raise InputError(f"--output {output} exists and is not a score-bench report; pass --force to replace it, "
+                         "or give another file name")
 
 
 def report_html(runs: Iterable[Path]) -> str:
@@ -123,12 +143,12 @@ def report_html(runs: Iterable[Path]) -> str:
             .replace("/*DATA*/", payload))
 
 
-def write_report(runs: Sequence[Path], output: Path) -> Path:
-    """Write the page atomically to `output` (all inputs are read before anything is written)."""
-    html = report_html(runs)
+def write_report(runs: Sequence[Path], output: Path, force: bool = False) -> Path:
+    """Write the page atomically to `output` (all inputs are read before anything is written). An existing
+    `output` is replaced only when it is an earlier report (it carries the page's generator mark) or `force`."""
     output = Path(output)
-    if output.is_dir():
-        raise InputError(f"--output {output} is a directory; give a file name such as report.html")
+    check_report_output(output, force)
+    html = report_html(runs)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".{output.name}.tmp")
     tmp.write_text(html, encoding="utf-8")

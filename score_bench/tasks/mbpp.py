@@ -35,9 +35,9 @@ from typing import Sequence
 
 from score_bench.harness import settings
 from score_bench.harness.errors import InputError
-from score_bench.harness.jsonl import read_jsonl_objects
+from score_bench.harness.jsonl import read_jsonl_objects, read_text
 from score_bench.harness.sandbox import Limits
-from score_bench.harness.types import Message, Problem, Verdict
+from score_bench.harness.types import Message, Problem, Verdict, check_unique
 from score_bench.harness.verifiers.code import CodeVerifier, CodeVerifierConfig
 from score_bench.harness.verifiers.per_test_outcomes import same_per_test_outcomes
 from score_bench.tasks._code_extraction import parse_quietly, strict_code
@@ -125,9 +125,7 @@ class MbppTask:
     def _problems(self) -> list[Problem]:
         rows = self._read_local() if self.data_dir is not None else _load_hub(self.variant)
         problems = [_problem(row, where, self.variant, self.challenge_tests) for where, row in rows]
-        ids = [p.id for p in problems]
-        if len(set(ids)) != len(ids):
-            raise InputError(f"MBPP ({self.variant}) data repeats a task_id")
+        check_unique((p.id, where) for p, (where, _) in zip(problems, rows))
         return sorted(problems, key=lambda p: int(p.id))
 
     def _read_local(self) -> list[tuple[str, dict]]:
@@ -135,9 +133,7 @@ class MbppTask:
         if self.variant == "full":
             return [(f"{path}:{n}", row) for n, row in read_jsonl_objects(path, "MBPP data file")]
         try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as err:
-            raise InputError(f"cannot read MBPP data file '{path}': {err.strerror or err}") from None
+            rows = json.loads(read_text(path, "MBPP data file"))
         except ValueError as err:
             raise InputError(f"MBPP data file '{path}' is not valid JSON: {err}") from None
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):

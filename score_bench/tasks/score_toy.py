@@ -18,7 +18,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from score_bench.harness.errors import InputError
-from score_bench.harness.types import Message, Problem
+from score_bench.harness.jsonl import read_text
+from score_bench.harness.types import Message, Problem, check_unique
 from score_bench.harness.verifiers.key_answer import (KeyAnswerVerifier, is_hangul, normalise, strip_particles,
                                                      without_restatement)
 
@@ -83,12 +84,10 @@ class ScoreToyTask:
 
     def _rows(self):
         source = self.path or files("score_bench.tasks") / "data" / BUILT_IN[self.language or "en"]
-        try:
+        if self.path:
+            text = read_text(self.path, "score-toy data file", encoding="utf-8-sig")
+        else:
             text = source.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise InputError(f"score-toy data file not found: {source}") from None
-        except UnicodeDecodeError as err:
-            raise InputError(f"score-toy data file {source} is not UTF-8: {err}") from None
         reader = csv.DictReader(text.splitlines())
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
@@ -96,6 +95,8 @@ class ScoreToyTask:
         rows = [(index + 2, row) for index, row in enumerate(reader)]
         if not rows:
             raise InputError(f"score-toy data file {source} has no rows")
+        # A problem's id carries its line, so a repeated problem shows as a repeated question.
+        check_unique(((row["question"], f"{source} line {line}") for line, row in rows), "question")
         return rows
 
     def _problem(self, row: dict, line: int) -> Problem:

@@ -1,90 +1,21 @@
-"""The openai backend against a small local HTTP server written here (a test double: it plays a chat-completions
-endpoint whose answers and failures the tests choose, which no real server does on demand). The real thing,
-`vllm serve` of SmolLM2, is in tests/backends_vllm/test_openai_serve.py (run by `make test-vllm`)."""
+"""The openai backend against a small local HTTP server (tests/chat_endpoint.py: a test double playing a
+chat-completions endpoint whose answers and failures the tests choose, which no real server does on demand). The
+real thing, `vllm serve` of SmolLM2, is in tests/backends_vllm/test_openai_serve.py (run by `make test-vllm`)."""
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 pytest.importorskip("openai")
 
+from chat_endpoint import ChatEndpoint as Endpoint  # noqa: E402
 from score_bench.harness.backends import load_backend  # noqa: E402
 from score_bench.harness.errors import InputError, ScoreBenchError  # noqa: E402
 from score_bench.harness.generation import GenerationParams  # noqa: E402
 
 SECRET = "sk-test-0123456789-never-written"
-
-
-class Endpoint:
-    """A chat-completions endpoint on 127.0.0.1: /v1/models lists `served`; /v1/chat/completions answers with
-    the statuses queued in `failures` first (e.g. 429, 503), then 200s echoing the request. Records requests."""
-
-    def __init__(self, served=("served-model",), failures=()):
-        self.served = list(served)
-        self.failures = list(failures)
-        self.requests: list[dict] = []
-        self.headers: list[dict] = []
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
-            def _send(self, status, body, headers=()):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                for key, value in headers:
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                if self.path == "/v1/models":
-                    self._send(200, {"object": "list", "data": [
-                        {"id": name, "object": "model", "owned_by": "test-double", "max_model_len": 2048}
-                        for name in endpoint.served]})
-                elif self.path == "/version":
-                    self._send(200, {"version": "9.9.9-double"})
-                else:
-                    self._send(404, {"error": {"message": "no such route"}})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                endpoint.requests.append(body)
-                endpoint.headers.append(dict(self.headers))
-                if endpoint.failures:
-                    status = endpoint.failures.pop(0)
-                    # retry-after 0: the client's backoff is still exponential, just not stretched by the server
-                    self._send(status, {"error": {"message": f"status {status} from the double"}},
-                               headers=[("retry-after-ms", "10")])
-                    return
-                if body["model"] not in endpoint.served:
-                    self._send(404, {"error": {"message": f"model {body['model']} does not exist"}})
-                    return
-                question = body["messages"][-1]["content"]
-                self._send(200, {
-                    "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": f"echo {question} seed {body['seed']}"}}],
-                    "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _conversations(n):
@@ -213,6 +144,7 @@ def test_cli_eval_on_an_endpoint(monkeypatch, tmp_path):
                                           "--output", str(tmp_path / "o"), "--backend", "openai",
                                           "--base-url", endpoint.url, "--max-concurrency", "2"])
     assert result.exit_code == 0, result.output
-    config = json.loads((tmp_path / "o" / "eval_config.json").read_text())["config"]
-    assert config["backend"] == "openai" and config["backend_options"] == {"base_url": endpoint.url,
-                                                                          "max_concurrency": 2}
+    identity = json.loads((tmp_path / "o" / "eval_config.json").read_text())["config"]
+    assert identity["backend"] == "openai" and identity["backend_options"] == {"base_url": endpoint.url}
+    recorded = json.loads((tmp_path / "o" / "results.json").read_text())["config"]  # transport settings too
+    assert recorded["backend_options"] == {"base_url": endpoint.url, "max_concurrency": 2}

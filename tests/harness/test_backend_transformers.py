@@ -162,7 +162,7 @@ def test_missing_chat_template_is_an_error_unless_a_template_file_is_given(model
     template.write_text(tiny_backend.tokenizer.chat_template)
     backend = load_backend("transformers", model=str(path), chat_template=template)
     assert backend.generate(CONVERSATIONS[:2], GenerationParams(max_new_tokens=4))[0].n_tokens >= 1
-    with pytest.raises(InputError, match="cannot read chat template"):
+    with pytest.raises(InputError, match="--chat-template file not found"):
         load_backend("transformers", model=str(path), chat_template=tmp_path / "missing.jinja")
 
 

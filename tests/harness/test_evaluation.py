@@ -249,7 +249,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, tmp_path):
              (replace(base, split="validation"), InputError, "unknown split"),
              (replace(base, limit=-1), InputError, "'limit' must be >= 1"),
              (replace(base, turns=0), InputError, "turns"),
-             (replace(base, chat_template=tmp_path / "none.jinja"), InputError, "chat template")]
+             (replace(base, chat_template=tmp_path / "none.jinja"), InputError, "--chat-template file not found")]
     for config, error, message in cases:
         with pytest.raises(error, match=message) as caught:
             run_eval(config)

@@ -4,6 +4,7 @@ behind, resume identity on resolved paths, and internal errors reported as bugs.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -88,6 +89,32 @@ def test_eval_passes_a_typed_task_option_and_results_record_it(cli, tmp_path, ti
     assert sorted(p.name for p in out.iterdir()) == ["eval_config.json", "results.json", "samples.jsonl"]
 
 
+def test_grade_records_its_task_options_as_eval_does_and_keeps_them_apart(cli, snapshot, expect_refused, tmp_path):
+    data = tmp_path / "toy.csv"
+    data.write_text("category,question,original_answer,correct_answer\n"
+                    "geo,What is the capital of France?,The capital is Lyon.,The capital is Paris.\n",
+                    encoding="utf-8")
+    problem = ScoreToyTask(path=data).problems()[0]
+    samples = _samples(tmp_path / "s.jsonl", [{"id": problem.id, "responses": ["Lyon", "Paris"]}])
+    out = tmp_path / "g"
+    done = cli("grade", "--task", "score-toy", "--task-option", f"path={data}", "--samples", samples, "--output", out)
+    assert done.code == 0, done.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["task_options"] == {"path": str(data)}  # eval's shape: results.config.task_options
+    if importlib.util.find_spec("jsonschema"):
+        from score_bench.harness.result_schema import problems
+
+        assert problems("results", results) == []
+    assert results["metrics"]["acc_t2"]["value"] == 1.0
+    kept = snapshot(out)
+    other = tmp_path / "other.csv"
+    other.write_bytes(data.read_bytes())
+    regraded = cli("grade", "--task", "score-toy", "--task-option", f"path={other}", "--samples", samples,
+                   "--output", out)
+    expect_refused(regraded, str(out), "results of another run")
+    assert snapshot(out) == kept
+
+
 def test_plot_labels_runs_that_share_a_directory_name_by_path(tmp_path):
     a, b, c = tmp_path / "a" / "x", tmp_path / "b" / "x", tmp_path / "c" / "y"
     for path in (a, b, c):
@@ -167,7 +194,7 @@ def test_a_failed_state_save_leaves_no_temporary_directory_and_keeps_the_last_st
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(resume.torch, "save", full_disk)
-    with pytest.raises(OSError):
+    with pytest.raises(ScoreBenchError, match="no space left on device while saving the training state"):
         resume.save_state(tmp_path, trainer="score", config=config, world_size=1, state=_state(2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]
     monkeypatch.undo()

@@ -126,7 +126,7 @@ CASES = [
     ("train-model-config-not-json", lambda ws, m: _train(ws, m, model=m["config-not-json"]), ["config-not-json"]),
     ("train-model-no-tokenizer", lambda ws, m: _train(ws, m, model=m["no-tokenizer"]), ["no-tokenizer"]),
     ("train-all-nan-weights", lambda ws, m: _train(ws, m, model=m["all-nan"]), ["all-nan", "NaN"]),
-    ("train-max-new-tokens-past-context", lambda ws, m: _train(ws, m, "max_new_tokens=4000"), ["context"]),
+    ("train-max-new-tokens-past-context", lambda ws, m: _train(ws, m, "max_new_tokens=600"), ["context"]),
     ("train-output-holds-another-checkpoint", lambda ws, m: _train(ws, m) if _write(
         ws / "out" / "trainer_config.json", json.dumps({"config": {"model": "other", "seed": 3}})) else [],
      ["out", "different config"]),

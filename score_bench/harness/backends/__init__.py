@@ -8,9 +8,12 @@ import difflib
 from score_bench.harness.errors import PluginNotFound
 from score_bench.harness.generation import Backend
 
-__all__ = ["BACKENDS", "load_backend", "release_sampler"]
+__all__ = ["BACKENDS", "TRANSPORT_OPTIONS", "load_backend", "release_sampler"]
 
 BACKENDS = ("transformers", "vllm", "openai")
+TRANSPORT_OPTIONS = frozenset({"max_concurrency", "request_timeout", "max_retries"})
+"""Backend options that change how requests travel, not what is generated (the openai backend's): a run may
+resume with other values (a run that timed out, with a longer timeout), so they are no part of its identity."""
 
 
 def load_backend(name: str = "transformers", **options) -> Backend:

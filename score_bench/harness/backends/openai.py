@@ -15,6 +15,7 @@ carry an empty `token_ids` (Completion's "not reported").
 from __future__ import annotations
 
 import importlib.util
+import json
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Sequence
 from urllib.parse import urlparse
@@ -114,7 +115,7 @@ class OpenAIBackend:
         if self.token_ids:
             request["extra_body"] = {"return_token_ids": True}
         try:
-            response = self.client.chat.completions.create(**request)
+            raw = self.client.chat.completions.with_raw_response.create(**request)
         except openai.APIStatusError as err:
             raise ScoreBenchError(self._redact(
                 f"endpoint {self.base_url} answered {err.status_code} for model '{self.model}' "
@@ -124,15 +125,39 @@ class OpenAIBackend:
                 f"endpoint {self.base_url} unreachable after {self.client.max_retries} retries "
                 f"({_first_line(err.__cause__ or err)}); finished chunks are saved: rerun the same command to "
                 f"resume")) from None
-        choice = response.choices[0]
-        text = choice.message.content or ""
-        ids = tuple(getattr(choice, "token_ids", None) or ())
-        usage = response.usage
-        n_tokens = usage.completion_tokens if usage is not None else len(ids)
-        return Completion(text=text, n_tokens=n_tokens, token_ids=ids)
+        choice, n_tokens = _completion(raw.text)
+        if choice is None:
+            raise ScoreBenchError(self._redact(
+                f"endpoint {self.base_url} answered POST /chat/completions (HTTP {raw.status_code}) with no chat "
+                f"completion: {_first_bytes(raw.text)}"))
+        ids = tuple(choice.get("token_ids") or ())
+        return Completion(text=choice["message"]["content"] or "", n_tokens=len(ids) if n_tokens is None else n_tokens,
+                          token_ids=ids)
 
     def _redact(self, message: str) -> str:
         return message.replace(self._secret, "***") if self._secret != _NO_KEY else message
+
+
+def _completion(text: str) -> tuple[dict | None, int | None]:
+    """(the first choice, the completion tokens the usage reports or None) of a chat-completions reply; the choice
+    is None when the reply is not one (HTML from a proxy, other JSON, no choices, no message text)."""
+    try:
+        body = json.loads(text)
+        choice = body["choices"][0]
+        content, ids = choice["message"]["content"], choice.get("token_ids") or []
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
+        return None, None
+    if not isinstance(content, (str, type(None))) or not all(type(i) is int for i in ids):
+        return None, None
+    usage = body.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return choice, tokens if type(tokens) is int else None
+
+
+def _first_bytes(text: str, shown: int = 120) -> str:
+    """The start of what a server sent, on one line, for an error message."""
+    flat = " ".join(text.split())
+    return "an empty body" if not flat else repr(flat if len(flat) <= shown else flat[:shown] + "...")
 
 
 def _first_line(err: BaseException) -> str:
@@ -154,7 +179,7 @@ def _served_model(openai, client, model: str, base_url: str, secret: str) -> dic
     models. Checked before anything is written, so a typo costs no run directory."""
     redact = (lambda text: text.replace(secret, "***")) if secret != _NO_KEY else (lambda text: text)
     try:
-        served = list(client.with_options(max_retries=1).models.list())
+        raw = client.with_options(max_retries=1).models.with_raw_response.list()
     except openai.AuthenticationError:
         raise InputError(f"endpoint {base_url} refused the API key (set it in OPENAI_API_KEY)") from None
     except openai.APIStatusError as err:
@@ -163,14 +188,17 @@ def _served_model(openai, client, model: str, base_url: str, secret: str) -> dic
     except openai.APIConnectionError as err:
         raise InputError(redact(f"cannot reach endpoint {base_url} ({_first_line(err.__cause__ or err)}); "
                                 f"is the server running?")) from None
-    by_id = {entry.id: entry for entry in served}
+    try:
+        by_id = {entry["id"]: entry for entry in json.loads(raw.text)["data"] if isinstance(entry["id"], str)}
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise InputError(redact(f"endpoint {base_url} answered GET /models (HTTP {raw.status_code}) with no model "
+                                f"list: {_first_bytes(raw.text)}")) from None
     if model not in by_id:
         names = ", ".join(sorted(by_id)) or "none"
         raise InputError(f"model '{model}' is not served at {base_url}; it serves: {names}")
     entry = by_id[model]
-    extra = entry.model_extra or {}
-    return {"model_id": entry.id, "owned_by": getattr(entry, "owned_by", None), "root": extra.get("root"),
-            "max_model_len": extra.get("max_model_len")}
+    return {"model_id": entry["id"], "owned_by": entry.get("owned_by"), "root": entry.get("root"),
+            "max_model_len": entry.get("max_model_len")}
 
 
 def _server_version(base_url: str, timeout: float) -> dict:

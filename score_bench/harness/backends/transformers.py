@@ -24,6 +24,7 @@ from score_bench.harness.backends._decoding import (Batch, PrefixStore, Sampler,
 from score_bench.harness.errors import InputError
 from score_bench.harness.generation import Completion, GenerationParams
 from score_bench.harness.guards import model_context
+from score_bench.harness.jsonl import SETTINGS_FILE_BYTES, read_text
 from score_bench.harness.types import Message
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -155,10 +156,7 @@ def load_model(source: str, model: str, dtype: torch.dtype, trust_remote_code: b
 
 
 def _read_template(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise InputError(f"cannot read chat template '{path}': {err.strerror or err}") from None
+    text = read_text(path, "--chat-template file", limit=SETTINGS_FILE_BYTES)
     if path.suffix == ".json":  # the chat_template.json that save_pretrained writes
         try:
             text = json.loads(text)["chat_template"]
