@@ -12,6 +12,7 @@ Resuming with a config that differs from the saved one is refused: the result wo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import random
@@ -88,11 +89,31 @@ def preserved_rng() -> Iterator[None]:
 
 
 def _plain(config: Any) -> dict[str, Any]:
-    """The config as JSON values (what meta.json stores), minus fields allowed to differ."""
+    """The config as JSON values (what meta.json stores), minus fields allowed to differ. A local model is stored
+    and compared by its weights, never by the machine's path to it: a checkout moved elsewhere resumes, and other
+    weights under the same name are refused."""
     values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-    if isinstance(values.get("model"), str):  # the directory the run started from, however it was spelled
-        values["model"] = resolved_model(values["model"])
+    model = values.get("model")
+    if isinstance(model, str) and Path(model).expanduser().is_dir():  # a directory without weights: its path
+        resolved = resolved_model(model)
+        values["model"] = _weights_identity(resolved, _file_stamps(resolved)) or resolved
     return {k: v for k, v in json.loads(json.dumps(values, default=str)).items() if k not in _IGNORED_FIELDS}
+
+
+def _file_stamps(directory: str) -> tuple[tuple[str, int, int], ...]:
+    """(name, size, mtime) of the directory's files: the weights are hashed again only when these change."""
+    return tuple(sorted((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+                        for entry in os.scandir(directory) if entry.is_file()))
+
+
+@functools.lru_cache(maxsize=8)
+def _weights_identity(directory: str, stamps: tuple) -> str | None:
+    """"weights sha256 <hash>" of a checkpoint directory, hashed once per process while its files stay as they
+    are (a run saves its state often; a 7B checkpoint takes half a minute to hash)."""
+    from score_bench.harness.backends.transformers import weights_sha256
+
+    digest = weights_sha256(directory)
+    return f"weights sha256 {digest}" if digest else None
 
 
 def _changes(saved: dict, current: dict) -> list[str]:
@@ -165,7 +186,7 @@ def load_state(output: Path, *, trainer: str, config: Any, world_size: int) -> S
 
 def check_output_identity(output: Path, config: Any, checkpoint_config: str = "trainer_config.json") -> None:
     """Refuse a training output directory that holds another run: an evaluation, or a finished checkpoint whose
-    recorded config differs from `config` (the model compared as a resolved path). Rerunning the same config
+    recorded config differs from `config` (the model compared by its weights). Rerunning the same config
     (to resume, or to redo a finished run) is allowed."""
     output = Path(output)
     if not output.is_dir():

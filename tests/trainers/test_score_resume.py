@@ -110,6 +110,28 @@ def test_a_different_config_into_the_same_output_is_refused(tiny_model, tmp_path
     ScoreRun(config, task=ParityTask())  # the same config resumes
 
 
+def test_a_moved_checkout_resumes_and_other_weights_are_refused(tiny_model, model_builder, tmp_path):
+    """The saved state names the base model by its weights, not the machine's path: the same run, its checkout
+    (model and output) moved to another directory, resumes; another model under the moved name is refused."""
+    import shutil
+
+    before = tmp_path / "checkout"
+    shutil.copytree(tiny_model, before / "models" / "base")
+    config = replace(smoke(before / "models" / "base", before, save_every=1, stage1_steps=1, stage2_steps=0),
+                     output=str(before / "run"))
+    ScoreTrainer().train(config, task=ParityTask())
+    meta = (before / "run" / STATE_DIR / "meta.json").read_text()
+    assert str(tmp_path) not in meta and "weights sha256 " in meta
+    after = tmp_path / "moved"
+    before.rename(after)
+    moved = replace(config, model=str(after / "models" / "base"), output=str(after / "run"))
+    assert ScoreRun(moved, task=ParityTask()).run.step == 1  # resumed where the state was saved
+    shutil.rmtree(after / "models" / "base")
+    model_builder(after / "models" / "base", seed=1)
+    with pytest.raises(InputError, match=r"different config \(model: 'weights sha256 [0-9a-f]{64}' -> "):
+        ScoreRun(moved, task=ParityTask())
+
+
 def test_resume_truncates_the_log_to_the_saved_state(tiny_model, tmp_path):
     config = smoke(tiny_model, tmp_path, save_every=2, stage1_steps=3, stage2_steps=0)
     ScoreRun(config, task=ParityTask()).stage(1)  # steps 1-3, state saved after step 2
