@@ -20,15 +20,15 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "EvalConfig": "score_bench.harness.evaluation",
-    "run_eval": "score_bench.harness.evaluation",
-    "ScaleConfig": "score_bench.harness.scale",
-    "run_scale": "score_bench.harness.scale",
-    "grade_file": "score_bench.harness.grading",
-    "train": "score_bench.harness.train_run",
-    "compare_runs": "score_bench.harness.compare",
-    "write_report": "score_bench.harness.viewer",
-    "load_task": "score_bench.harness.registry",
+    "EvalConfig": "score_bench.harness.evaluation.eval_run",
+    "run_eval": "score_bench.harness.evaluation.eval_run",
+    "ScaleConfig": "score_bench.harness.evaluation.scale",
+    "run_scale": "score_bench.harness.evaluation.scale",
+    "grade_file": "score_bench.harness.evaluation.grade_file",
+    "train": "score_bench.harness.training.train",
+    "compare_runs": "score_bench.harness.reports.compare",
+    "write_report": "score_bench.harness.reports.viewer",
+    "load_task": "score_bench.harness.contracts.registry",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -1,5 +1,5 @@
 """The command line: parses flags into config objects and calls the public Python API. Only this module
-knows typer and rich; library code reports progress through harness.progress."""
+knows typer and rich; library code reports progress through harness.contracts.progress."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from score_bench.harness import registry
-from score_bench.harness.errors import ScoreBenchError
-from score_bench.harness.generation import DEFAULT_MAX_NEW_TOKENS
-from score_bench.harness.guards import LOCK_FILE, check_output_dir, output_lock
-from score_bench.harness.jsonl import SETTINGS_FILE_BYTES, read_text
+from score_bench.harness.contracts import registry
+from score_bench.harness.contracts.errors import ScoreBenchError
+from score_bench.harness.contracts.generation import DEFAULT_MAX_NEW_TOKENS
+from score_bench.harness.runtime.guards import LOCK_FILE, check_output_dir, output_lock
+from score_bench.harness.runtime.input_files import SETTINGS_FILE_BYTES, read_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evaluate and train LLM self-correction (SCoRe and SFT baselines) on verifiable tasks.")
@@ -87,7 +87,7 @@ ThreadsOpt = Annotated[Optional[int], typer.Option(help="torch CPU threads (1 is
 
 
 class RichProgress:
-    """harness.progress.Progress drawn with rich, one bar per phase."""
+    """harness.contracts.progress.Progress drawn with rich, one bar per phase."""
 
     def __init__(self, bar: Progress):
         self._bar = bar
@@ -173,7 +173,7 @@ def grade(
 ):
     """Grade responses produced anywhere, attempt by attempt, with the task's verifier. Rows that repeat an id
     are further samples of that problem; problems may have different numbers of samples."""
-    from score_bench.harness.grading import grade_file
+    from score_bench.harness.evaluation.grade_file import grade_file
 
     options = _task_options(task, task_option, data_dir=data_dir, unsafe=unsafe)
     task_obj = registry.load_task(task, **options)
@@ -229,7 +229,7 @@ def evaluate(
     prefix_cache_mb: float = typer.Option(1024, help="MiB kept for reusing attempt k's KV in attempt k+1 (0: off)."),
 ):
     """Two-attempt self-correction evaluation of a causal LM: samples.jsonl, results.json and a table."""
-    from score_bench.harness.evaluation import EvalConfig, run_eval
+    from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
 
     options = _task_options(task, task_option, data_dir=data_dir, unsafe=unsafe)
     output = output or _default_run_dir("eval", task, model)
@@ -260,7 +260,7 @@ def repair_set(
     output: Path = typer.Option(..., help="JSONL file to write: the run's wrong first attempts, by id."),
 ):
     """A repair set (like the paper's MBPP-R): an eval run's wrong first attempts, for `eval --first-attempt`."""
-    from score_bench.harness.repair_set import build_repair_set
+    from score_bench.harness.evaluation.repair_set import build_repair_set
 
     summary = build_repair_set(from_, output)
     source = summary["source"]
@@ -293,7 +293,7 @@ def scale(
     plot: bool = typer.Option(True, help="Also write scale.png (needs the plots extra)."),
 ):
     """Parallel vs sequential self-correction at equal sample budgets (majority votes): scale.json and a plot."""
-    from score_bench.harness.scale import SCALE_FILE, ScaleConfig, run_scale
+    from score_bench.harness.evaluation.scale import SCALE_FILE, ScaleConfig, run_scale
 
     try:
         parsed = tuple(int(b) for b in budgets.split(","))
@@ -312,7 +312,7 @@ def scale(
     Console().print(scale_table(f"{task} / {model}: {result['counts']['problems']} problems", result))
     written = [output / SCALE_FILE]
     if plot:
-        from score_bench.harness.plots import plot_scale
+        from score_bench.harness.reports.plots import plot_scale
 
         written.append(plot_scale({output.name: output / SCALE_FILE}, output / "scale.png"))
     console.print("wrote " + " and ".join(str(path) for path in written))
@@ -344,7 +344,7 @@ def view(
     force: bool = typer.Option(False, "--force", help="Replace an --output file that is not a score-bench report."),
 ):
     """One self-contained HTML page to read samples: metrics, a clickable transition matrix, attempts with a diff."""
-    from score_bench.harness.viewer import write_report
+    from score_bench.harness.reports.viewer import write_report
 
     path = write_report(runs, output, force=force)
     console.print(f"wrote {path}")
@@ -359,7 +359,7 @@ def base_model(
     eval_problems: Optional[int] = typer.Option(None, help="Test problems measured for the card (0 skips)."),
 ):
     """Build the embedded tiny base model (tokenizer, Llama, arith pre-training) offline, with CPU kernels pinned
-    to AVX2 so the same seed gives the same model on any x86-64 CPU (harness.cpu_kernels)."""
+    to AVX2 so the same seed gives the same model on any x86-64 CPU (harness.runtime.cpu_kernels)."""
     from dataclasses import replace
 
     from score_bench.embedded.build import build_base_model
@@ -367,7 +367,7 @@ def base_model(
 
     quiet_transformers()
 
-    from score_bench.harness.checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_number
+    from score_bench.harness.contracts.checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_number
 
     check_number("--minutes", minutes, float, POSITIVE, optional=True)
     check_number("--eval-problems", eval_problems, int, NON_NEGATIVE, optional=True)
@@ -380,7 +380,7 @@ def base_model(
         config = replace(config, eval_problems=eval_problems)
     if output.is_dir() and any(output.iterdir()):
         raise ScoreBenchError(f"output directory is not empty: {output}")
-    from score_bench.harness.cpu_kernels import pin_cpu_kernels
+    from score_bench.harness.runtime.cpu_kernels import pin_cpu_kernels
 
     pin_cpu_kernels()  # after the input checks, before the build's first tensor operation
     with output_lock(output, "base-model"):
@@ -402,7 +402,7 @@ def import_gguf(
 ):
     """Dequantize a GGUF file into a plain Hugging Face checkpoint (model, tokenizer with its chat template,
     generation config) that eval, train and vLLM load. Needs the gguf extra."""
-    from score_bench.harness.gguf_import import import_gguf as run_import
+    from score_bench.harness.generation.gguf_import import import_gguf as run_import
 
     quiet_transformers()
     with progress_bar() as bar:
@@ -420,7 +420,7 @@ def compare(
     import io
     import json
 
-    from score_bench.harness import compare as comparing
+    from score_bench.harness.reports import compare as comparing
 
     if format not in ("table", "markdown", "json", "csv"):
         raise ScoreBenchError(f"unknown --format '{format}'; use table, markdown, json or csv")
@@ -448,8 +448,8 @@ def plot(
     output: Path = typer.Option(Path("plots"), help="Directory for training_curves.png and transitions.png."),
 ):
     """Training curves (held-out Accuracy@t1/t2 per step) and attempt-1 → attempt-2 transition charts, as PNG."""
-    from score_bench.harness.plots import plot_training_curves, plot_transitions
-    from score_bench.harness.training import LOG_FILE
+    from score_bench.harness.reports.plots import plot_training_curves, plot_transitions
+    from score_bench.harness.training.shared import LOG_FILE
 
     missing = [path for path in runs if not path.exists()]
     if missing:
@@ -524,7 +524,7 @@ def train(
 ):
     """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`. A run whose memory
     estimate (--dry-run) exceeds all the memory of its device is refused before anything loads."""
-    from score_bench.harness.train_run import check_training_memory, prepare_training, training_memory
+    from score_bench.harness.training.train import check_training_memory, prepare_training, training_memory
 
     quiet_transformers()
 
@@ -563,8 +563,8 @@ def train(
 
 
 def _print_memory_estimate(config, estimate) -> None:
-    from score_bench.harness.backends.transformers import resolve_device
-    from score_bench.harness.memory_estimate import device_memory
+    from score_bench.harness.generation.backends.transformers import resolve_device
+    from score_bench.harness.training.memory_estimate import device_memory
 
     console.print(f"memory estimate per process for {config.traces_per_step()} traces per step "
                   f"(micro_batch_size {config.micro_batch_size}, micro_batch_tokens {config.micro_batch_tokens}):")
@@ -602,7 +602,7 @@ BACKEND_OPTIONS = {
 
 def _backend_options(backend: str, **given) -> dict:
     """The options given on the command line, checked against the backend they belong to."""
-    from score_bench.harness.backends import BACKENDS
+    from score_bench.harness.generation.backends import BACKENDS
 
     if backend not in BACKENDS:
         raise ScoreBenchError(f"unknown --backend '{backend}'; use {', '.join(BACKENDS)}")
@@ -622,7 +622,7 @@ def _task_options(task: str, pairs: list[str], **flags) -> dict:
     """Task constructor options from `--task-option key=value` and the flags that are task options (--data-dir,
     --unsafe): typed as the task declares; an option the task does not take is an error naming both. A path
     flag is passed as a string, as a --task-option would be."""
-    from score_bench.harness.checks import task_options
+    from score_bench.harness.contracts.checks import task_options
 
     flags = {name: str(value) if isinstance(value, Path) else value for name, value in flags.items()}
     given: dict = {}
@@ -648,7 +648,7 @@ def _task_options(task: str, pairs: list[str], **flags) -> dict:
 def _set_threads(threads: int | None) -> None:
     if threads is None:
         return
-    from score_bench.harness.checks import AT_LEAST_ONE, check_number
+    from score_bench.harness.contracts.checks import AT_LEAST_ONE, check_number
 
     import torch
 

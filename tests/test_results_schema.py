@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from score_bench.harness.result_schema import SCHEMA_VERSION, file_problems, problems, schema
+from score_bench.harness.evaluation.result_schema import SCHEMA_VERSION, file_problems, problems, schema
 
 pytest.importorskip("jsonschema", reason="the results schemas are checked with jsonschema (test extra)")
 
@@ -60,10 +60,10 @@ def test_the_schemas_refuse_what_they_should():
 
 def test_files_written_now_carry_the_version_match_and_name_the_model_as_given(tiny_model, tiny_backend,
                                                                               tmp_path, monkeypatch):
-    from score_bench.harness.evaluation import EvalConfig, run_eval
-    from score_bench.harness.grading import grade_file
-    from score_bench.harness.registry import load_task
-    from score_bench.harness.scale import ScaleConfig, run_scale
+    from score_bench.harness.contracts.registry import load_task
+    from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
+    from score_bench.harness.evaluation.grade_file import grade_file
+    from score_bench.harness.evaluation.scale import ScaleConfig, run_scale
 
     # the model named relative to the working directory, as a user in a checkout would
     monkeypatch.chdir(tiny_model.parent)

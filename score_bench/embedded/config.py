@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from score_bench.harness.checks import check_fields
-from score_bench.harness.errors import InputError
+from score_bench.harness.contracts.checks import check_fields
+from score_bench.harness.contracts.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from score_bench.harness.evaluation import EvalConfig, run_eval
-from score_bench.harness.progress import Progress
+from score_bench.harness.contracts.progress import Progress
+from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
 from score_bench.tasks.arith import ArithTask
 
 
@@ -21,7 +21,7 @@ def measure(model_dir: Path, task: ArithTask, n_problems: int, max_new_tokens: i
         results = run_eval(config, progress)
     keep = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
     return {
-        "how": "score_bench.harness.evaluation.run_eval: greedy, 2 attempts, the transformers backend",
+        "how": "score_bench.harness.evaluation.eval_run.run_eval: greedy, 2 attempts, the transformers backend",
         "split": "test", "problems": results["counts"]["problems"],
         "problems_sha256": results["task"]["problems_sha256"],
         "metrics": {name: results["metrics"][name] for name in keep},

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Iterator
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.types import Message, Problem
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.types import Message, Problem
 from score_bench.tasks._placeholders import is_placeholder
 
 ANSWER_MARKER = "Answer:"
@@ -166,7 +166,7 @@ class ArithTask:
 
     @cached_property
     def verifier(self):
-        from score_bench.harness.verifiers.symbolic import SymbolicVerifier
+        from score_bench.harness.grading.verifiers.symbolic import SymbolicVerifier
 
         return SymbolicVerifier()
 

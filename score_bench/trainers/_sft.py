@@ -14,7 +14,7 @@ row says so (`warning`, `updates_skipped`), a Python warning is raised, and the 
 is. The budget actually used is in the log and in trainer_config.json.
 
 Held-out evaluation, resume, the sampler (`backend`), micro-batching and multi-process runs are the run
-skeleton's (harness.training_run), as for `score`: "eval" rows at step 0, every `eval_every` optimiser steps and at
+skeleton's (harness.training.run), as for `score`: "eval" rows at step 0, every `eval_every` optimiser steps and at
 the end; a resumable state in OUTPUT/state/ every `save_every` steps and at each iteration's boundaries (after its
 examples are chosen, so a resumed run never samples an iteration again, and after its last step). Starting the
 same command again continues from it, mid-fit included, with the same result as a run that never stopped.
@@ -39,16 +39,16 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
 
-from score_bench.harness.accumulation import validate_micro_batching
-from score_bench.harness.errors import InputError
-from score_bench.harness.learning_signal import count_attempts, no_signal
-from score_bench.harness.progress import Progress, phase
-from score_bench.harness.protocols import Task
-from score_bench.harness.rollout import Attempt, Trace
-from score_bench.harness.training import (EncodedBatch, RunConfig, TwoAttempts, build_config, encode_two_attempts,
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.progress import Progress, phase
+from score_bench.harness.contracts.protocols import Task
+from score_bench.harness.contracts.types import Status
+from score_bench.harness.generation.rollout import Attempt, Trace
+from score_bench.harness.training.accumulation import validate_micro_batching
+from score_bench.harness.training.learning_signal import count_attempts, no_signal
+from score_bench.harness.training.run import TrainingMethod, TrainingRun
+from score_bench.harness.training.shared import (EncodedBatch, RunConfig, TwoAttempts, build_config, encode_two_attempts,
                                           masked_sum, token_logprobs, two_attempts_of)
-from score_bench.harness.training_run import TrainingMethod, TrainingRun
-from score_bench.harness.types import Status
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 
 __all__ = ["SftConfig", "sft_presets", "star_examples", "pair_examples", "attempt2_nll", "sft_loss", "SftRun"]
@@ -91,7 +91,7 @@ class SftConfig(RunConfig):
     # and backend: RunConfig.
 
     def traces_per_step(self) -> int:
-        """Examples scored per optimiser step (harness.memory_estimate)."""
+        """Examples scored per optimiser step (harness.training.memory_estimate)."""
         return self.sft_batch_size
 
 
@@ -349,7 +349,7 @@ class SftRun(TrainingMethod):
         world / (attempt-2 tokens of the whole minibatch), so DDP's average of the processes' gradients is the
         gradient of the whole minibatch's token-weighted mean NLL, as in one process; a plain average of the
         slices' means would weight each token by 1 / (its slice's tokens). The slice is scored in micro-batches
-        (harness.accumulation) with the same weight, so their gradients add up to the slice's. Every process
+        (harness.training.accumulation) with the same weight, so their gradients add up to the slice's. Every process
         scores as many micro-batches (each forward of a sharded policy is a collective): a process with fewer,
         or with an empty slice (fewer examples than processes), scores one example with weight 0 in their place."""
         run = self.run

@@ -8,16 +8,16 @@ optimiser step on the Stage I or Stage II loss (trainers/_losses.py), log a row.
 to OUTPUT/stage1, the final ones to OUTPUT.
 
 A step's traces are scored in micro-batches of `micro_batch_size` with gradient accumulation when set
-(ScoreRun.backward, harness.accumulation): the same step as one pass, in the memory of one micro-batch. A log
+(ScoreRun.backward, harness.training.accumulation): the same step as one pass, in the memory of one micro-batch. A log
 row says `no_signal` when, within each group the baseline averages over, all traces earned the same rewards
 (nothing to learn but the KL anchor); a run with no signal in any step ends with a warning naming the likely
-cause (harness.learning_signal).
+cause (harness.training.learning_signal).
 
 Every `eval_every` steps a greedy two-attempt rollout on a fixed held-out subset adds an "eval" row (Accuracy@t1,
-Accuracy@t2, Δ) to the log. Every `save_every` steps a resumable state goes to OUTPUT/state/ (harness.resume);
+Accuracy@t2, Δ) to the log. Every `save_every` steps a resumable state goes to OUTPUT/state/ (harness.training.resume);
 starting the same command again continues from it, with the same result as a run that never stopped.
 
-Everything but the stages, the rewards, the advantages and the loss is the run skeleton's (harness.training_run):
+Everything but the stages, the rewards, the advantages and the loss is the run skeleton's (harness.training.run):
 the sampler (`backend`), micro-batching, held-out rows, states, checkpoints, the log, and multi-process runs. Under
 `accelerate launch` (DDP, or FSDP on CPU) each process samples and scores its own shard of each step's problems and
 the gradients are averaged; the frozen reference is never wrapped (it takes no gradient). See docs/distributed.md.
@@ -32,16 +32,16 @@ from typing import Any, Literal
 
 import torch
 
-from score_bench.harness.accumulation import validate_micro_batching
-from score_bench.harness.errors import InputError
-from score_bench.harness.learning_signal import AttemptCounts, count_attempts, no_signal
-from score_bench.harness.progress import Progress, phase
-from score_bench.harness.protocols import Task
-from score_bench.harness.rollout import Trace
-from score_bench.harness.training import (EncodedBatch, RunConfig, TwoAttempts, encode_two_attempts,
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.progress import Progress, phase
+from score_bench.harness.contracts.protocols import Task
+from score_bench.harness.contracts.types import Problem, Status
+from score_bench.harness.generation.rollout import Trace
+from score_bench.harness.training.accumulation import validate_micro_batching
+from score_bench.harness.training.learning_signal import AttemptCounts, count_attempts, no_signal
+from score_bench.harness.training.run import TrainingMethod, TrainingRun
+from score_bench.harness.training.shared import (EncodedBatch, RunConfig, TwoAttempts, encode_two_attempts,
                                           token_logprobs, two_attempts_of)
-from score_bench.harness.training_run import TrainingMethod, TrainingRun
-from score_bench.harness.types import Problem, Status
 from score_bench.trainers._losses import (StageLoss, baseline_group, check_kl_settings, sequence_kl,
                                          stage_advantages, stage_loss, stage_objective)
 
@@ -101,7 +101,7 @@ class ScoreConfig(RunConfig):
     # eval_every, eval_split, eval_problems, save_every, micro-batching and backend: RunConfig.
 
     def traces_per_step(self) -> int:
-        """Traces scored per optimiser step (harness.memory_estimate)."""
+        """Traces scored per optimiser step (harness.training.memory_estimate)."""
         return self.batch_size * self.samples_per_problem
 
 
@@ -139,13 +139,13 @@ def _validate(config: ScoreConfig) -> None:
 
 
 class ScoreTrainer:
-    """The `score` trainer plugin (harness.training.Trainer)."""
+    """The `score` trainer plugin (harness.training.shared.Trainer)."""
 
     name = "score"
     config_class = ScoreConfig
     presets = PRESETS
     keeps_reference = True
-    """A frozen copy of the base model is loaded next to the policy (harness.memory_estimate)."""
+    """A frozen copy of the base model is loaded next to the policy (harness.training.memory_estimate)."""
 
     def train(self, config: ScoreConfig, progress: Progress | None = None, task: Task | None = None) -> Path:
         """Run Stage I then Stage II, resuming from OUTPUT/state/ when a saved state is there; return the output

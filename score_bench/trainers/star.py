@@ -7,7 +7,7 @@ correct->correct), and fine-tune on y2 given (x, y1, instruction), attempt-2 tok
 and updates is split evenly over the iterations. Each iteration continues from the current weights and
 optimiser (ReST-EM restarts from the base model; continuing spends the whole update budget on one model, as
 score does). Data is not carried over between iterations. Runs on one process or several under
-`accelerate launch` (DDP, or FSDP on CPU), and on either sampler (`backend`), as score (harness.training_run,
+`accelerate launch` (DDP, or FSDP on CPU), and on either sampler (`backend`), as score (harness.training.run,
 docs/distributed.md).
 """
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.progress import Progress
-from score_bench.harness.protocols import Task
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.progress import Progress
+from score_bench.harness.contracts.protocols import Task
 from score_bench.trainers._sft import SftConfig, SftRun, sft_presets, split_evenly, star_examples
 
 __all__ = ["StarConfig", "PRESETS", "StarTrainer"]
@@ -39,7 +39,7 @@ PRESETS = sft_presets(smoke={"iterations": 2, "variant": "d_plus"})
 
 
 class StarTrainer:
-    """The `star` trainer plugin (harness.training.Trainer)."""
+    """The `star` trainer plugin (harness.training.shared.Trainer)."""
 
     name = "star"
     config_class = StarConfig

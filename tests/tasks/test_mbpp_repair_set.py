@@ -11,9 +11,9 @@ from dataclasses import replace
 
 import pytest
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.evaluation import EvalConfig, load_first_attempts, run_eval
-from score_bench.harness.repair_set import build_repair_set
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.evaluation.eval_run import EvalConfig, load_first_attempts, run_eval
+from score_bench.harness.evaluation.repair_set import build_repair_set
 
 
 def run_cli(*args):

@@ -1,4 +1,4 @@
-"""The memory options (harness.memory_options) on the tiny model: a LoRA SCoRe step trains the adapters only, its
+"""The memory options (harness.training.memory_options) on the tiny model: a LoRA SCoRe step trains the adapters only, its
 reference is the base with the adapters disabled (no second copy), its merged checkpoint is base + delta and
 loads in eval; gradient checkpointing recomputes the layers and gives the same gradients; bad options are refused
 in one line before anything is written."""
@@ -11,10 +11,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.evaluation import EvalConfig, run_eval
-from score_bench.harness.memory_options import MemoryOptions, apply_memory_options, build_optimizer
-from score_bench.harness.training import build_config, encode_two_attempts, token_logprobs
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
+from score_bench.harness.training.memory_options import MemoryOptions, apply_memory_options, build_optimizer
+from score_bench.harness.training.shared import build_config, encode_two_attempts, token_logprobs
 from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreRun
 
 from float_tolerance import EPS32, assert_same_gradient, logprob_tolerance
@@ -183,7 +183,7 @@ def test_option_values_are_checked_when_the_config_is_built(key, value):
 
 
 def test_memory_estimate_follows_the_options(tiny_model):
-    from score_bench.harness.memory_estimate import estimate, model_shape, trainable_parameters
+    from score_bench.harness.training.memory_estimate import estimate, model_shape, trainable_parameters
 
     shape = model_shape(str(tiny_model))
     base = build_config(ScoreConfig, PRESETS, "paper", {"micro_batch_size": 4})
@@ -205,7 +205,7 @@ def test_memory_estimate_follows_the_options(tiny_model):
 def test_memory_estimate_counts_tied_embeddings_once(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from score_bench.harness.memory_estimate import model_shape
+    from score_bench.harness.training.memory_estimate import model_shape
 
     config = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)

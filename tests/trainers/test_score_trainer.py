@@ -10,10 +10,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.training import (CONFIG_FILE, LOG_FILE, TwoAttempts, build_config, encode_two_attempts,
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.types import Problem, Status, Verdict
+from score_bench.harness.training.shared import (CONFIG_FILE, LOG_FILE, TwoAttempts, build_config, encode_two_attempts,
                                           masked_sum, token_logprobs)
-from score_bench.harness.types import Problem, Status, Verdict
 from score_bench.tasks.score_toy import ScoreToyTask
 from score_bench.trainers._losses import stage_loss
 from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreRun, ScoreTrainer
@@ -150,7 +150,7 @@ def test_full_run_scores_stage2_against_the_base_model(tiny_model, tmp_path):
 def test_checkpoints_record_the_code_the_run_started_from(tiny_model, tmp_path, monkeypatch):
     """A commit made during a long run must not be recorded as the code that trained: provenance is taken once,
     when the run starts, and every checkpoint of the run (stage1 and final) carries that one."""
-    import score_bench.harness.training_run as training_run
+    import score_bench.harness.training.run as training_run
 
     calls = iter(range(1000))
     monkeypatch.setattr(training_run, "provenance", lambda: {"git": {"commit": f"c{next(calls)}", "dirty": False}})

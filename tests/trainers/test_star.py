@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.rollout import Attempt, Trace
-from score_bench.harness.training import CONFIG_FILE, LOG_FILE, TwoAttempts, build_config, encode_two_attempts
-from score_bench.harness.types import Problem, Status, Verdict
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.types import Problem, Status, Verdict
+from score_bench.harness.generation.rollout import Attempt, Trace
+from score_bench.harness.training.shared import CONFIG_FILE, LOG_FILE, TwoAttempts, build_config, encode_two_attempts
 from score_bench.trainers._sft import sft_loss, star_examples
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 from score_bench.trainers.star import PRESETS, StarConfig, StarTrainer

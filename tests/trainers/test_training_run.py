@@ -1,4 +1,4 @@
-"""The run skeleton (harness.training_run) is every trainer's: for each registered trainer the memory options
+"""The run skeleton (harness.training.run) is every trainer's: for each registered trainer the memory options
 (gradient checkpointing, micro-batches by rows and by tokens, the optimizer choice) give the step of the plain run,
 the vLLM sampler is a setting it takes, and its rollouts go in chunks whose KV is freed; the shards of a
 multi-process rollout are put back in one process's order."""
@@ -11,10 +11,10 @@ from dataclasses import replace
 import pytest
 from safetensors.torch import load_file
 
-from score_bench.harness import registry
-from score_bench.harness.errors import ScoreBenchError
-from score_bench.harness.training import build_config
-from score_bench.harness.training_run import whole_batch
+from score_bench.harness.contracts import registry
+from score_bench.harness.contracts.errors import ScoreBenchError
+from score_bench.harness.training.run import whole_batch
+from score_bench.harness.training.shared import build_config
 
 from float_tolerance import assert_same_step
 from test_score_trainer import ParityTask
