@@ -564,7 +564,7 @@ def train(
 
 def _print_memory_estimate(config, estimate) -> None:
     from score_bench.harness.generation.backends.transformers import resolve_device
-    from score_bench.harness.training.memory_estimate import device_memory
+    from score_bench.harness.runtime.device_memory import device_memory
 
     console.print(f"memory estimate per process for {config.traces_per_step()} traces per step "
                   f"(micro_batch_size {config.micro_batch_size}, micro_batch_tokens {config.micro_batch_tokens}):")

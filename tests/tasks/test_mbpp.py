@@ -18,8 +18,8 @@ import pytest
 from score_bench.harness.contracts import registry
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.types import Status
-from score_bench.harness.evaluation.grade_file import grade_attempts
 from score_bench.harness.grading import sandbox
+from score_bench.harness.grading.attempts import grade_attempts
 from score_bench.harness.runtime import settings
 from score_bench.tasks.mbpp import CASE_FUNCTION, CORRECTION_INSTRUCTION, MbppTask
 

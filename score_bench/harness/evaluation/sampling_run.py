@@ -20,11 +20,11 @@ from score_bench.harness.contracts.types import Problem, check_unique
 from score_bench.harness.evaluation.samples_log import SAMPLES_FILE, row_memory_floor
 from score_bench.harness.generation.backends import TRANSPORT_OPTIONS
 from score_bench.harness.generation.prompts import PromptOverride
+from score_bench.harness.runtime.device_memory import check_kv_fits, device_memory
 from score_bench.harness.runtime.guards import (check_context, check_finite_weights, check_output_not_model,
                                        fitting_max_new_tokens)
 from score_bench.harness.runtime.input_files import SETTINGS_FILE_BYTES, read_bytes, read_json
 from score_bench.harness.runtime.provenance import problems_hash
-from score_bench.harness.training.memory_estimate import check_kv_fits, device_memory
 
 __all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_settings", "check_distinct_samples",
            "check_conversations_fit", "load_problems", "load_model", "fit_to_model", "model_record", "run_identity",

@@ -22,7 +22,7 @@ from score_bench.harness.contracts.generation import Backend, GenerationParams
 from score_bench.harness.contracts.progress import Progress, phase
 from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Message, Problem, Verdict
-from score_bench.harness.evaluation.grade_file import grade_attempts
+from score_bench.harness.grading.attempts import grade_attempts
 
 __all__ = ["Attempt", "RolloutConfig", "Trace", "iter_rollout", "plan", "rollout"]
 
@@ -175,7 +175,7 @@ def _seed(seed: int, sample: int, turn: int) -> int:
 
 
 def _grade(task: Task, chunk: list[tuple[Problem, int]], conversations: list[_Conversation]) -> list[Trace]:
-    """Extract and verify every attempt of the chunk in one grading call (harness.evaluation.grade_file, the path `grade`
+    """Extract and verify every attempt of the chunk in one grading call (harness.grading.attempts, the path `grade`
     takes too): a failure to grade is a verdict with status error, never a crashed run."""
     pairs = [(problem, text) for (problem, _), conversation in zip(chunk, conversations) for text in conversation.texts]
     grades = iter(grade_attempts(task, pairs))

@@ -25,12 +25,11 @@ from typing import Any
 import torch
 
 from score_bench.harness.contracts.errors import InputError
-from score_bench.harness.runtime.input_files import physical_memory
+from score_bench.harness.runtime.device_memory import FLOAT32, device_memory, kv_cache_bytes
 
 __all__ = ["ModelShape", "MemoryEstimate", "model_shape", "estimate", "sequence_length", "for_config",
-           "trainable_parameters", "kv_cache_bytes", "device_memory", "check_fits", "check_kv_fits"]
+           "trainable_parameters", "check_fits"]
 
-FLOAT32 = 4
 PROMPTS_MEASURED = 64
 """Training problems whose rendered first prompt is measured for the sequence length."""
 
@@ -134,11 +133,6 @@ def trainable_parameters(shape: ModelShape, config: Any) -> int:
     return sum(rank * (i + o) for i, o in chosen)
 
 
-def kv_cache_bytes(layers: int, kv_heads: int, head_dim: int, tokens: int, value_bytes: int = FLOAT32) -> int:
-    """Keys and values cached for `tokens` tokens: 2 x layers x kv_heads x head_dim values of `value_bytes` each."""
-    return 2 * layers * kv_heads * head_dim * value_bytes * tokens
-
-
 def estimate(shape: ModelShape, config: Any, length: int, *, reference: bool, traces_per_step: int,
              world: int = 1) -> MemoryEstimate:
     """The estimate for a trainer `config` (micro_batch_size, micro_batch_tokens, max_new_tokens,
@@ -171,17 +165,6 @@ def for_config(config: Any, *, reference: bool, task, tokenizer, source: str) ->
     return estimate(model_shape(source), config, length, reference=reference, traces_per_step=config.traces_per_step())
 
 
-def device_memory(device: str) -> tuple[int, str]:
-    """(bytes, what holds them) a training process on `device` ("cpu", "cuda", "cuda:N") can use at most: the
-    CUDA device's total memory, or on CPU the machine's physical memory."""
-    if device.startswith("cuda"):
-        index = torch.device(device).index
-        index = torch.cuda.current_device() if index is None else index
-        name = torch.cuda.get_device_name(index)
-        return torch.cuda.get_device_properties(index).total_memory, f"GPU {index} ({name})"
-    return physical_memory(), "this machine"
-
-
 def check_fits(estimate: MemoryEstimate, device: str) -> None:
     """Refuse, before anything is loaded, a run whose estimate per process exceeds all the memory of its device:
     it could only end out of memory (at best after its model has loaded). Processes of one launch that share the
@@ -191,19 +174,3 @@ def check_fits(estimate: MemoryEstimate, device: str) -> None:
         raise InputError(f"the run needs an estimated {estimate.total / 2**30:,.1f} GiB per process but {holder} has "
                          f"{available / 2**30:,.1f} GiB in all; lower batch_size, micro_batch_size, "
                          "generation_batch_size or max_new_tokens (`train --dry-run` shows the breakdown)")
-
-
-def check_kv_fits(model: Any, batch: int, tokens: int) -> None:
-    """Refuse a generation batch of `batch` conversations of up to `tokens` tokens whose KV cache alone (at the
-    loaded model's dtype) exceeds all the memory of the model's device; nothing else that generation keeps is
-    counted, so a batch that passes may still not fit."""
-    text = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    heads = text.num_attention_heads
-    kv_heads = getattr(text, "num_key_value_heads", None) or heads
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
-    need = kv_cache_bytes(text.num_hidden_layers, kv_heads, head_dim, batch * tokens, model.dtype.itemsize)
-    available, holder = device_memory(str(model.device))
-    if need > available:
-        raise InputError(f"a generation batch of {batch:,} conversations of up to {tokens:,} tokens needs an "
-                         f"estimated {need / 2**30:,.1f} GiB of KV cache but {holder} has {available / 2**30:,.1f} "
-                         "GiB in all; lower --batch-size")
