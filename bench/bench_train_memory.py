@@ -57,7 +57,7 @@ def child(settings: dict, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from score_bench.harness.training.shared import build_config
+    from score_bench.harness.training.config import build_config
     from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreRun
 
     steps = settings.pop("steps")

@@ -449,7 +449,7 @@ def plot(
 ):
     """Training curves (held-out Accuracy@t1/t2 per step) and attempt-1 → attempt-2 transition charts, as PNG."""
     from score_bench.harness.reports.plots import plot_training_curves, plot_transitions
-    from score_bench.harness.training.shared import LOG_FILE
+    from score_bench.harness.training.outputs import LOG_FILE
 
     missing = [path for path in runs if not path.exists()]
     if missing:

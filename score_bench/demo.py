@@ -9,8 +9,9 @@ Every step (the base model build, each training and evaluation) is the documente
 subprocess (recorded in summary.json, so any step can be rerun by hand), `jobs` at a time with one torch thread
 each: on a 2-core CPU two one-thread jobs side by side finish sooner than one two-thread job after another
 (torch's second thread mostly waits for a core). Jobs start as soon as what they need exists. Every command runs
-with its CPU kernels pinned to AVX2 (harness.runtime.cpu_kernels), so the numbers are the same on any x86-64 CPU. Rerunning
-resumes: finished trainings are kept, killed ones continue from their saved state, evaluations resume row by row.
+with its CPU kernels pinned to AVX2 (harness.runtime.cpu_kernels), so the numbers are the same on any x86-64 CPU.
+Rerunning resumes: finished trainings are kept, killed ones continue from their saved state, evaluations resume row by
+row.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from score_bench.harness.contracts.errors import InputError, ScoreBenchError
 from score_bench.harness.contracts.progress import Progress, SilentProgress, phase
 from score_bench.harness.runtime.cpu_kernels import PINNED
 from score_bench.harness.runtime.provenance import provenance, write_json_atomic
-from score_bench.harness.training.shared import CONFIG_FILE, LOG_FILE
+from score_bench.harness.training.outputs import CONFIG_FILE, LOG_FILE
 
 __all__ = ["DemoConfig", "Job", "demo_jobs", "run_demo", "RUN_NAMES"]
 
@@ -108,7 +109,7 @@ def _cli() -> list[str]:
 
 def _training_job(config: DemoConfig, trainer: str) -> Job:
     from score_bench.harness.contracts import registry
-    from score_bench.harness.training.shared import build_config
+    from score_bench.harness.training.config import build_config
 
     output = config.runs_dir / trainer
     overrides: dict[str, Any] = {"seed": config.seed, **(QUICK_TRAINING[trainer] if config.quick else {})}

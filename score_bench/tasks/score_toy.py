@@ -20,7 +20,7 @@ from pathlib import Path
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.types import Message, Problem, check_unique
 from score_bench.harness.grading.verifiers.key_answer import (KeyAnswerVerifier, is_hangul, normalise, strip_particles,
-                                                     without_restatement)
+                                                              without_restatement)
 from score_bench.harness.runtime.input_files import read_text
 
 REQUIRED_COLUMNS = ("category", "question", "original_answer", "correct_answer")

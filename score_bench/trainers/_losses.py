@@ -2,7 +2,7 @@
 masks and verifier rewards, so every term can be checked on hand-computed tensors.
 
 Conventions. Tensors are [batch, length]; `mask1`/`mask2` select the sampled tokens of attempt 1/2 (see
-harness.training.shared.EncodedBatch). An attempt's log-probability is the sum over its tokens (REINFORCE on whole
+harness.training.encoding.EncodedBatch). An attempt's log-probability is the sum over its tokens (REINFORCE on whole
 sequences, no length normalisation), and the loss is the batch mean of -advantage x log-probability.
 
 KL. The penalty is KL(pi_theta(.|context) || pi_ref(.|context)) over each attempt, estimated per sampled token
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from score_bench.harness.contracts.errors import InputError
-from score_bench.harness.training.shared import masked_sum
+from score_bench.harness.training.encoding import masked_sum
 
 if TYPE_CHECKING:
     from score_bench.trainers.score import ScoreConfig

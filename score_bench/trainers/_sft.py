@@ -45,10 +45,11 @@ from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Status
 from score_bench.harness.generation.rollout import Attempt, Trace
 from score_bench.harness.training.accumulation import validate_micro_batching
+from score_bench.harness.training.config import RunConfig, build_config
+from score_bench.harness.training.encoding import (EncodedBatch, TwoAttempts, encode_two_attempts, masked_sum,
+                                                   token_logprobs, two_attempts_of)
 from score_bench.harness.training.learning_signal import count_attempts, no_signal
 from score_bench.harness.training.run import TrainingMethod, TrainingRun
-from score_bench.harness.training.shared import (EncodedBatch, RunConfig, TwoAttempts, build_config, encode_two_attempts,
-                                          masked_sum, token_logprobs, two_attempts_of)
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 
 __all__ = ["SftConfig", "sft_presets", "star_examples", "pair_examples", "attempt2_nll", "sft_loss", "SftRun"]

@@ -40,7 +40,7 @@ PRESETS = sft_presets(samples_per_problem=SAMPLES_PER_PROBLEM)
 
 
 class PairSftTrainer:
-    """The `pair-sft` trainer plugin (harness.training.shared.Trainer)."""
+    """The `pair-sft` trainer plugin (harness.training.config.Trainer)."""
 
     name = "pair-sft"
     config_class = PairSftConfig

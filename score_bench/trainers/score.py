@@ -38,12 +38,13 @@ from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Problem, Status
 from score_bench.harness.generation.rollout import Trace
 from score_bench.harness.training.accumulation import validate_micro_batching
+from score_bench.harness.training.config import RunConfig
+from score_bench.harness.training.encoding import (EncodedBatch, TwoAttempts, encode_two_attempts, token_logprobs,
+                                                   two_attempts_of)
 from score_bench.harness.training.learning_signal import AttemptCounts, count_attempts, no_signal
 from score_bench.harness.training.run import TrainingMethod, TrainingRun
-from score_bench.harness.training.shared import (EncodedBatch, RunConfig, TwoAttempts, encode_two_attempts,
-                                          token_logprobs, two_attempts_of)
-from score_bench.trainers._losses import (StageLoss, baseline_group, check_kl_settings, sequence_kl,
-                                         stage_advantages, stage_loss, stage_objective)
+from score_bench.trainers._losses import (StageLoss, baseline_group, check_kl_settings, sequence_kl, stage_advantages,
+                                          stage_loss, stage_objective)
 
 __all__ = ["ScoreConfig", "PRESETS", "ScoreTrainer", "ScoreRun"]
 
@@ -139,7 +140,7 @@ def _validate(config: ScoreConfig) -> None:
 
 
 class ScoreTrainer:
-    """The `score` trainer plugin (harness.training.shared.Trainer)."""
+    """The `score` trainer plugin (harness.training.config.Trainer)."""
 
     name = "score"
     config_class = ScoreConfig

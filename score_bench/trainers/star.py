@@ -39,7 +39,7 @@ PRESETS = sft_presets(smoke={"iterations": 2, "variant": "d_plus"})
 
 
 class StarTrainer:
-    """The `star` trainer plugin (harness.training.shared.Trainer)."""
+    """The `star` trainer plugin (harness.training.config.Trainer)."""
 
     name = "star"
     config_class = StarConfig

@@ -15,7 +15,7 @@ import torch
 
 from score_bench.harness.contracts.errors import ScoreBenchError
 from score_bench.harness.training import resume
-from score_bench.harness.training.shared import TrainingLog, save_checkpoint
+from score_bench.harness.training.outputs import TrainingLog, save_checkpoint
 
 
 @pytest.fixture

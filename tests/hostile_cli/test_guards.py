@@ -226,7 +226,7 @@ def test_a_nan_loss_stops_score_training_before_the_weights_change(tiny_model, t
     and the weights in memory are those of step 1 (the optimiser never stepped on the NaN)."""
     from dataclasses import replace
 
-    from score_bench.harness.training.shared import build_config
+    from score_bench.harness.training.config import build_config
     from score_bench.trainers import score
 
     config = replace(build_config(score.ScoreConfig, score.PRESETS, "smoke"), model=str(tiny_model), task="arith",

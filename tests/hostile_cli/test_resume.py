@@ -109,8 +109,8 @@ def test_scale_resume_checks_each_sample_holds_its_own_number_of_attempts(cli, s
 
 
 def _meta(tiny_model, out, **changes):
+    from score_bench.harness.training.config import build_config
     from score_bench.harness.training.resume import _plain
-    from score_bench.harness.training.shared import build_config
     from score_bench.trainers.score import PRESETS, ScoreConfig
 
     config = replace(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(out))

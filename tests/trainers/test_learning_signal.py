@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 from score_bench.cli import app
 from score_bench.harness.contracts.types import Problem, Status, Verdict
 from score_bench.harness.generation.rollout import Attempt, Trace
+from score_bench.harness.training.encoding import TwoAttempts, encode_two_attempts, two_attempts_of
 from score_bench.harness.training.learning_signal import AttemptCounts, likely_cause, no_signal
-from score_bench.harness.training.shared import CONFIG_FILE, LOG_FILE, TwoAttempts, encode_two_attempts, two_attempts_of
+from score_bench.harness.training.outputs import CONFIG_FILE, LOG_FILE
 from score_bench.trainers.score import ScoreTrainer
 
 from test_score_trainer import ParityTask, smoke

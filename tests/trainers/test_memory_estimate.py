@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from score_bench.cli import app
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.registry import load_task
+from score_bench.harness.training.config import build_config
 from score_bench.harness.training.memory_estimate import PROMPTS_MEASURED, estimate, model_shape, sequence_length
-from score_bench.harness.training.shared import build_config
 from score_bench.trainers.score import PRESETS, ScoreConfig
 from score_bench.trainers.star import PRESETS as STAR_PRESETS, StarConfig
 

@@ -1,5 +1,5 @@
-"""The memory options (harness.training.memory_options) on the tiny model: a LoRA SCoRe step trains the adapters only, its
-reference is the base with the adapters disabled (no second copy), its merged checkpoint is base + delta and
+"""The memory options (harness.training.memory_options) on the tiny model: a LoRA SCoRe step trains the adapters only,
+its reference is the base with the adapters disabled (no second copy), its merged checkpoint is base + delta and
 loads in eval; gradient checkpointing recomputes the layers and gives the same gradients; bad options are refused
 in one line before anything is written."""
 
@@ -13,8 +13,9 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.encoding import encode_two_attempts, token_logprobs
 from score_bench.harness.training.memory_options import MemoryOptions, apply_memory_options, build_optimizer
-from score_bench.harness.training.shared import build_config, encode_two_attempts, token_logprobs
 from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreRun
 
 from float_tolerance import EPS32, assert_same_gradient, logprob_tolerance

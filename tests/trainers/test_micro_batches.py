@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.training.accumulation import micro_batches
-from score_bench.harness.training.shared import TwoAttempts, build_config, encode_two_attempts, token_logprobs
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.encoding import TwoAttempts, encode_two_attempts, token_logprobs
 from score_bench.trainers._losses import stage_loss
 from score_bench.trainers._sft import SftRun
 from score_bench.trainers.pair_sft import PRESETS as PAIR_PRESETS, PairSftConfig

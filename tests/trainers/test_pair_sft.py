@@ -12,7 +12,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from score_bench.harness.training.shared import CONFIG_FILE, LOG_FILE, build_config
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.outputs import CONFIG_FILE, LOG_FILE
 from score_bench.trainers._sft import pair_examples
 from score_bench.trainers.pair_sft import PRESETS, PairSftConfig, PairSftTrainer
 from test_score_trainer import ParityTask

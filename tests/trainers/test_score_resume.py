@@ -22,8 +22,8 @@ from safetensors.torch import load_file
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.generation import GenerationParams
 from score_bench.harness.generation.rollout import RolloutConfig, rollout
+from score_bench.harness.training.outputs import LOG_FILE
 from score_bench.harness.training.resume import STATE_DIR
-from score_bench.harness.training.shared import LOG_FILE
 from score_bench.trainers.score import ScoreRun, ScoreTrainer
 
 from test_score_trainer import ParityTask, smoke
@@ -39,7 +39,7 @@ SCRIPT = textwrap.dedent(f"""
         torch.set_num_threads(1)
         sys.path.insert(0, {str(HERE)!r})
         from test_score_trainer import ParityTask
-        from score_bench.harness.training.shared import build_config
+        from score_bench.harness.training.config import build_config
         from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreTrainer
         config = build_config(ScoreConfig, PRESETS, "smoke", json.loads(sys.argv[1]))
         ScoreTrainer().train(config, task=ParityTask())

@@ -12,8 +12,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.types import Problem, Status, Verdict
-from score_bench.harness.training.shared import (CONFIG_FILE, LOG_FILE, TwoAttempts, build_config, encode_two_attempts,
-                                          masked_sum, token_logprobs)
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.encoding import TwoAttempts, encode_two_attempts, masked_sum, token_logprobs
+from score_bench.harness.training.outputs import CONFIG_FILE, LOG_FILE
 from score_bench.tasks.score_toy import ScoreToyTask
 from score_bench.trainers._losses import stage_loss
 from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreRun, ScoreTrainer

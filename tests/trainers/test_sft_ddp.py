@@ -17,7 +17,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from score_bench.harness.contracts.errors import InputError
-from score_bench.harness.training.shared import build_config, encode_two_attempts
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.encoding import encode_two_attempts
 from score_bench.trainers._sft import SftRun, sft_loss
 from score_bench.trainers.star import PRESETS, StarConfig, StarTrainer
 
@@ -41,7 +42,7 @@ SCRIPT = textwrap.dedent(f"""
         torch.set_num_threads(1)
         sys.path.insert(0, {str(HERE)!r})
         from test_score_trainer import ParityTask
-        from score_bench.harness.training.shared import build_config
+        from score_bench.harness.training.config import build_config
         from score_bench.trainers.star import PRESETS, StarConfig, StarTrainer
         StarTrainer().train(build_config(StarConfig, PRESETS, "smoke", json.loads(sys.argv[1])), task=ParityTask())
 """)

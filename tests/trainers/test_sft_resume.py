@@ -14,8 +14,9 @@ import torch
 from safetensors.torch import load_file
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.outputs import CONFIG_FILE
 from score_bench.harness.training.resume import STATE_DIR
-from score_bench.harness.training.shared import CONFIG_FILE, build_config
 from score_bench.trainers._sft import SftRun
 from score_bench.trainers.pair_sft import PRESETS as PAIR_PRESETS, PairSftConfig, PairSftTrainer
 from score_bench.trainers.star import PRESETS as STAR_PRESETS, StarConfig, StarTrainer

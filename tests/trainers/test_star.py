@@ -15,7 +15,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.types import Problem, Status, Verdict
 from score_bench.harness.generation.rollout import Attempt, Trace
-from score_bench.harness.training.shared import CONFIG_FILE, LOG_FILE, TwoAttempts, build_config, encode_two_attempts
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.encoding import TwoAttempts, encode_two_attempts
+from score_bench.harness.training.outputs import CONFIG_FILE, LOG_FILE
 from score_bench.trainers._sft import sft_loss, star_examples
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 from score_bench.trainers.star import PRESETS, StarConfig, StarTrainer

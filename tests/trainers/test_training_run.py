@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from score_bench.harness.contracts import registry
 from score_bench.harness.contracts.errors import ScoreBenchError
+from score_bench.harness.training.config import build_config
 from score_bench.harness.training.run import whole_batch
-from score_bench.harness.training.shared import build_config
 
 from float_tolerance import assert_same_step
 from test_score_trainer import ParityTask

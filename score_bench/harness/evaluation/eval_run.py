@@ -22,10 +22,10 @@ from score_bench.harness.evaluation import metrics
 from score_bench.harness.evaluation.repair_set import read_marked_rows, repair_set_ids
 from score_bench.harness.evaluation.result_schema import SCHEMA_VERSION
 from score_bench.harness.evaluation.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
-from score_bench.harness.evaluation.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_conversations_fit,
-                                              check_distinct_samples, check_same_run, check_settings, fit_to_model,
-                                              load_model, load_problems, model_record, recorded_config,
-                                              run_identity)
+from score_bench.harness.evaluation.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig,
+                                                         check_conversations_fit, check_distinct_samples,
+                                                         check_same_run, check_settings, fit_to_model, load_model,
+                                                         load_problems, model_record, recorded_config, run_identity)
 from score_bench.harness.generation.prompts import prompts_used
 from score_bench.harness.generation.rollout import RolloutConfig, Trace, iter_rollout, plan
 from score_bench.harness.runtime.guards import check_output_dir, output_lock
@@ -116,8 +116,8 @@ def _check_numbers(config: EvalConfig) -> None:
 
 
 def _first_attempts(config: EvalConfig, problems: list[Problem]) -> tuple[list[Problem], dict[str, str] | None]:
-    """The problems to run and their given first attempts. A repair set (harness.evaluation.repair_set) holds only some of
-    a split's problems: the run keeps those, in the split's order; any other file must cover every problem."""
+    """The problems to run and their given first attempts. A repair set (harness.evaluation.repair_set) holds only some
+    of a split's problems: the run keeps those, in the split's order; any other file must cover every problem."""
     if config.task_first_attempts:
         missing = [p.id for p in problems if p.fixed_first_attempt is None]
         if missing:

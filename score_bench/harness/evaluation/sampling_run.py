@@ -22,7 +22,7 @@ from score_bench.harness.generation.backends import TRANSPORT_OPTIONS
 from score_bench.harness.generation.prompts import PromptOverride
 from score_bench.harness.runtime.device_memory import check_kv_fits, device_memory
 from score_bench.harness.runtime.guards import (check_context, check_finite_weights, check_output_not_model,
-                                       fitting_max_new_tokens)
+                                                fitting_max_new_tokens)
 from score_bench.harness.runtime.input_files import SETTINGS_FILE_BYTES, read_bytes, read_json
 from score_bench.harness.runtime.provenance import problems_hash
 

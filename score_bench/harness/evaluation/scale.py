@@ -10,8 +10,8 @@ One set of samples serves every budget: for the largest budget Bmax, conversatio
 conversations Bmax/2..Bmax-1 run one turn; budget B takes conversations 0..B-1 (first attempts) and 0..B/t-1
 (t-th attempts). Sampling is seeded per (sample, turn) by the rollout, so a prefix is what a run at that budget
 alone would have drawn. Samples go to DIR/samples.jsonl through what eval uses too (harness.evaluation.sampling_run,
-harness.evaluation.samples_log): the same identity check, lock, fsynced chunks and resume after a kill. scale.json and votes.jsonl (every vote,
-for checking by hand) are computed from the samples file alone at the end.
+harness.evaluation.samples_log): the same identity check, lock, fsynced chunks and resume after a kill. scale.json and
+votes.jsonl (every vote, for checking by hand) are computed from the samples file alone at the end.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from score_bench.harness.evaluation import metrics
 from score_bench.harness.evaluation.eval_run import EvalConfig
 from score_bench.harness.evaluation.result_schema import SCHEMA_VERSION
 from score_bench.harness.evaluation.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
-from score_bench.harness.evaluation.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig, check_conversations_fit,
-                                              check_distinct_samples, check_same_run, check_settings, fit_to_model,
-                                              load_model, load_problems, model_record, recorded_config,
-                                              run_identity)
+from score_bench.harness.evaluation.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig,
+                                                         check_conversations_fit, check_distinct_samples,
+                                                         check_same_run, check_settings, fit_to_model, load_model,
+                                                         load_problems, model_record, recorded_config, run_identity)
 from score_bench.harness.generation.rollout import RolloutConfig, iter_rollout
 from score_bench.harness.grading.voting import TIE_BREAK_RULE, group_answers, majority_vote
 from score_bench.harness.runtime.guards import check_output_dir, output_lock

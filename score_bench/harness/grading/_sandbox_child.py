@@ -34,8 +34,8 @@ than grading a typical problem. Nothing leaks between jobs: each child changes o
 MAX_FDS = 8
 
 try:  # imported as a module (tests); in the sandbox, sandbox.py prepends the codec's source to this one
-    from score_bench.harness.grading._sandbox_codec import (  # noqa: F401
-        LineReader, ProtocolError, Unserialisable, decode, dumps, encode, encode_safely, write_all)
+    from score_bench.harness.grading._sandbox_codec import (LineReader, ProtocolError, Unserialisable, decode, dumps,
+                                                            encode, encode_safely, write_all)
 except ImportError:
     pass
 

@@ -121,7 +121,7 @@ def _phases(rows: list[tuple[int, dict]]) -> tuple[tuple[str, int, int], ...]:
 def _log_file(path: Path) -> Path:
     path = Path(path)
     if path.is_dir():
-        from score_bench.harness.training.shared import LOG_FILE  # imported here: training pulls in torch
+        from score_bench.harness.training.outputs import LOG_FILE
         return path / LOG_FILE
     return path
 

@@ -136,8 +136,8 @@ def trainable_parameters(shape: ModelShape, config: Any) -> int:
 def estimate(shape: ModelShape, config: Any, length: int, *, reference: bool, traces_per_step: int,
              world: int = 1) -> MemoryEstimate:
     """The estimate for a trainer `config` (micro_batch_size, micro_batch_tokens, max_new_tokens,
-    generation_batch_size and the memory options of harness.training.memory_options) scoring `traces_per_step` traces per
-    optimiser step over `world` processes. With LoRA the gradients and optimiser state are the adapters' and the
+    generation_batch_size and the memory options of harness.training.memory_options) scoring `traces_per_step` traces
+    per optimiser step over `world` processes. With LoRA the gradients and optimiser state are the adapters' and the
     reference costs nothing (it is the same weights with the adapters disabled); 8-bit AdamW keeps 2 bytes per
     trainable parameter."""
     rows = max(1, traces_per_step // world)

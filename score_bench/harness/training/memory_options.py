@@ -36,7 +36,7 @@ __all__ = ["MemoryOptions", "validate_memory_options", "check_sharding", "apply_
 
 @dataclass(frozen=True)
 class MemoryOptions:
-    """The memory fields of every trainer config (harness.training.shared.RunConfig subclasses this)."""
+    """The memory fields of every trainer config (harness.training.config.RunConfig subclasses this)."""
 
     gradient_checkpointing: bool = False
     """Recompute each decoder layer's activations in the backward pass instead of keeping them

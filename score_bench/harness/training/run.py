@@ -2,9 +2,9 @@
 the baselines are never handicapped against SCoRe.
 
 A TrainingRun owns everything that is not a trainer's own idea: the start and its guards (harness.runtime.guards), the
-policy with the memory options applied (harness.training.memory_options), FSDP sharding on CPU (harness.training.fsdp), the frozen
-reference when the trainer keeps one, the optimiser, the problem stream (seeded, epoch by epoch), the training
-sampler (harness.training.sampler: in-process transformers in chunks, or colocated vLLM loaded after every
+policy with the memory options applied (harness.training.memory_options), FSDP sharding on CPU (harness.training.fsdp),
+the frozen reference when the trainer keeps one, the optimiser, the problem stream (seeded, epoch by epoch), the
+training sampler (harness.training.sampler: in-process transformers in chunks, or colocated vLLM loaded after every
 optimiser step with the sampler/policy gap logged), micro-batch accumulation (harness.training.accumulation), held-out
 evaluation rows, resumable states and exact resume (harness.training.resume), checkpoints, the training log and the
 learning-signal warning (harness.training.learning_signal).
@@ -21,6 +21,7 @@ one process's order. Only the main process evaluates and writes. See docs/distri
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import warnings
 from dataclasses import dataclass
@@ -36,20 +37,21 @@ from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Message, Problem
 from score_bench.harness.generation.rollout import Trace
 from score_bench.harness.runtime.guards import (check_context, check_finite_loss, check_finite_weights,
-                                       check_model_saveable, check_output_not_model, model_context)
+                                                check_model_saveable, check_output_not_model, model_context)
 from score_bench.harness.runtime.provenance import provenance
 from score_bench.harness.training import fsdp
 from score_bench.harness.training.accumulation import accumulate, micro_batches
+from score_bench.harness.training.encoding import EncodedBatch
+from score_bench.harness.training.held_out import HeldOutEval
 from score_bench.harness.training.learning_signal import SignalTracker
 from score_bench.harness.training.memory_options import (apply_memory_options, build_optimizer, check_sharding,
-                                                checkpoint_weights, frozen_reference, validate_memory_options)
+                                                         checkpoint_weights, frozen_reference, validate_memory_options)
+from score_bench.harness.training.outputs import CONFIG_FILE, LOG_FILE, TrainingLog, save_checkpoint
 from score_bench.harness.training.resume import (SavedState, check_output_identity, load_state, rng_states, save_state,
-                                        set_rng_states)
+                                                 set_rng_states)
 from score_bench.harness.training.sampler import training_sampler
-from score_bench.harness.training.shared import (CONFIG_FILE, LOG_FILE, EncodedBatch, HeldOutEval, TrainingLog,
-                                          draw_problems, rewarded_as, save_checkpoint)
 
-__all__ = ["TrainingMethod", "RunSettings", "TrainingRun", "StepTaken", "whole_batch"]
+__all__ = ["TrainingMethod", "RunSettings", "TrainingRun", "StepTaken", "whole_batch", "rewarded_as", "draw_problems"]
 
 
 class TrainingMethod:
@@ -238,8 +240,8 @@ class TrainingRun:
         self.log.append(row)
 
     def save_state(self, stage: int) -> None:
-        """OUTPUT/state/ (harness.training.resume), unless save_every is 0 or nothing was done since the last save. Written
-        by the main process; every process takes part (FSDP/DeepSpeed gather weights) and decides alike, as
+        """OUTPUT/state/ (harness.training.resume), unless save_every is 0 or nothing was done since the last save.
+        Written by the main process; every process takes part (FSDP/DeepSpeed gather weights) and decides alike, as
         they agree on the log's length."""
         mark = (stage, self.step, self.log.rows)
         if not self.config.save_every or mark == self._saved_at:
@@ -283,6 +285,35 @@ def whole_batch(shards: Sequence[Sequence[Trace]], samples: int) -> list[Trace]:
     return [shards[i % world][s * per + i // world] for s in range(samples) for i in range(per * world)]
 
 
+def rewarded_as(traces: Sequence[Trace], reward: str) -> list[Trace]:
+    """`traces` with each attempt's verdict the one the run is rewarded by: as graded for "strict", the flexible
+    verdict (and its extraction) for "flexible". Everything after sampling (rewards, SFT selection, statistics)
+    then reads `attempt.verdict` alike."""
+    if reward == "strict":
+        return list(traces)
+    if reward != "flexible":
+        raise InputError(f"reward must be strict or flexible, got '{reward}'")
+    out = []
+    for trace in traces:
+        attempts = tuple(a if a.flexible_verdict is None else
+                         dataclasses.replace(a, verdict=a.flexible_verdict, extracted=a.flexible_verdict.extracted)
+                         for a in trace.attempts)
+        out.append(dataclasses.replace(trace, attempts=attempts))
+    return out
+
+
+def draw_problems(problems: Sequence[Problem], order: list[Problem], rng: random.Random, size: int) -> list[Problem]:
+    """`size` problems, epoch by epoch: `order` holds what is left of the current epoch (refilled from `problems`
+    and shuffled by `rng` when empty), so saving `order` and the rng state is enough to resume the stream."""
+    batch = []
+    while len(batch) < size:
+        if not order:
+            order.extend(problems)
+            rng.shuffle(order)
+        batch.append(order.pop())
+    return batch
+
+
 # -- the start ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -307,7 +338,8 @@ class RunStart:
 def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
     """Accelerator, task, training problems, tokenizer and seeded model for a trainer config. Refuses, naming
     `who`, a batch that does not split over the processes, an empty split and a model without a chat template.
-    An FSDP launch on CPU shards the model here with FSDP2 (harness.training.fsdp): accelerate would run it as plain DDP."""
+    An FSDP launch on CPU shards the model here with FSDP2 (harness.training.fsdp): accelerate would run it as plain
+    DDP."""
     from accelerate import Accelerator
 
     from score_bench.harness.contracts.registry import load_task

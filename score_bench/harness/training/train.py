@@ -12,9 +12,10 @@ from typing import Any, Mapping
 
 from score_bench.harness.contracts import registry
 from score_bench.harness.contracts.progress import Progress
-from score_bench.harness.runtime.guards import check_model_saveable, check_output_dir, check_output_not_model, output_lock
+from score_bench.harness.runtime.guards import (check_model_saveable, check_output_dir, check_output_not_model,
+                                                output_lock)
+from score_bench.harness.training.config import build_config
 from score_bench.harness.training.memory_estimate import MemoryEstimate, check_fits, for_config
-from score_bench.harness.training.shared import build_config
 
 __all__ = ["prepare_training", "training_memory", "check_training_memory", "train"]
 

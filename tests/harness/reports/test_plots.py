@@ -11,8 +11,8 @@ pytest.importorskip("matplotlib", reason="plots need the `plots` extra (matplotl
 
 from score_bench.harness.contracts.errors import InputError  # noqa: E402
 from score_bench.harness.evaluation.metrics import summarize  # noqa: E402
-from score_bench.harness.reports.plots import (ATTEMPT_LABELS, TRANSITION_LABELS, plot_training_curves,  # noqa: E402
-                                       plot_transitions, training_curves_figure, transitions_figure)
+from score_bench.harness.reports.plots import (ATTEMPT_LABELS, TRANSITION_LABELS, plot_training_curves,
+                                               plot_transitions, training_curves_figure, transitions_figure)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -1,6 +1,6 @@
-"""harness.training.shared: per-attempt masks through the chat template, left-padded log-probabilities, configs,
-held-out evaluation rows, checkpoints. The masks are where public SCoRe code trained pad tokens and prompts;
-each test can fail."""
+"""harness.training (config, encoding, held_out, outputs): per-attempt masks through the chat template, left-padded
+log-probabilities, configs, held-out evaluation rows, checkpoints. The masks are where public SCoRe code trained pad
+tokens and prompts; each test can fail."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.generation import GenerationParams
 from score_bench.harness.contracts.types import Problem, Status, Verdict
 from score_bench.harness.generation.rollout import RolloutConfig, rollout
-from score_bench.harness.training.shared import (CONFIG_FILE, HeldOutEval, RunConfig, TwoAttempts, build_config,
-                                          encode_two_attempts, masked_sum, save_checkpoint, token_logprobs)
+from score_bench.harness.training.config import RunConfig, build_config
+from score_bench.harness.training.encoding import TwoAttempts, encode_two_attempts, masked_sum, token_logprobs
+from score_bench.harness.training.held_out import HeldOutEval
+from score_bench.harness.training.outputs import CONFIG_FILE, save_checkpoint
 
 from float_tolerance import logprob_tolerance
 

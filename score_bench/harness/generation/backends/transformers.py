@@ -23,7 +23,7 @@ from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.generation import Completion, GenerationParams
 from score_bench.harness.contracts.types import Message
 from score_bench.harness.generation.backends._decoding import (Batch, PrefixStore, Sampler, cache_argument, row_seed,
-                                                    stack_prefixes)
+                                                               stack_prefixes)
 from score_bench.harness.runtime.guards import model_context
 from score_bench.harness.runtime.input_files import SETTINGS_FILE_BYTES, read_text
 
@@ -99,7 +99,8 @@ def weights_sha256(source: str) -> str | None:
 
 @contextmanager
 def _quiet_transformers() -> Iterator[None]:
-    """transformers draws its own loading bars on stderr; library code reports through harness.contracts.progress only."""
+    """transformers draws its own loading bars on stderr; library code reports through harness.contracts.progress
+    only."""
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()

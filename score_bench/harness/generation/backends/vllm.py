@@ -24,7 +24,7 @@ from score_bench.harness.contracts.generation import Completion, GenerationParam
 from score_bench.harness.contracts.types import Message
 from score_bench.harness.generation.backends._seeds import conversation_seeds
 from score_bench.harness.generation.backends.transformers import (_load_tokenizer, end_of_turn_ids, render_prompt,
-                                                       resolve_model_source, weights_sha256)
+                                                                  resolve_model_source, weights_sha256)
 
 __all__ = ["VllmBackend"]
 

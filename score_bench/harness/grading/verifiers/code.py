@@ -100,7 +100,8 @@ class CodeVerifier:
 
     def same_answer_batch(self, items: Sequence[tuple[Problem, str, str]]) -> list[bool]:
         """Whether each (problem, a, b) pass and fail the same tests of the problem, each test run on its own
-        (harness.grading.verifiers.per_test_outcomes): the grouping that majority voting uses (harness.grading.voting)."""
+        (harness.grading.verifiers.per_test_outcomes): the grouping that majority voting uses
+        (harness.grading.voting)."""
         return same_per_test_outcomes(self.verify_batch, items)
 
 

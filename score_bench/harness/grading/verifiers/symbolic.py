@@ -234,7 +234,8 @@ class SymbolicVerifier:
 
     def same_answer_batch(self, items: Sequence[tuple[Problem, str, str]]) -> list[bool]:
         """Whether each (problem, a, b) are the same answer by math-verify (a graded as the reference, b as the
-        answer; the problem plays no part): the grouping that majority voting over samples uses (harness.grading.voting)."""
+        answer; the problem plays no part): the grouping that majority voting over samples uses
+        (harness.grading.voting)."""
         return [v.correct for v in self.verify_batch([(Problem("vote", "", a), b) for _, a, b in items])]
 
     def _verify(self, items: Sequence[tuple[Problem, str | None]]) -> list[Verdict]:

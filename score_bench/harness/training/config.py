@@ -1,0 +1,102 @@
+"""A trainer's config: the Trainer protocol every trainer plugin implements, RunConfig (the fields every trainer
+config starts with) and building a config from its defaults, a named preset and `--set key=value` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Protocol
+
+from score_bench.harness.contracts.checks import check_fields, coerce
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.progress import Progress
+from score_bench.harness.training.memory_options import MemoryOptions
+
+__all__ = ["Trainer", "RunConfig", "build_config"]
+
+
+class Trainer(Protocol):
+    """A trainer plugin (entry-point group `score_bench.trainers`): a config class, named presets, and
+    `train(config) -> checkpoint directory`."""
+
+    name: str
+    config_class: type
+    presets: Mapping[str, Mapping[str, Any]]
+    """Preset name -> field values over the config class's defaults."""
+
+    def train(self, config: Any, progress: Progress | None = None) -> Path: ...
+
+
+@dataclass(frozen=True)
+class RunConfig(MemoryOptions):
+    """The fields every trainer's config starts with: where a run starts, on what, where it writes, its seed, and
+    the memory options (harness.training.memory_options). Trainer configs subclass it and add their own knobs."""
+
+    model: str = ""
+    """Base checkpoint (directory or Hub id) the run starts from; for SCoRe also the frozen reference."""
+    task: str = "arith"
+    """Registered task name (`score-bench tasks`)."""
+    output: str = "checkpoint"
+    """Directory for the final checkpoint, trainer_config.json and training_log.jsonl."""
+    task_options: dict = field(default_factory=dict)
+    """Keyword arguments for the task's constructor (e.g. {"digits": 2}); JSON on the command line."""
+    split: str = "train"
+    """Task split the training problems are drawn from (never the evaluation split)."""
+    seed: int = 0
+    """Seeds problem order and sampling (and, for the SFT baselines, pair drawing and minibatch order)."""
+    eval_every: int = 0
+    """Optimiser steps between held-out evaluations (greedy, two attempts, logged as rows with kind "eval");
+    the base model is evaluated at step 0 and the final model at the end of training too. 0 turns evaluation
+    off."""
+    eval_split: str = "test"
+    eval_task: str = ""
+    """Task of the held-out evaluation when it differs from the training task (e.g. train on mbpp, evaluate on
+    humaneval: the paper's transfer); "" evaluates on the training task."""
+    eval_task_options: dict = field(default_factory=dict)
+    """Keyword arguments for eval_task's constructor; JSON on the command line."""
+    eval_problems: int = 100
+    """The first N problems of eval_split: the same fixed subset at every evaluation, so curves compare."""
+    save_every: int = 10
+    """Optimiser steps between resumable states in OUTPUT/state/ (0: never; a killed run then starts over)."""
+    reward: Literal["strict", "flexible"] = "strict"
+    """Which verdict is the training reward: "strict" (the task's stated answer format, the paper's and the
+    headline metric) or "flexible" (the task's flexible extraction, e.g. arith's last number): for a model that
+    solves problems but ignores the format, where strict rewards are all 0 and nothing is learned."""
+    micro_batch_size: int | None = None
+    """Traces (SFT: examples) scored per forward/backward pass; gradients accumulate over a step's micro-batches,
+    so the step is exactly the one-pass step (harness.training.accumulation). None: the whole batch in one pass."""
+    micro_batch_tokens: int | None = None
+    """Optionally also cap each micro-batch at this many padded tokens (rows x longest row)."""
+    backend: Literal["transformers", "vllm"] = "transformers"
+    """The sampler of the training rollouts (harness.training.sampler). transformers generates with the policy
+    module itself; vllm runs a colocated vLLM engine (score-bench[vllm], one process only) whose weights are
+    loaded in place from the policy after every optimiser step, and logs sampler_logprob_gap, the largest
+    difference between vLLM's and the policy's log-probabilities of a few sampled tokens after the load.
+    Held-out evaluation stays on transformers."""
+
+
+def build_config(config_class: type, presets: Mapping[str, Mapping[str, Any]], preset: str | None = None,
+                 overrides: Mapping[str, Any] | None = None):
+    """`config_class` from its defaults, then the named preset, then `overrides` (from `--set key=value` or a
+    YAML file; strings are converted to the field's type). Unknown keys and bad values fail by name."""
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in presets:
+            near = difflib.get_close_matches(preset, list(presets), n=1)
+            hint = f" Did you mean '{near[0]}'?" if near else ""
+            raise InputError(f"unknown preset '{preset}'. Available: {', '.join(presets)}.{hint}")
+        values.update(presets[preset])
+    hints = typing.get_type_hints(config_class)
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    for key, value in (overrides or {}).items():
+        if key not in fields:
+            near = difflib.get_close_matches(key, sorted(fields), n=1)
+            hint = f" Did you mean '{near[0]}'?" if near else ""
+            raise InputError(f"unknown setting '{key}' for {config_class.__name__}.{hint}")
+        values[key] = coerce(key, value, hints[key])
+    config = config_class(**values)
+    check_fields(config, config_class.__name__)
+    return config
