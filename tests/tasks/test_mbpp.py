@@ -27,7 +27,7 @@ DATA = settings.data_dir() or Path(__file__).resolve().parents[2].parent / "shar
 """SCORE_BENCH_DATA_DIR (CI sets it), else ../shared/data beside the repo."""
 needs_data = pytest.mark.skipif(not (DATA / "mbpp" / "mbpp.jsonl").exists(), reason=f"no MBPP data under {DATA}")
 needs_sandbox = pytest.mark.skipif(sandbox.probe() is not None, reason=f"no working sandbox: {sandbox.probe()}")
-HOSTILE = Path(__file__).resolve().parents[1] / "harness" / "hostile"
+HOSTILE = Path(__file__).resolve().parents[1] / "harness" / "grading" / "hostile"
 pytestmark = needs_data
 
 
