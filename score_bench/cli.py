@@ -592,25 +592,17 @@ def _read_yaml_config(path: Path) -> dict:
     return loaded
 
 
-BACKEND_OPTIONS = {
-    "transformers": (),
-    "vllm": ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_model_len",
-             "enforce_eager"),
-    "openai": ("base_url", "max_concurrency", "request_timeout", "max_retries"),
-}
-
-
 def _backend_options(backend: str, **given) -> dict:
-    """The options given on the command line, checked against the backend they belong to."""
-    from score_bench.harness.generation.backends import BACKENDS
+    """The backend options given on the command line, each checked against the backend it belongs to (an option
+    of a backend is a keyword of its `load`). An unknown backend lists the registered ones and the nearest."""
+    from score_bench.harness.generation.backends import takes_option
 
-    if backend not in BACKENDS:
-        raise ScoreBenchError(f"unknown --backend '{backend}'; use {', '.join(BACKENDS)}")
     options = {name: value for name, value in given.items() if value is not None}
     for name in options:
-        if name not in BACKEND_OPTIONS[backend]:
-            owner = next(b for b, names in BACKEND_OPTIONS.items() if name in names)
+        if not takes_option(backend, name):
+            owner = next(b for b in registry.available(registry.BACKENDS) if takes_option(b, name))
             raise ScoreBenchError(f"--{name.replace('_', '-')} applies to --backend {owner}, not {backend}")
+    registry.load(registry.BACKENDS, backend)  # an unknown name is refused even without options
     return options
 
 

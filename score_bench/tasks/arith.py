@@ -26,6 +26,7 @@ from functools import cached_property
 from typing import Callable, Iterator
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Message, Problem
 from score_bench.tasks._placeholders import is_placeholder
 
@@ -64,7 +65,7 @@ PLACEHOLDERS = frozenset({"number", "answer", "yournumber", "youranswer"})
 """The prompt's slot ("<number>") and near copies: never an answer."""
 
 
-class ArithTask:
+class ArithTask(Task):
     """Integer arithmetic on two operands of exactly `digits` digits, graded by sympy equivalence."""
 
     name = "arith"

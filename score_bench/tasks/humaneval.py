@@ -13,6 +13,7 @@ import re
 from functools import cached_property
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Message, Problem, check_unique
 from score_bench.harness.grading.sandbox import Limits
 from score_bench.harness.grading.verifiers.code import CodeVerifier, CodeVerifierConfig
@@ -29,7 +30,7 @@ FIRST_INSTRUCTION = (
 _IMPORT = re.compile(r"^(?:import|from)[ \t]+[\w.]+")
 
 
-class HumanEvalTask:
+class HumanEvalTask(Task):
     """Implements harness.contracts.protocols.Task over the 164 HumanEval problems."""
 
     name = "humaneval"

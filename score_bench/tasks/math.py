@@ -19,6 +19,7 @@ from itertools import groupby
 from pathlib import Path
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Message, Problem, check_unique
 from score_bench.harness.grading.verifiers.symbolic import SymbolicConfig, SymbolicVerifier
 from score_bench.harness.runtime import settings
@@ -55,7 +56,7 @@ _FINAL_ANSWER = re.compile(
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*(\{)?")
 
 
-class MathTask:
+class MathTask(Task):
     """Implements harness.contracts.protocols.Task over MATH500 (test) and the MATH 12k train split."""
 
     name = "math"

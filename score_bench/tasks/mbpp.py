@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Sequence
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Task, Verifier
 from score_bench.harness.contracts.types import Message, Problem, Verdict, check_unique
 from score_bench.harness.grading.sandbox import Limits
 from score_bench.harness.grading.verifiers.code import CodeVerifier, CodeVerifierConfig
@@ -96,7 +97,7 @@ the sandbox codec carries plain data only. It cannot help a wrong program: whate
 sandbox can send any plain value anyway, and the checker compares only plain values."""
 
 
-class MbppTask:
+class MbppTask(Task):
     """Implements harness.contracts.protocols.Task over MBPP (full or sanitized)."""
 
     name = "mbpp"
@@ -184,7 +185,7 @@ class MbppSanitizedTask(MbppTask):
                          correction_instruction=correction_instruction)
 
 
-class MbppVerifier:
+class MbppVerifier(Verifier):
     """CodeVerifier, with the trusted case suffix appended to the program of the rows that need one."""
 
     def __init__(self, code: CodeVerifier):

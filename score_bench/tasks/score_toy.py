@@ -18,6 +18,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Message, Problem, check_unique
 from score_bench.harness.grading.verifiers.key_answer import (KeyAnswerVerifier, is_hangul, normalise, strip_particles,
                                                               without_restatement)
@@ -55,7 +56,7 @@ def differing_spans(wrong: str, right: str) -> tuple[str, str]:
     return wrong[start:len(wrong) - end].strip(), right[start:len(right) - end].strip()
 
 
-class ScoreToyTask:
+class ScoreToyTask(Task):
     """Implements harness.contracts.protocols.Task over a score-toy CSV."""
 
     name = "score-toy"

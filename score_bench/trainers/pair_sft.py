@@ -16,6 +16,7 @@ from pathlib import Path
 
 from score_bench.harness.contracts.progress import Progress
 from score_bench.harness.contracts.protocols import Task
+from score_bench.harness.training.config import Trainer
 from score_bench.trainers._sft import SftConfig, SftRun, pair_examples, sft_presets
 
 __all__ = ["PairSftConfig", "PRESETS", "PairSftTrainer"]
@@ -39,7 +40,7 @@ class PairSftConfig(SftConfig):
 PRESETS = sft_presets(samples_per_problem=SAMPLES_PER_PROBLEM)
 
 
-class PairSftTrainer:
+class PairSftTrainer(Trainer):
     """The `pair-sft` trainer plugin (harness.training.config.Trainer)."""
 
     name = "pair-sft"

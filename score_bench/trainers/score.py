@@ -38,7 +38,7 @@ from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Problem, Status
 from score_bench.harness.generation.rollout import Trace
 from score_bench.harness.training.accumulation import validate_micro_batching
-from score_bench.harness.training.config import RunConfig
+from score_bench.harness.training.config import RunConfig, Trainer
 from score_bench.harness.training.encoding import (EncodedBatch, TwoAttempts, encode_two_attempts, token_logprobs,
                                                    two_attempts_of)
 from score_bench.harness.training.learning_signal import AttemptCounts, count_attempts, no_signal
@@ -139,7 +139,7 @@ def _validate(config: ScoreConfig) -> None:
     validate_micro_batching(config.micro_batch_size, config.micro_batch_tokens)
 
 
-class ScoreTrainer:
+class ScoreTrainer(Trainer):
     """The `score` trainer plugin (harness.training.config.Trainer)."""
 
     name = "score"

@@ -19,6 +19,7 @@ from pathlib import Path
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.progress import Progress
 from score_bench.harness.contracts.protocols import Task
+from score_bench.harness.training.config import Trainer
 from score_bench.trainers._sft import SftConfig, SftRun, sft_presets, split_evenly, star_examples
 
 __all__ = ["StarConfig", "PRESETS", "StarTrainer"]
@@ -38,7 +39,7 @@ class StarConfig(SftConfig):
 PRESETS = sft_presets(smoke={"iterations": 2, "variant": "d_plus"})
 
 
-class StarTrainer:
+class StarTrainer(Trainer):
     """The `star` trainer plugin (harness.training.config.Trainer)."""
 
     name = "star"

@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Task, Verifier
 from score_bench.harness.contracts.types import Problem, Status, Verdict
 from score_bench.harness.training.config import build_config
 from score_bench.harness.training.encoding import TwoAttempts, encode_two_attempts, masked_sum, token_logprobs
@@ -20,13 +21,13 @@ from score_bench.trainers._losses import stage_loss
 from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreRun, ScoreTrainer
 
 
-class _EvenLength:
+class _EvenLength(Verifier):
     def verify_batch(self, items):
         return [Verdict(Status.CORRECT if len(answer or "") % 2 == 0 else Status.INCORRECT, answer)
                 for _, answer in items]
 
 
-class ParityTask:
+class ParityTask(Task):
     """A real (if silly) task: a response is correct when it has an even number of characters, so a random
     model is right about half the time and every batch carries both rewards."""
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Verifier
 from score_bench.harness.contracts.types import Problem, Status, Verdict
 from score_bench.harness.generation.rollout import Attempt, Trace
 from score_bench.harness.training.config import build_config
@@ -155,7 +156,7 @@ def test_smoke_run_writes_a_loadable_checkpoint_config_and_log(tiny_model, tmp_p
     assert all(r["examples"] >= r["batch_examples"] > 0 for r in updates)
 
 
-class _Never:
+class _Never(Verifier):
     def verify_batch(self, items):
         return [Verdict(Status.INCORRECT, answer) for _, answer in items]
 

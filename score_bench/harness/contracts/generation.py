@@ -1,10 +1,11 @@
 """The generation contract: a backend turns chat conversations into completions. Backends live in
-harness/generation/backends/<name>.py and are chosen by name; the rollout and the trainers only see this protocol."""
+harness/generation/backends/<name>.py and register in the entry-point group `score_bench.backends`; the rollout and
+the trainers only see this contract."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Any, Sequence
 
 from score_bench.harness.contracts.types import Message
 
@@ -37,7 +38,39 @@ class Completion:
     text's re-tokenization need not be the sampled split. Empty where a backend cannot report them."""
 
 
-class Backend(Protocol):
+class Backend:
+    """The base of every backend plugin: `load` and `generate` are the contract; the other methods are optional
+    capabilities whose defaults here do nothing, so the harness calls them without probing."""
+
+    tokenizer: Any = None
+    """The Hugging Face tokenizer that renders prompts in this process, when there is one (the harness checks every
+    conversation against the context with it); None for a served model, whose prompts the server renders."""
+
+    @classmethod
+    def load(cls, model: str, **options: Any) -> "Backend":
+        """A ready backend on `model` (a checkpoint directory, a Hub id or a served name); `options` are the common
+        dtype, device, chat_template, batch_size and prefix_cache_mb, plus the backend's own."""
+        raise NotImplementedError
+
     def generate(self, conversations: Sequence[list[Message]], params: GenerationParams) -> list[Completion]:
         """One completion of the next assistant turn per conversation, in input order."""
-        ...
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """What results.json records about the model (weights hash, architecture, engine, endpoint)."""
+        return {}
+
+    def release(self) -> None:
+        """Free what is kept to continue the conversations generated so far (e.g. a prefix KV store): called once
+        none of them will be continued (a rollout chunk, a held-out evaluation)."""
+
+    @property
+    def context(self) -> tuple[int | None, str]:
+        """The longest conversation the model takes, and what sets it; None when the backend cannot tell."""
+        return None, "no stated context length"
+
+    @property
+    def local_model(self) -> Any:
+        """The model module when its weights are in this process (the harness checks they are finite and that a
+        batch's KV cache fits its device); None for an engine or a server that holds them."""
+        return None

@@ -10,6 +10,7 @@ from score_bench.harness.contracts.errors import InputError, PluginNotFound
 
 TASKS = "score_bench.tasks"
 TRAINERS = "score_bench.trainers"
+BACKENDS = "score_bench.backends"
 
 
 @cache

@@ -153,10 +153,9 @@ def fit_to_model(config: Config, task, problems: list[Problem], backend: Backend
     local tokenizer, e.g. a served endpoint, is trusted with all of it but the context it reports. A
     max_new_tokens not given becomes the most that fits, at most DEFAULT_MAX_NEW_TOKENS, told to `progress` in
     one line; a given one that does not fit is refused."""
-    model, tokenizer = getattr(backend, "model", None), getattr(backend, "tokenizer", None)
+    model, tokenizer = backend.local_model, backend.tokenizer
     if tokenizer is None:
-        served = getattr(backend, "endpoint", {}).get("max_model_len")
-        served = served if isinstance(served, int) else None
+        served, _ = backend.context
         config = _settled(config, DEFAULT_MAX_NEW_TOKENS, "the default; the endpoint's context is not checked here"
                           if served is None else f"the default; checked against the {served} tokens of context the "
                           "endpoint serves, prompts not counted", progress)
@@ -165,8 +164,7 @@ def fit_to_model(config: Config, task, problems: list[Problem], backend: Backend
                              f"{served} tokens of context that {config.model} is served with; lower "
                              "--max-new-tokens or --turns")
         return config
-    local = model is not None and hasattr(model, "named_parameters")  # in this process (not vLLM's engine)
-    if local:
+    if model is not None:
         check_finite_weights(model, config.model)
     template = f"chat template '{config.chat_template}'" if config.chat_template else "the model's chat template"
     prompts = [task.first_prompt(p) for p in problems]
@@ -185,7 +183,7 @@ def fit_to_model(config: Config, task, problems: list[Problem], backend: Backend
         config = _settled(config, fitting, why, progress)
     tokens = check_context(tokenizer, backend.context, prompts, instruction, config.max_new_tokens, turns,
                            config.model, template)
-    if local:
+    if model is not None:
         check_kv_fits(model, min(config.batch_size, len(problems) * samples), tokens)
     return config
 
@@ -201,7 +199,7 @@ def model_record(config: SamplingConfig, backend: Backend) -> dict:
     """What results record about the model: its name as the user gave it (a local directory never as this
     machine's resolved path, so results read the same anywhere) and what the backend reports (weights hash,
     architecture, engine)."""
-    described = dict(backend.describe()) if hasattr(backend, "describe") else {}
+    described = dict(backend.describe())
     if Path(config.model).expanduser().is_dir():
         described.pop("source", None)
     return {"id": config.model, **described}

@@ -197,14 +197,12 @@ def summarize_scale(config: ScaleConfig, task, problems, rows: Mapping[tuple[str
         per_budget.append(entry)
     two_turn = [[[a[correct_key] for a in rows[(p.id, k)]["attempts"][:2]] for k in range(corrected)]
                 for p in problems]
-    hook = hasattr(task.verifier, "same_answer_batch")
     result = {
         "schema_version": SCHEMA_VERSION,
         "budgets": per_budget,
         "single_sample": metrics.summarize(two_turn, seed=config.seed),
         "voting": {"tie_break": TIE_BREAK_RULE, "extraction": config.extraction,
-                   "grouping": (f"{type(task.verifier).__name__}.same_answer_batch" if hook
-                                else "equal stripped text (the verifier offers no same_answer_batch)")},
+                   "grouping": task.verifier.grouping()},
         "paired_test": "sequential − parallel accuracy: paired bootstrap over problems (harness.evaluation.metrics."
                        "paired_bootstrap) and exact McNemar on the per-problem vote outcomes",
         "counts": {"problems": len(problems), "max_budget": bmax, "corrected_conversations": corrected,

@@ -10,7 +10,7 @@ from score_bench.harness.contracts.types import Message, Problem
 QUESTION_SLOT = "{question}"
 
 
-class PromptOverride:
+class PromptOverride(Task):
     """A task with its correction instruction and/or attempt-1 prompt replaced; everything else delegated.
 
     `first_prompt_template` is one user message with "{question}" where the problem goes (plain replacement,
@@ -40,7 +40,7 @@ class PromptOverride:
         return self._task.extract(problem, response)
 
     def extract_flexible(self, problem: Problem, response: str) -> str | None:
-        return getattr(self._task, "extract_flexible", self._task.extract)(problem, response)
+        return self._task.extract_flexible(problem, response)
 
     def first_prompt(self, problem: Problem) -> list[Message]:
         if self._template is None:

@@ -34,11 +34,10 @@ def grade_attempts(task: Task, pairs: Sequence[tuple[Problem, str]], progress: P
     its verifier (once per distinct extraction: a flexible answer equal to the strict one shares its verdict).
     A sample that fails to extract, or a verifier that fails, gives verdicts with status error for the samples
     concerned, never a crashed run."""
-    flexible_of = getattr(task, "extract_flexible", task.extract)
     items: list[tuple[Problem, str | None]] = []
     failed: dict[int, Verdict] = {}
     for problem, response in pairs:
-        for extract in (task.extract, flexible_of):
+        for extract in (task.extract, task.extract_flexible):
             try:
                 items.append((problem, extract(problem, response)))
             except Exception as err:

@@ -1,10 +1,9 @@
 """Majority voting over extracted answers, grouped by the task's own notion of "the same answer".
 
-Two answers to one problem fall in one group when the task's verifier says so: a verifier may offer
-`same_answer_batch(items: Sequence[tuple[Problem, str, str]]) -> list[bool]`, whether each (problem, a, b) are
-the same answer to that problem (math: math-verify equivalence, so "1/2" and "0.5" vote together; short answers:
-equal after normalisation; code: identical per-test outcomes on the problem's tests, see
-harness.grading.verifiers.code). A verifier without it groups by the stripped text. Groups are formed greedily in
+Two answers to one problem fall in one group when the task's verifier says so (Verifier.same_answer_batch: whether
+each (problem, a, b) are the same answer to that problem; math: math-verify equivalence, so "1/2" and "0.5" vote
+together; short answers: equal after normalisation; code: identical per-test outcomes on the problem's tests, see
+harness.grading.verifiers.code). A verifier without a rule of its own groups by the stripped text. Groups are formed greedily in
 sample order: an answer joins the first earlier group whose first answer is equivalent to it, so the grouping
 of a prefix of the samples is the full grouping restricted to that prefix, which lets one set of samples serve
 every budget.
@@ -20,6 +19,7 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
+from score_bench.harness.contracts.protocols import Verifier
 from score_bench.harness.contracts.types import Problem
 
 __all__ = ["TIE_BREAK_RULE", "Vote", "group_answers", "majority_vote", "same_answer_pairs"]
@@ -39,19 +39,15 @@ class Vote:
     """Groups that shared the top count (1 = a clear majority)."""
 
 
-def same_answer_pairs(verifier, items: Sequence[tuple[Problem, str, str]]) -> list[bool]:
-    """Whether each (problem, a, b) are the same answer by the verifier's own rule, or equal stripped text
-    without one."""
+def same_answer_pairs(verifier: Verifier, items: Sequence[tuple[Problem, str, str]]) -> list[bool]:
+    """Whether each (problem, a, b) are the same answer by the verifier's rule (Verifier.same_answer_batch)."""
     if not items:
         return []
-    hook = getattr(verifier, "same_answer_batch", None)
-    if hook is None:
-        return [a.strip() == b.strip() for _, a, b in items]
-    return [bool(x) for x in hook(list(items))]
+    return [bool(x) for x in verifier.same_answer_batch(list(items))]
 
 
 def group_answers(problems: Sequence[Problem], answers: Sequence[Sequence[str | None]],
-                  verifier) -> list[list[int | None]]:
+                  verifier: Verifier) -> list[list[int | None]]:
     """For each problem's answers (in sample order), the group index of each answer (None for no answer).
     All problems' comparisons go to the verifier in one batch; an answer is compared as first written, and
     answers equal after stripping are one answer."""

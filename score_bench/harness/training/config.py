@@ -8,7 +8,7 @@ import difflib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Protocol
+from typing import Any, Literal, Mapping
 
 from score_bench.harness.contracts.checks import check_fields, coerce
 from score_bench.harness.contracts.errors import InputError
@@ -18,16 +18,20 @@ from score_bench.harness.training.memory_options import MemoryOptions
 __all__ = ["Trainer", "RunConfig", "build_config"]
 
 
-class Trainer(Protocol):
-    """A trainer plugin (entry-point group `score_bench.trainers`): a config class, named presets, and
-    `train(config) -> checkpoint directory`."""
+class Trainer:
+    """The base of every trainer plugin (entry-point group `score_bench.trainers`): a config class, named presets,
+    and `train(config) -> checkpoint directory`."""
 
     name: str
     config_class: type
     presets: Mapping[str, Mapping[str, Any]]
     """Preset name -> field values over the config class's defaults."""
+    keeps_reference: bool = False
+    """Whether the run holds a frozen copy of the base model beside the policy (e.g. a KL anchor): the memory
+    estimate counts it, and the run skeleton loads it (harness.training.run.TrainingMethod)."""
 
-    def train(self, config: Any, progress: Progress | None = None) -> Path: ...
+    def train(self, config: Any, progress: Progress | None = None) -> Path:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)

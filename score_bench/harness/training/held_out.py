@@ -10,7 +10,6 @@ from score_bench.harness.contracts.generation import Backend, GenerationParams
 from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Status
 from score_bench.harness.evaluation.metrics import summarize
-from score_bench.harness.generation.backends import release_sampler
 from score_bench.harness.generation.rollout import RolloutConfig, rollout
 from score_bench.harness.training.config import RunConfig
 from score_bench.harness.training.resume import preserved_rng
@@ -53,7 +52,7 @@ class HeldOutEval:
         with preserved_rng():
             traces = rollout(self.task, self.problems, self.backend,
                              RolloutConfig(turns=2, samples=1, params=self.params))
-            release_sampler(self.backend)  # its KV would stay in memory through the training steps that follow
+            self.backend.release()  # its KV would stay in memory through the training steps that follow
             metrics = summarize([[a.correct for a in t.attempts] for t in traces],
                                 flexible=[[a.flexible_correct for a in t.attempts] for t in traces], seed=self.seed)
         names = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i", "acc_t1_flexible", "acc_t2_flexible")

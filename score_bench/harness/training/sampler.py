@@ -45,7 +45,10 @@ class TrainingSampler:
         return traces
 
     def release(self) -> None:
-        """Free what the backend keeps to continue the conversations generated so far."""
+        """Free what the backend keeps to continue the conversations generated so far (Backend.release). The
+        step's optimiser update would empty a prefix store anyway; holding it until then would carry the KV of
+        every conversation of the step through scoring and the update."""
+        self.backend.release()
 
     def load_weights(self, model) -> None:
         """After an optimiser step: make the sampler's weights the policy's (`model`, the bare module)."""
@@ -64,16 +67,13 @@ class InProcessSampler(TrainingSampler):
 
         super().__init__(TransformersBackend(model, tokenizer, batch_size=batch_size, source=source), batch_size)
 
-    def release(self) -> None:
-        # The step's optimiser update would empty the prefix store anyway; holding it until then would carry the
-        # KV of every conversation of the step through scoring and the update.
-        self.backend.release()
-
 
 class ColocatedVllmSampler(TrainingSampler):
     """A colocated vLLM engine started on `source` and loaded with the policy's current weights."""
 
-    def __init__(self, model, *, source: str):
+    def __init__(self, model, tokenizer, *, batch_size: int, source: str):
+        """`tokenizer` and `batch_size` are the in-process sampler's: the engine renders with its own and
+        schedules its own batches."""
         from score_bench.harness.generation.backends.vllm import VllmBackend
 
         super().__init__(VllmBackend.colocated(model, source=source), None)
@@ -85,10 +85,12 @@ class ColocatedVllmSampler(TrainingSampler):
         return self.backend.logprob_gap(model, conversations, seed=seed)
 
 
+SAMPLERS: dict[str, type[TrainingSampler]] = {"transformers": InProcessSampler, "vllm": ColocatedVllmSampler}
+"""The backends a training run can sample on (a trainer config's `backend`), and how each samples the policy."""
+
+
 def training_sampler(config: Any, model, tokenizer, source: str) -> TrainingSampler:
     """The sampler `config.backend` names, for the policy `model` (bare) loaded from `source`."""
-    if config.backend == "transformers":
-        return InProcessSampler(model, tokenizer, batch_size=config.generation_batch_size, source=source)
-    if config.backend == "vllm":
-        return ColocatedVllmSampler(model, source=source)
-    raise PluginNotFound(f"unknown training backend '{config.backend}'. Available: transformers, vllm")
+    if config.backend not in SAMPLERS:
+        raise PluginNotFound(f"unknown training backend '{config.backend}'. Available: {', '.join(SAMPLERS)}")
+    return SAMPLERS[config.backend](model, tokenizer, batch_size=config.generation_batch_size, source=source)

@@ -38,7 +38,7 @@ def training_memory(trainer_cls: type, config: Any) -> MemoryEstimate:
 
     source, tokenizer = load_tokenizer(config.model, None, "training needs one to pose two attempts")
     task = registry.load_task(config.task, **config.task_options)
-    return for_config(config, reference=getattr(trainer_cls, "keeps_reference", False), task=task,
+    return for_config(config, reference=trainer_cls.keeps_reference, task=task,
                       tokenizer=tokenizer, source=source)
 
 

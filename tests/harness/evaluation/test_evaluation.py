@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from score_bench.harness.contracts.errors import InputError, PluginNotFound
+from score_bench.harness.contracts.generation import Backend
 from score_bench.harness.contracts.registry import load_task
 from score_bench.harness.contracts.types import Problem
 from score_bench.harness.evaluation.edit_distance import edit_ratio
@@ -320,7 +321,7 @@ def test_config_is_plain_data():
     assert EvalConfig(**{**data, "output": Path(data["output"]), "stop": tuple(data["stop"])}) == config
 
 
-class _FailingAfter:
+class _FailingAfter(Backend):
     """The real tiny-model backend, made to fail on its Nth generate call: a crash mid-run, in-process."""
 
     def __init__(self, backend, calls: int):

@@ -7,6 +7,7 @@ import pytest
 
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.generation import GenerationParams
+from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.registry import load_task
 from score_bench.harness.contracts.types import Status
 from score_bench.harness.generation.rollout import RolloutConfig, iter_rollout, plan, rollout
@@ -85,7 +86,7 @@ def test_samples_differ_and_repeat_with_their_seed(task, problems, tiny_backend)
     assert [[a.text for a in t.attempts] for t in first] == [[a.text for a in t.attempts] for t in second]
 
 
-class _BrittleTask:
+class _BrittleTask(Task):
     """score-toy whose extraction breaks on one problem and whose verifier breaks on another."""
 
     def __init__(self, inner, bad_extract: str, bad_verify: str):

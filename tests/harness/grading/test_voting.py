@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from score_bench.harness.contracts.protocols import Verifier
 from score_bench.harness.contracts.types import Problem
 from score_bench.harness.grading.verifiers.key_answer import KeyAnswerVerifier
 from score_bench.harness.grading.verifiers.symbolic import SymbolicVerifier
@@ -18,7 +19,7 @@ def groups_of(answers, verifier):
     return group_answers([PROBLEM], [answers], verifier)[0]
 
 
-class NoHook:
+class NoHook(Verifier):
     """A verifier without same_answer_batch: voting falls back to equal stripped text."""
 
 
@@ -69,7 +70,7 @@ def test_ties_follow_the_recorded_seeded_rule():
     assert len(picks) > 1  # the rule is random across seeds, not "first group wins"
 
 
-class ModuloReference:
+class ModuloReference(Verifier):
     """A hook that needs the problem: answers are the same when equal modulo the problem's reference."""
 
     def __init__(self):

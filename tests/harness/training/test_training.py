@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.generation import GenerationParams
+from score_bench.harness.contracts.protocols import Task, Verifier
 from score_bench.harness.contracts.types import Problem, Status, Verdict
 from score_bench.harness.generation.rollout import RolloutConfig, rollout
 from score_bench.harness.training.config import RunConfig, build_config
@@ -162,7 +163,7 @@ def test_build_config_rejects_bad_input_by_name(preset, overrides, message):
         build_config(_Config, {"fast": {"steps": 5}}, preset, overrides)
 
 
-class _EvenLengthDrawingRandomNumbers:
+class _EvenLengthDrawingRandomNumbers(Verifier):
     """Correct when the answer has an even length; draws from the global RNGs as a grader might."""
 
     def verify_batch(self, items):
@@ -171,7 +172,7 @@ class _EvenLengthDrawingRandomNumbers:
                 for _, answer in items]
 
 
-class ParityTask:
+class ParityTask(Task):
     name = "parity"
     splits = ("train", "test", "empty")
     correction_instruction = "Check your answer and rewrite it."

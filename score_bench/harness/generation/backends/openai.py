@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from urllib.parse import urlparse
 
 from score_bench.harness.contracts.errors import InputError, ScoreBenchError, extra_hint
-from score_bench.harness.contracts.generation import Completion, GenerationParams
+from score_bench.harness.contracts.generation import Backend, Completion, GenerationParams
 from score_bench.harness.contracts.types import Message
 from score_bench.harness.generation.backends._seeds import conversation_seeds
 from score_bench.harness.runtime import settings
@@ -40,7 +40,7 @@ def _import_openai():
     return openai
 
 
-class OpenAIBackend:
+class OpenAIBackend(Backend):
     """Implements harness.contracts.generation.Backend on a chat-completions endpoint."""
 
     def __init__(self, client, model: str, base_url: str, *, max_concurrency: int, endpoint: dict, secret: str):
@@ -87,6 +87,12 @@ class OpenAIBackend:
     def describe(self) -> dict:
         """What results.json records about the model: the endpoint and what it reported (never the key)."""
         return {"source": self.base_url, "weights_sha256": None, "endpoint": dict(self.endpoint)}
+
+    @property
+    def context(self) -> tuple[int | None, str]:
+        """The context the endpoint says it serves (vLLM's max_model_len), when it says one."""
+        served = self.endpoint.get("max_model_len")
+        return (served if isinstance(served, int) else None), "the endpoint's max_model_len"
 
     def generate(self, conversations: Sequence[list[Message]], params: GenerationParams) -> list[Completion]:
         if not conversations:

@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import torch
 
 from score_bench.harness.contracts.errors import InputError
-from score_bench.harness.contracts.generation import Completion, GenerationParams
+from score_bench.harness.contracts.generation import Backend, Completion, GenerationParams
 from score_bench.harness.contracts.types import Message
 from score_bench.harness.generation.backends._decoding import (Batch, PrefixStore, Sampler, cache_argument, row_seed,
                                                                stack_prefixes)
@@ -199,7 +199,7 @@ def render_prompt(tokenizer, conversation: list[Message], source: str | None) ->
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-class TransformersBackend:
+class TransformersBackend(Backend):
     """Implements harness.contracts.generation.Backend on a transformers causal LM."""
 
     def __init__(self, model, tokenizer, *, batch_size: int = 32, source: str | None = None,
@@ -243,6 +243,10 @@ class TransformersBackend:
         """The longest conversation the model takes, and what sets it (the harness checks runs against it)."""
         return model_context(self.model)
 
+    @property
+    def local_model(self):
+        return self.model
+
     def _stop_token_ids(self) -> frozenset[int]:
         return end_of_turn_ids(self.tokenizer, self.model.generation_config)
 
@@ -251,8 +255,9 @@ class TransformersBackend:
         return render_prompt(self.tokenizer, conversation, self.source)
 
     def release(self) -> None:
-        """Free the KV kept for reuse (the prefix store): call when no conversation generated so far will be
-        continued (harness.generation.backends.release_sampler)."""
+        """Free the KV kept for reuse (the prefix store, up to prefix_cache_mb): a trainer holding it would carry
+        the KV of every conversation of a step through scoring and the optimiser step, whose peak then grows with
+        the batch; the step changes the weights, which would empty the store anyway."""
         if self.prefix_cache is not None:
             self.prefix_cache.clear()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from score_bench.harness.contracts.errors import InputError, ScoreBenchError, extra_hint
-from score_bench.harness.contracts.generation import Completion, GenerationParams
+from score_bench.harness.contracts.generation import Backend, Completion, GenerationParams
 from score_bench.harness.contracts.types import Message
 from score_bench.harness.generation.backends._seeds import conversation_seeds
 from score_bench.harness.generation.backends.transformers import (_load_tokenizer, end_of_turn_ids, render_prompt,
@@ -57,7 +57,7 @@ def _repack_tied_lm_head(model) -> None:
         head.quant_method.process_weights_after_loading(head)
 
 
-class VllmBackend:
+class VllmBackend(Backend):
     """Implements harness.contracts.generation.Backend on a vLLM engine."""
 
     def __init__(self, llm, tokenizer, *, source: str, dtype: str, engine_options: dict):

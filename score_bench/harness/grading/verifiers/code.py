@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from score_bench.harness.contracts.progress import Progress, phase
+from score_bench.harness.contracts.protocols import Verifier
 from score_bench.harness.contracts.types import Problem, Status, Verdict
 from score_bench.harness.grading import sandbox
 from score_bench.harness.grading.sandbox import Limits, SandboxError, Zygote
@@ -52,7 +53,7 @@ class CodeVerifierConfig:
     """Allow running code WITHOUT isolation when no sandbox works here (also SCORE_BENCH_UNSAFE_CODE=1)."""
 
 
-class CodeVerifier:
+class CodeVerifier(Verifier):
     """Implements harness.contracts.protocols.Verifier for programs graded by test code."""
 
     def __init__(self, config: CodeVerifierConfig | None = None, *, unsafe: bool = False,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Sequence
 
+from score_bench.harness.contracts.protocols import Verifier
 from score_bench.harness.contracts.types import Problem, Status, Verdict
 
 KEPT_SYMBOLS = "+-±/^"
@@ -131,7 +132,7 @@ def _ascii_word(ch: str) -> bool:
     return ch.isascii() and ch.isalnum()
 
 
-class KeyAnswerVerifier:
+class KeyAnswerVerifier(Verifier):
     """Implements harness.contracts.protocols.Verifier for tasks whose Problem.reference is a short key answer."""
 
     def verify_batch(self, items: Sequence[tuple[Problem, str | None]]) -> list[Verdict]:

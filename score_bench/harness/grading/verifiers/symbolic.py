@@ -54,6 +54,7 @@ from typing import Sequence
 from pebble import ProcessExpired, ProcessPool
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Verifier
 from score_bench.harness.contracts.types import Problem, Status, Verdict
 
 _WORKER_MODULE = "score_bench.harness.grading.verifiers._symbolic_worker"
@@ -179,7 +180,7 @@ def _default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class SymbolicVerifier:
+class SymbolicVerifier(Verifier):
     """`verify_batch` grades (problem, extracted answer) pairs against `problem.reference`.
 
     The worker pool starts on the first batch and is reused; `close()` (or `with SymbolicVerifier() as v:`)
