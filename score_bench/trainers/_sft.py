@@ -59,46 +59,28 @@ _SCORE = ScoreConfig()
 
 @dataclass(frozen=True)
 class SftConfig(RunConfig):
-    """Every knob of an SFT baseline run. Budget defaults are score's defaults (the paper's MATH setting)."""
+    """Every knob of an SFT baseline run. Budget defaults are score's defaults (the paper's MATH setting): its
+    rollout batches (RunConfig), traces and optimiser steps."""
 
     variant: Literal["d", "d_plus"] = "d"
     """'d': only incorrect-y1 examples (D_STaR / Pair-SFT). 'd_plus': also correct->correct examples (D+)."""
     sampling_batches: int = _SCORE.stage1_steps + _SCORE.stage2_steps
     """Rollout batches in total (score samples one per optimiser step): the budget of sampled traces is
     sampling_batches x batch_size x samples_per_problem."""
-    batch_size: int = _SCORE.batch_size
-    """Problems per rollout batch, as in score."""
-    samples_per_problem: int = _SCORE.samples_per_problem
-    """Two-attempt traces per problem per rollout batch. Pair-SFT draws its y2 from these samples."""
     updates: int = _SCORE.stage1_steps + _SCORE.stage2_steps
     """Optimiser steps in total (score: stage1_steps + stage2_steps)."""
     sft_batch_size: int = _SCORE.batch_size * _SCORE.samples_per_problem
     """Examples per optimiser step (score: the traces of one step); all kept examples when fewer."""
-    learning_rate: float = _SCORE.learning_rate
-    """Adam, as score."""
-    weight_decay: float = 0.0
-    grad_clip: float = _SCORE.grad_clip
-    """Max global gradient norm; 0 disables clipping."""
-    temperature: float = 1.0
-    """Sampling temperature of the data rollouts (the paper: 1.0)."""
-    top_p: float = 1.0
-    max_new_tokens: int = _SCORE.max_new_tokens
-    """Per attempt. An attempt cut here keeps its tokens but its end-of-turn token is not trained."""
-    generation_batch_size: int = _SCORE.generation_batch_size
-    """As in score: conversations decoded together, and the chunk a rollout batch is sampled in."""
-    device: str = "auto"
-    """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
-    # eval_every, eval_split, eval_problems and save_every (counted in optimiser steps as in score), micro-batching
-    # and backend: RunConfig.
+    # The rollout batches and their sampling, the optimiser, evaluation and saves (counted in optimiser steps as in
+    # score), micro-batching and backend: RunConfig.
 
     def traces_per_step(self) -> int:
         """Examples scored per optimiser step (harness.training.memory_estimate)."""
         return self.sft_batch_size
 
 
-_MIRRORED = ("learning_rate", "batch_size", "samples_per_problem", "grad_clip", "weight_decay", "temperature",
-             "top_p", "max_new_tokens", "generation_batch_size", "device", "eval_every", "eval_split",
-             "eval_problems")
+_SHARED = frozenset(field.name for field in dataclasses.fields(RunConfig))
+"""What a score preset sets that the SFT baselines share with it: RunConfig's fields."""
 
 
 def sft_presets(samples_per_problem: int | None = None, **extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -110,7 +92,7 @@ def sft_presets(samples_per_problem: int | None = None, **extra: dict[str, Any])
         score = build_config(ScoreConfig, SCORE_PRESETS, name)
         steps = score.stage1_steps + score.stage2_steps
         traces = score.batch_size * score.samples_per_problem
-        values = {key: getattr(score, key) for key in _MIRRORED}
+        values = {key: value for key, value in SCORE_PRESETS[name].items() if key in _SHARED}
         if samples_per_problem is not None and traces % samples_per_problem == 0:
             values.update(batch_size=traces // samples_per_problem, samples_per_problem=samples_per_problem)
         values.update(sampling_batches=steps, updates=steps, sft_batch_size=traces, **extra.get(name, {}))

@@ -56,15 +56,6 @@ class ScoreConfig(RunConfig):
     stage1_steps: int = 100
     """Optimiser steps of Stage I. The paper gives no step counts; these are placeholders to set per task."""
     stage2_steps: int = 100
-    batch_size: int = 512
-    """Problems per optimiser step (the paper: 512 for MATH, 128 for MBPP)."""
-    samples_per_problem: int = 1
-    """Two-attempt traces sampled per problem; with more than one, baselines are computed per problem."""
-    learning_rate: float = 5e-6
-    """Adam; the paper: 5e-6 (MATH), 1e-5 (MBPP)."""
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    """Max global gradient norm; 0 disables clipping."""
     alpha: float = 10.0
     """Stage II reward-shaping bonus alpha * (r2 - r1) on attempt 2: rewards flipping wrong to right."""
     beta1: float = 0.01
@@ -88,18 +79,7 @@ class ScoreConfig(RunConfig):
     'loss': the k3 estimate is a differentiable loss term (GRPO style)."""
     baseline: Literal["none", "mean", "rloo"] = "rloo"
     """REINFORCE baseline per attempt: none, the mean return, or leave-one-out (unbiased)."""
-    temperature: float = 1.0
-    """Sampling temperature of the training rollouts (the paper: 1.0, i.e. on-policy)."""
-    top_p: float = 1.0
-    max_new_tokens: int = 1024
-    """Per attempt. An attempt cut here keeps its tokens but its end-of-turn token is not trained."""
-    generation_batch_size: int = 64
-    """Conversations the sampler decodes together, and (backend transformers) the rollout's chunk: a step samples
-    its batch in chunks of this many and frees the sampler's KV after each, so its memory does not grow with
-    batch_size."""
-    device: str = "auto"
-    """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
-    # eval_every, eval_split, eval_problems, save_every, micro-batching and backend: RunConfig.
+    # The batches, their sampling, the optimiser, evaluation, saves, micro-batching and backend: RunConfig.
 
     def traces_per_step(self) -> int:
         """Traces scored per optimiser step (harness.training.memory_estimate)."""

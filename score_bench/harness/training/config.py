@@ -36,8 +36,10 @@ class Trainer:
 
 @dataclass(frozen=True)
 class RunConfig(MemoryOptions):
-    """The fields every trainer's config starts with: where a run starts, on what, where it writes, its seed, and
-    the memory options (harness.training.memory_options). Trainer configs subclass it and add their own knobs."""
+    """The fields every trainer's config starts with: where a run starts, on what, where it writes, its seed, the
+    rollout batches and how they are sampled, the optimiser, held-out evaluation, saves, and the memory options
+    (harness.training.memory_options). Defaults are SCoRe's for the paper's MATH setting, so the SFT baselines
+    start from the same budget. Trainer configs subclass it and add their own knobs."""
 
     model: str = ""
     """Base checkpoint (directory or Hub id) the run starts from; for SCoRe also the frozen reference."""
@@ -51,6 +53,28 @@ class RunConfig(MemoryOptions):
     """Task split the training problems are drawn from (never the evaluation split)."""
     seed: int = 0
     """Seeds problem order and sampling (and, for the SFT baselines, pair drawing and minibatch order)."""
+    batch_size: int = 512
+    """Problems per rollout batch; SCoRe samples one rollout batch per optimiser step (the paper: 512 for MATH,
+    128 for MBPP)."""
+    samples_per_problem: int = 1
+    """Two-attempt traces sampled per problem of a rollout batch. With more than one, SCoRe's baselines are
+    computed per problem, and Pair-SFT draws its y2 from them."""
+    learning_rate: float = 5e-6
+    """Adam; the paper: 5e-6 (MATH), 1e-5 (MBPP)."""
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    """Max global gradient norm; 0 disables clipping."""
+    temperature: float = 1.0
+    """Sampling temperature of the training rollouts (the paper: 1.0, i.e. on-policy)."""
+    top_p: float = 1.0
+    max_new_tokens: int = 1024
+    """Per attempt. An attempt cut here keeps its tokens but its end-of-turn token is not trained."""
+    generation_batch_size: int = 64
+    """Conversations the sampler decodes together, and (backend transformers) the rollout's chunk: a step samples
+    its batch in chunks of this many and frees the sampler's KV after each, so its memory does not grow with
+    batch_size."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
     eval_every: int = 0
     """Optimiser steps between held-out evaluations (greedy, two attempts, logged as rows with kind "eval");
     the base model is evaluated at step 0 and the final model at the end of training too. 0 turns evaluation

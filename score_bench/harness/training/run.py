@@ -26,7 +26,7 @@ import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -51,7 +51,7 @@ from score_bench.harness.training.resume import (SavedState, check_output_identi
                                                  set_rng_states)
 from score_bench.harness.training.sampler import training_sampler
 
-__all__ = ["TrainingMethod", "RunSettings", "TrainingRun", "StepTaken", "whole_batch", "rewarded_as", "draw_problems"]
+__all__ = ["TrainingMethod", "TrainingRun", "StepTaken", "whole_batch", "rewarded_as", "draw_problems"]
 
 
 class TrainingMethod:
@@ -73,23 +73,6 @@ class TrainingMethod:
         """Continue from a saved state: `state` holds what state() returned (and the run's own keys)."""
 
 
-class RunSettings(Protocol):
-    """What TrainingRun reads from a trainer config beyond RunConfig's fields (each trainer's config declares
-    these, with defaults and meanings of its own: e.g. batch_size is problems per step for SCoRe, per rollout
-    batch for the SFT baselines)."""
-
-    batch_size: int
-    samples_per_problem: int
-    learning_rate: float
-    weight_decay: float
-    grad_clip: float
-    temperature: float
-    top_p: float
-    max_new_tokens: int
-    generation_batch_size: int
-    device: str
-
-
 @dataclass(frozen=True)
 class StepTaken:
     """What an optimiser step reports for the log row."""
@@ -107,7 +90,7 @@ class TrainingRun:
     own counters through method.restore)."""
 
     def __init__(self, config: Any, method: TrainingMethod, task: Task | None = None):
-        """`config`: a RunConfig subclass with the RunSettings fields. `task` overrides loading config.task."""
+        """`config`: a trainer's config (a RunConfig). `task` overrides loading config.task."""
         from score_bench.harness.generation.backends.transformers import TransformersBackend
 
         self.config = config
