@@ -367,11 +367,12 @@ def base_model(
 
     quiet_transformers()
 
-    from score_bench.harness.contracts.checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_number
+    from score_bench.harness.contracts.fields import check_number, valid_range
 
-    check_number("--minutes", minutes, float, POSITIVE, optional=True)
-    check_number("--eval-problems", eval_problems, int, NON_NEGATIVE, optional=True)
-    check_number("--steps", steps, int, AT_LEAST_ONE, optional=True)
+    for flag, value, name, kind in (("--minutes", minutes, "max_minutes", float),
+                                    ("--eval-problems", eval_problems, "eval_problems", int),
+                                    ("--steps", steps, "steps", int)):
+        check_number(flag, value, kind, valid_range(BaseModelConfig, name), optional=True)
     check_output_dir(output)
     config = BaseModelConfig(output_dir=str(output), seed=seed, max_minutes=minutes)
     if steps is not None:
@@ -614,7 +615,7 @@ def _task_options(task: str, pairs: list[str], **flags) -> dict:
     """Task constructor options from `--task-option key=value` and the flags that are task options (--data-dir,
     --unsafe): typed as the task declares; an option the task does not take is an error naming both. A path
     flag is passed as a string, as a --task-option would be."""
-    from score_bench.harness.contracts.checks import task_options
+    from score_bench.harness.contracts.fields import task_options
 
     flags = {name: str(value) if isinstance(value, Path) else value for name, value in flags.items()}
     given: dict = {}
@@ -640,7 +641,7 @@ def _task_options(task: str, pairs: list[str], **flags) -> dict:
 def _set_threads(threads: int | None) -> None:
     if threads is None:
         return
-    from score_bench.harness.contracts.checks import AT_LEAST_ONE, check_number
+    from score_bench.harness.contracts.fields import AT_LEAST_ONE, check_number
 
     import torch
 

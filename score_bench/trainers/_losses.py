@@ -116,13 +116,6 @@ class StageLoss:
                 "kl_t1": float(self.kl[0].mean()), "kl_t2": float(self.kl[1].mean())}
 
 
-def check_kl_settings(config: "ScoreConfig") -> None:
-    if config.kl_mode == "loss" and config.kl_estimator == "k1":
-        raise InputError("kl_mode 'loss' needs kl_estimator 'k3': k1 in the loss has zero expected gradient")
-    if config.kl_mode not in ("reward", "loss"):
-        raise InputError(f"unknown kl_mode '{config.kl_mode}'; use reward or loss")
-
-
 def sequence_kl(logp: torch.Tensor, ref_logp: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor],
                 estimator: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Each sample's KL estimate per attempt, summed over the attempt's tokens ([batch] each); differentiable
@@ -165,7 +158,6 @@ def stage_objective(stage: int, logp: torch.Tensor, ref_logp: torch.Tensor,
 def stage_loss(stage: int, logp: torch.Tensor, ref_logp: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor],
                rewards: tuple[torch.Tensor, torch.Tensor], config: "ScoreConfig", group_size: int) -> StageLoss:
     """The Stage I or Stage II loss for one batch in one pass. `rewards` are the verifier's r1, r2 per sample."""
-    check_kl_settings(config)
     kl = sequence_kl(logp.detach(), ref_logp, masks, config.kl_estimator)
     returns, advantages = stage_advantages(stage, rewards, kl, config, group_size)
     loss, kl = stage_objective(stage, logp, ref_logp, masks, advantages, config, logp.shape[0])

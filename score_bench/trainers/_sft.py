@@ -35,16 +35,15 @@ import random
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Annotated, Any, Callable, Literal, Mapping, Sequence
 
 import torch
 
-from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import AT_LEAST_ONE, NON_NEGATIVE
 from score_bench.harness.contracts.progress import Progress, phase
 from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Status
 from score_bench.harness.generation.rollout import Attempt, Trace
-from score_bench.harness.training.accumulation import validate_micro_batching
 from score_bench.harness.training.config import RunConfig, build_config
 from score_bench.harness.training.encoding import (EncodedBatch, TwoAttempts, encode_two_attempts, masked_sum,
                                                    token_logprobs, two_attempts_of)
@@ -64,12 +63,12 @@ class SftConfig(RunConfig):
 
     variant: Literal["d", "d_plus"] = "d"
     """'d': only incorrect-y1 examples (D_STaR / Pair-SFT). 'd_plus': also correct->correct examples (D+)."""
-    sampling_batches: int = _SCORE.stage1_steps + _SCORE.stage2_steps
+    sampling_batches: Annotated[int, NON_NEGATIVE] = _SCORE.stage1_steps + _SCORE.stage2_steps
     """Rollout batches in total (score samples one per optimiser step): the budget of sampled traces is
     sampling_batches x batch_size x samples_per_problem."""
-    updates: int = _SCORE.stage1_steps + _SCORE.stage2_steps
+    updates: Annotated[int, NON_NEGATIVE] = _SCORE.stage1_steps + _SCORE.stage2_steps
     """Optimiser steps in total (score: stage1_steps + stage2_steps)."""
-    sft_batch_size: int = _SCORE.batch_size * _SCORE.samples_per_problem
+    sft_batch_size: Annotated[int, AT_LEAST_ONE] = _SCORE.batch_size * _SCORE.samples_per_problem
     """Examples per optimiser step (score: the traces of one step); all kept examples when fewer."""
     # The rollout batches and their sampling, the optimiser, evaluation and saves (counted in optimiser steps as in
     # score), micro-batching and backend: RunConfig.
@@ -98,21 +97,6 @@ def sft_presets(samples_per_problem: int | None = None, **extra: dict[str, Any])
         values.update(sampling_batches=steps, updates=steps, sft_batch_size=traces, **extra.get(name, {}))
         presets[name] = values
     return presets
-
-
-def validate(config: SftConfig, trainer: str) -> None:
-    if not config.model:
-        raise InputError(f"{trainer} trainer needs a model (the base checkpoint to start from)")
-    for name in ("sampling_batches", "updates", "eval_every", "save_every"):
-        if getattr(config, name) < 0:
-            raise InputError(f"{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("batch_size", "samples_per_problem", "sft_batch_size", "max_new_tokens", "generation_batch_size",
-                 "eval_problems"):
-        if getattr(config, name) < 1:
-            raise InputError(f"{name} must be >= 1, got {getattr(config, name)}")
-    validate_micro_batching(config.micro_batch_size, config.micro_batch_tokens)
-    if config.temperature <= 0:
-        raise InputError(f"{trainer} samples its data: temperature must be > 0, got {config.temperature}")
 
 
 # -- example selection -----------------------------------------------------------------------------------------
@@ -212,7 +196,6 @@ class SftRun(TrainingMethod):
     signal_unit = "sampling iterations"
 
     def __init__(self, config: SftConfig, trainer: str, task: Task | None = None):
-        validate(config, trainer)
         self.config = config
         self.name = trainer
         self.pair_rng = random.Random(config.seed + 1)

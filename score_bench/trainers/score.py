@@ -28,22 +28,22 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import NON_NEGATIVE
 from score_bench.harness.contracts.progress import Progress, phase
 from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Problem, Status
 from score_bench.harness.generation.rollout import Trace
-from score_bench.harness.training.accumulation import validate_micro_batching
 from score_bench.harness.training.config import RunConfig, Trainer
 from score_bench.harness.training.encoding import (EncodedBatch, TwoAttempts, encode_two_attempts, token_logprobs,
                                                    two_attempts_of)
 from score_bench.harness.training.learning_signal import AttemptCounts, count_attempts, no_signal
 from score_bench.harness.training.run import TrainingMethod, TrainingRun
-from score_bench.trainers._losses import (StageLoss, baseline_group, check_kl_settings, sequence_kl, stage_advantages,
+from score_bench.trainers._losses import (StageLoss, baseline_group, sequence_kl, stage_advantages,
                                           stage_loss, stage_objective)
 
 __all__ = ["ScoreConfig", "PRESETS", "ScoreTrainer", "ScoreRun"]
@@ -53,17 +53,17 @@ __all__ = ["ScoreConfig", "PRESETS", "ScoreTrainer", "ScoreRun"]
 class ScoreConfig(RunConfig):
     """Every knob of a SCoRe run. Defaults are the paper's MATH setting where it gives one."""
 
-    stage1_steps: int = 100
+    stage1_steps: Annotated[int, NON_NEGATIVE] = 100
     """Optimiser steps of Stage I. The paper gives no step counts; these are placeholders to set per task."""
-    stage2_steps: int = 100
-    alpha: float = 10.0
+    stage2_steps: Annotated[int, NON_NEGATIVE] = 100
+    alpha: Annotated[float, NON_NEGATIVE] = 10.0
     """Stage II reward-shaping bonus alpha * (r2 - r1) on attempt 2: rewards flipping wrong to right."""
-    beta1: float = 0.01
+    beta1: Annotated[float, NON_NEGATIVE] = 0.01
     """KL weight on both attempts in both stages."""
-    beta2: float = 0.1
+    beta2: Annotated[float, NON_NEGATIVE] = 0.1
     """Extra KL weight on attempt 1 in Stage I (the paper: 0.1 MATH, 0.25 MBPP): keeps attempt 1 near the base
     model while attempt 2 learns to correct."""
-    stage2_attempt1_kl: float = 0.0
+    stage2_attempt1_kl: Annotated[float, NON_NEGATIVE] = 0.0
     """Extra KL weight on attempt 1 in Stage II, on top of beta1. 0 is the paper. It exists because Stage II as
     published lets attempt 1 learn whatever attempt 2 learned, so on a task where that is easy the gap closes
     and Δ(t1,t2) returns to 0 (a trial here: Δ +.34 after Stage I, .00 after Stage II; keeping weight 1.0 on
@@ -80,6 +80,11 @@ class ScoreConfig(RunConfig):
     baseline: Literal["none", "mean", "rloo"] = "rloo"
     """REINFORCE baseline per attempt: none, the mean return, or leave-one-out (unbiased)."""
     # The batches, their sampling, the optimiser, evaluation, saves, micro-batching and backend: RunConfig.
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kl_mode == "loss" and self.kl_estimator == "k1":
+            raise InputError("kl_mode 'loss' needs kl_estimator 'k3': k1 in the loss has zero expected gradient")
 
     def traces_per_step(self) -> int:
         """Traces scored per optimiser step (harness.training.memory_estimate)."""
@@ -102,21 +107,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(learning_rate=1e-3, batch_size=4, samples_per_problem=2, stage1_steps=2, stage2_steps=2,
                   max_new_tokens=32, generation_batch_size=8, device="cpu", eval_problems=4),
 }
-
-
-def _validate(config: ScoreConfig) -> None:
-    if not config.model:
-        raise InputError("score trainer needs a model (the base checkpoint to start from)")
-    for name in ("stage1_steps", "stage2_steps", "eval_every", "save_every"):
-        if getattr(config, name) < 0:
-            raise InputError(f"{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("batch_size", "samples_per_problem", "max_new_tokens", "generation_batch_size", "eval_problems"):
-        if getattr(config, name) < 1:
-            raise InputError(f"{name} must be >= 1, got {getattr(config, name)}")
-    if config.temperature <= 0:
-        raise InputError(f"SCoRe samples on-policy: temperature must be > 0, got {config.temperature}")
-    check_kl_settings(config)
-    validate_micro_batching(config.micro_batch_size, config.micro_batch_tokens)
 
 
 class ScoreTrainer(Trainer):
@@ -146,7 +136,6 @@ class ScoreRun(TrainingMethod):
     keeps_reference = ScoreTrainer.keeps_reference
 
     def __init__(self, config: ScoreConfig, task: Task | None = None):
-        _validate(config)
         self.config = config
         self.run = TrainingRun(config, self, task)
 

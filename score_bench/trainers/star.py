@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import AT_LEAST_ONE
 from score_bench.harness.contracts.progress import Progress
 from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.training.config import Trainer
@@ -30,8 +32,14 @@ class StarConfig(SftConfig):
     """SftConfig plus the number of sample-then-train iterations."""
 
     output: str = "star-checkpoint"
-    iterations: int = 3
+    iterations: Annotated[int, AT_LEAST_ONE] = 3
     """Sample-then-fine-tune rounds (ReST-EM used about 3); sampling_batches and updates are split over them."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sampling_batches < self.iterations:
+            raise InputError(f"star needs at least one sampling batch per iteration: sampling_batches "
+                             f"{self.sampling_batches} < iterations {self.iterations}")
 
 
 # smoke keeps correct->correct traces too (D+): the embedded arith model almost never revises a wrong answer to a
@@ -49,11 +57,6 @@ class StarTrainer(Trainer):
     def train(self, config: StarConfig, progress: Progress | None = None, task: Task | None = None) -> Path:
         """Run every iteration (resuming from OUTPUT/state/ when a saved state is there); return the output
         directory (a loadable checkpoint). `task` overrides loading `config.task` by name (notebooks, tests)."""
-        if config.iterations < 1:
-            raise InputError(f"iterations must be >= 1, got {config.iterations}")
-        if config.sampling_batches < config.iterations:
-            raise InputError(f"star needs at least one sampling batch per iteration: sampling_batches "
-                             f"{config.sampling_batches} < iterations {config.iterations}")
         sft = SftRun(config, "star", task=task)
         plan = list(zip(split_evenly(config.sampling_batches, config.iterations),
                         split_evenly(config.updates, config.iterations)))

@@ -159,8 +159,8 @@ def _bitsandbytes_imports() -> bool:
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"lora_r": -1}, "lora_r must be >= 0"),
-    ({"lora_r": 4, "lora_alpha": 0}, "lora_alpha must be > 0"),
+    ({"lora_r": -1}, "'lora_r' must be >= 0"),
+    ({"lora_r": 4, "lora_alpha": 0}, "'lora_alpha' must be > 0"),
     ({"lora_r": 4, "lora_target_modules": " , "}, "lora_target_modules is empty"),
     ({"lora_r": 4, "lora_target_modules": "no_such_proj"}, "lora_target_modules 'no_such_proj'"),
     ({"lora_r": 4, "backend": "vllm"}, "lora_r > 0 samples with backend transformers only"),

@@ -37,9 +37,9 @@ def load(group: str, name: str):
 
 def load_task(name: str, **options):
     """An instance of the task registered as `name`, built with its options (e.g. data_dir), each checked and
-    typed as the task's constructor declares (harness.contracts.checks.task_options): a bad option, from the command
+    typed as the task's constructor declares (harness.contracts.fields.task_options): a bad option, from the command
     line or a config's task_options, is an InputError naming it and the task."""
-    from score_bench.harness.contracts.checks import task_options
+    from score_bench.harness.contracts.fields import task_options
 
     typed = task_options(name, options)
     try:

@@ -12,9 +12,10 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import AT_LEAST_ONE
 from score_bench.harness.contracts.generation import Backend
 from score_bench.harness.contracts.progress import Progress
 from score_bench.harness.contracts.types import Problem
@@ -24,11 +25,11 @@ from score_bench.harness.evaluation.result_schema import SCHEMA_VERSION
 from score_bench.harness.evaluation.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
 from score_bench.harness.evaluation.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig,
                                                          check_conversations_fit, check_distinct_samples,
-                                                         check_same_run, check_settings, fit_to_model, load_model,
+                                                         check_same_run, fit_to_model, load_model,
                                                          load_problems, model_record, recorded_config, run_identity)
 from score_bench.harness.generation.prompts import prompts_used
 from score_bench.harness.generation.rollout import RolloutConfig, Trace, iter_rollout, plan
-from score_bench.harness.runtime.guards import check_output_dir, output_lock
+from score_bench.harness.runtime.guards import check_output_dir, check_output_not_model, output_lock
 from score_bench.harness.runtime.input_files import read_json, read_text
 from score_bench.harness.runtime.provenance import provenance, write_json_atomic
 
@@ -41,14 +42,20 @@ RESULTS_FILE = "results.json"
 class EvalConfig(SamplingConfig):
     """The settings of SamplingConfig (model, task, generation, prompts, backend) plus the eval's own."""
 
-    turns: int = 2
+    turns: Annotated[int, AT_LEAST_ONE] = 2
     """Attempts per conversation: the paper's two, or more to see where correction saturates."""
-    samples: int = 1
+    samples: Annotated[int, AT_LEAST_ONE] = 1
     """Conversations per problem; above 1, results add pass@k at each turn."""
     first_attempts: Path | None = None
     """Given first attempts (JSON {id: text}, or JSONL rows with id and text): evaluates repair alone."""
     task_first_attempts: bool = False
     """Use the task's own given first attempts (score-toy's original_answer) to evaluate repair alone."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_distinct_samples(self.temperature, self.samples, "pass@k")
+        if self.first_attempts is not None and self.task_first_attempts:
+            raise InputError("give first attempts from a file or from the task, not both")
 
 
 def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: Backend | None = None) -> dict:
@@ -57,7 +64,7 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
     `backend` replaces loading config.model (e.g. a model already in memory); config.model then only names it."""
     started = time.time()
     started_from = provenance()  # the code that evaluates is what was checked out now, not at the end
-    _check_numbers(config)
+    check_output_not_model(Path(config.output), config.model)
     check_output_dir(Path(config.output))
     task, problems = load_problems(config)
     problems, first_attempts = _first_attempts(config, problems)
@@ -106,13 +113,6 @@ def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: B
                              "tokens_per_s": round(new_tokens / rollout_s, 2) if rollout_s > 0 else None}
         write_json_atomic(out / RESULTS_FILE, results)
     return results
-
-
-def _check_numbers(config: EvalConfig) -> None:
-    check_settings(config, "eval")
-    check_distinct_samples(config.temperature, config.samples, "pass@k")
-    if config.first_attempts is not None and config.task_first_attempts:
-        raise InputError("give first attempts from a file or from the task, not both")
 
 
 def _first_attempts(config: EvalConfig, problems: list[Problem]) -> tuple[list[Problem], dict[str, str] | None]:

@@ -9,10 +9,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Annotated, Any, ClassVar, Mapping, TypeVar
 
-from score_bench.harness.contracts.checks import check_fields
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import AT_LEAST_ONE, NON_NEGATIVE, SEED, Range, Settings
 from score_bench.harness.contracts.generation import DEFAULT_MAX_NEW_TOKENS, Backend, GenerationParams
 from score_bench.harness.contracts.progress import Progress, note, phase
 from score_bench.harness.contracts.registry import load_task
@@ -21,12 +21,11 @@ from score_bench.harness.evaluation.samples_log import SAMPLES_FILE, row_memory_
 from score_bench.harness.generation.backends import TRANSPORT_OPTIONS
 from score_bench.harness.generation.prompts import PromptOverride
 from score_bench.harness.runtime.device_memory import check_kv_fits, device_memory
-from score_bench.harness.runtime.guards import (check_context, check_finite_weights, check_output_not_model,
-                                                fitting_max_new_tokens)
+from score_bench.harness.runtime.guards import check_context, check_finite_weights, fitting_max_new_tokens
 from score_bench.harness.runtime.input_files import SETTINGS_FILE_BYTES, read_bytes, read_json
 from score_bench.harness.runtime.provenance import problems_hash
 
-__all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_settings", "check_distinct_samples",
+__all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_distinct_samples",
            "check_conversations_fit", "load_problems", "load_model", "fit_to_model", "model_record", "run_identity",
            "recorded_config", "check_same_run"]
 
@@ -37,7 +36,11 @@ CHUNK_BATCHES = 1
 
 
 @dataclass(frozen=True)
-class SamplingConfig:
+class SamplingConfig(Settings):
+    """What eval and scale share: the model, the task, the generation settings, the prompts and the backend."""
+
+    label: ClassVar[str] = "eval"
+
     model: str
     """A checkpoint directory or a Hugging Face Hub id."""
     task: str
@@ -45,16 +48,16 @@ class SamplingConfig:
     output: Path
     """The run directory (eval_config.json, samples.jsonl and the results); rerunning into it resumes."""
     split: str = "test"
-    limit: int | None = None
+    limit: Annotated[int | None, AT_LEAST_ONE] = None
     """Only the first N problems of the split."""
-    max_new_tokens: int | None = None
+    max_new_tokens: Annotated[int | None, AT_LEAST_ONE] = None
     """Per attempt. None: the most that fits the model's context for this run's longest conversation, at most
     DEFAULT_MAX_NEW_TOKENS (fit_to_model settles it before the run, and the run's identity records the value)."""
-    batch_size: int = 32
-    temperature: float = 0.0
+    batch_size: Annotated[int, AT_LEAST_ONE] = 32
+    temperature: Annotated[float, NON_NEGATIVE] = 0.0
     """0 is greedy decoding, the paper's evaluation setting."""
-    top_p: float = 1.0
-    seed: int = 0
+    top_p: Annotated[float, Range(0, 1, low_open=True)] = 1.0
+    seed: Annotated[int, SEED] = 0
     """Seeds sampling and the bootstrap intervals."""
     stop: tuple[str, ...] = ()
     dtype: str = "auto"
@@ -75,9 +78,14 @@ class SamplingConfig:
     """The backend's own options (e.g. vllm: tensor_parallel_size, max_model_len; openai: base_url,
     max_concurrency, request_timeout): see the backend's `load`. Part of the run's identity, like the rest, except
     the transport settings (backends.TRANSPORT_OPTIONS), which results record but a resume may change."""
-    prefix_cache_mb: float = 1024
+    prefix_cache_mb: Annotated[float, NON_NEGATIVE] = 1024
     """Memory kept for reusing attempt k's KV cache in attempt k+1 (0 turns reuse off); speed only, so not part
     of the run's identity."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not all(isinstance(text, str) and text for text in self.stop):
+            raise InputError("every stop string must be a non-empty string")
 
     def generation_params(self) -> GenerationParams:
         if self.max_new_tokens is None:
@@ -87,15 +95,6 @@ class SamplingConfig:
 
 
 Config = TypeVar("Config", bound=SamplingConfig)
-
-
-def check_settings(config: SamplingConfig, who: str) -> None:
-    """Every number in range, every stop string usable and the output not the model's own directory, before
-    anything is loaded."""
-    check_fields(config, who)
-    if not all(isinstance(text, str) and text for text in config.stop):
-        raise InputError("every stop string must be a non-empty string")
-    check_output_not_model(Path(config.output), config.model)
 
 
 def check_distinct_samples(temperature: float, samples: int, measure: str) -> None:

@@ -19,11 +19,12 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, ClassVar, Literal, Mapping
 
 import numpy as np
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import NON_NEGATIVE, Range
 from score_bench.harness.contracts.generation import Backend
 from score_bench.harness.contracts.progress import Progress, phase
 from score_bench.harness.evaluation import metrics
@@ -32,11 +33,11 @@ from score_bench.harness.evaluation.result_schema import SCHEMA_VERSION
 from score_bench.harness.evaluation.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
 from score_bench.harness.evaluation.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig,
                                                          check_conversations_fit, check_distinct_samples,
-                                                         check_same_run, check_settings, fit_to_model, load_model,
+                                                         check_same_run, fit_to_model, load_model,
                                                          load_problems, model_record, recorded_config, run_identity)
 from score_bench.harness.generation.rollout import RolloutConfig, iter_rollout
 from score_bench.harness.grading.voting import TIE_BREAK_RULE, group_answers, majority_vote
-from score_bench.harness.runtime.guards import check_output_dir, output_lock
+from score_bench.harness.runtime.guards import check_output_dir, check_output_not_model, output_lock
 from score_bench.harness.runtime.provenance import provenance, write_json_atomic, write_jsonl_atomic
 
 __all__ = ["ScaleConfig", "run_scale", "SCALE_FILE", "VOTES_FILE"]
@@ -50,37 +51,36 @@ ANSWER_FIELDS = {"strict": ("extracted", "correct"), "flexible": ("extracted_fle
 class ScaleConfig(SamplingConfig):
     """The settings of SamplingConfig (model, task, generation, prompts, backend) plus the scale run's own."""
 
-    temperature: float = 0.7
+    label: ClassVar[str] = "scale"
+
+    temperature: Annotated[float, NON_NEGATIVE] = 0.7
     """Must be above 0: a vote over identical greedy samples measures nothing."""
     budgets: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     """Generations per problem to compare the arms at; samples are drawn once for the largest."""
-    max_turns: int = 2
-    """Longest conversation; above 2 adds the multi-round arms (floor(B/t) conversations of t turns)."""
-    extraction: str = "strict"
+    max_turns: Annotated[int, Range(2)] = 2
+    """Longest conversation: at least 2, as the sequential arm corrects once; above 2 adds the multi-round arms
+    (floor(B/t) conversations of t turns)."""
+    extraction: Literal["strict", "flexible"] = "strict"
     """Which answers vote: "strict" (the task's stated format) or "flexible" (e.g. arith's last number), when
     the samples carry flexible grading. Read after sampling, so it can change on a rerun without new samples."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.budgets:
+            raise InputError("give at least one budget")
+        if any(b < 1 for b in self.budgets):
+            raise InputError(f"budgets must be at least 1, got {','.join(map(str, self.budgets))}")
+        if len(set(self.budgets)) != len(self.budgets):
+            raise InputError(f"budgets repeat a value: {','.join(map(str, self.budgets))}")
+        if max(self.budgets) < 2:
+            raise InputError("the largest budget must be at least 2, so the sequential arm has a conversation")
+        check_distinct_samples(self.temperature, max(self.budgets), "a majority vote")
 
     def as_eval(self) -> EvalConfig:
         """The eval run whose samples.jsonl this scale run writes (Bmax conversations of max_turns turns, of
         which only the first Bmax/2 get past turn 1)."""
         shared = {f.name: getattr(self, f.name) for f in fields(SamplingConfig)}
         return EvalConfig(**shared, turns=self.max_turns, samples=max(self.budgets))
-
-
-def _check(config: ScaleConfig) -> None:
-    if not config.budgets:
-        raise InputError("give at least one budget")
-    if any(b < 1 for b in config.budgets):
-        raise InputError(f"budgets must be at least 1, got {','.join(map(str, config.budgets))}")
-    if len(set(config.budgets)) != len(config.budgets):
-        raise InputError(f"budgets repeat a value: {','.join(map(str, config.budgets))}")
-    if config.max_turns < 2:
-        raise InputError(f"max_turns must be at least 2 (the sequential arm corrects once), got {config.max_turns}")
-    if config.extraction not in ANSWER_FIELDS:
-        raise InputError(f"extraction must be one of {', '.join(ANSWER_FIELDS)}, got '{config.extraction}'")
-    if max(config.budgets) < 2:
-        raise InputError("the largest budget must be at least 2, so the sequential arm has a conversation")
-    check_distinct_samples(config.temperature, max(config.budgets), "a majority vote")
 
 
 def corrected_conversations(config: ScaleConfig) -> int:
@@ -90,9 +90,8 @@ def corrected_conversations(config: ScaleConfig) -> int:
 def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend: Backend | None = None) -> dict:
     """Draw (or resume) the samples, then vote at every budget; returns scale.json's content."""
     started, started_from = time.time(), provenance()
-    _check(config)
     eval_config = config.as_eval()
-    check_settings(eval_config, "eval")  # the fields as the eval that draws the samples names them
+    check_output_not_model(Path(config.output), config.model)
     check_output_dir(Path(config.output))
     task, problems = load_problems(eval_config)
     # a floor: only the corrected half of the conversations runs past turn 1

@@ -18,16 +18,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.training import fsdp
 
-__all__ = ["micro_batches", "accumulate", "validate_micro_batching"]
-
-
-def validate_micro_batching(micro_batch_size: int | None, micro_batch_tokens: int | None) -> None:
-    for name, value in (("micro_batch_size", micro_batch_size), ("micro_batch_tokens", micro_batch_tokens)):
-        if value is not None and value < 1:
-            raise InputError(f"{name} must be >= 1 (or unset: the whole batch in one pass), got {value}")
+__all__ = ["micro_batches", "accumulate"]
 
 
 def micro_batches(lengths: Sequence[int], size: int | None, tokens: int | None = None) -> list[slice]:

@@ -8,10 +8,10 @@ import difflib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
-from score_bench.harness.contracts.checks import check_fields, coerce
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SEED, Range, coerce
 from score_bench.harness.contracts.progress import Progress
 from score_bench.harness.training.memory_options import MemoryOptions
 
@@ -51,31 +51,32 @@ class RunConfig(MemoryOptions):
     """Keyword arguments for the task's constructor (e.g. {"digits": 2}); JSON on the command line."""
     split: str = "train"
     """Task split the training problems are drawn from (never the evaluation split)."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seeds problem order and sampling (and, for the SFT baselines, pair drawing and minibatch order)."""
-    batch_size: int = 512
+    batch_size: Annotated[int, AT_LEAST_ONE] = 512
     """Problems per rollout batch; SCoRe samples one rollout batch per optimiser step (the paper: 512 for MATH,
     128 for MBPP)."""
-    samples_per_problem: int = 1
+    samples_per_problem: Annotated[int, AT_LEAST_ONE] = 1
     """Two-attempt traces sampled per problem of a rollout batch. With more than one, SCoRe's baselines are
     computed per problem, and Pair-SFT draws its y2 from them."""
-    learning_rate: float = 5e-6
+    learning_rate: Annotated[float, POSITIVE] = 5e-6
     """Adam; the paper: 5e-6 (MATH), 1e-5 (MBPP)."""
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
+    weight_decay: Annotated[float, NON_NEGATIVE] = 0.0
+    grad_clip: Annotated[float, NON_NEGATIVE] = 1.0
     """Max global gradient norm; 0 disables clipping."""
-    temperature: float = 1.0
-    """Sampling temperature of the training rollouts (the paper: 1.0, i.e. on-policy)."""
-    top_p: float = 1.0
-    max_new_tokens: int = 1024
+    temperature: Annotated[float, POSITIVE] = 1.0
+    """Sampling temperature of the training rollouts (the paper: 1.0, i.e. on-policy); above 0, as every trainer
+    samples its training data."""
+    top_p: Annotated[float, Range(0, 1, low_open=True)] = 1.0
+    max_new_tokens: Annotated[int, AT_LEAST_ONE] = 1024
     """Per attempt. An attempt cut here keeps its tokens but its end-of-turn token is not trained."""
-    generation_batch_size: int = 64
+    generation_batch_size: Annotated[int, AT_LEAST_ONE] = 64
     """Conversations the sampler decodes together, and (backend transformers) the rollout's chunk: a step samples
     its batch in chunks of this many and frees the sampler's KV after each, so its memory does not grow with
     batch_size."""
     device: str = "auto"
     """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
-    eval_every: int = 0
+    eval_every: Annotated[int, NON_NEGATIVE] = 0
     """Optimiser steps between held-out evaluations (greedy, two attempts, logged as rows with kind "eval");
     the base model is evaluated at step 0 and the final model at the end of training too. 0 turns evaluation
     off."""
@@ -85,18 +86,19 @@ class RunConfig(MemoryOptions):
     humaneval: the paper's transfer); "" evaluates on the training task."""
     eval_task_options: dict = field(default_factory=dict)
     """Keyword arguments for eval_task's constructor; JSON on the command line."""
-    eval_problems: int = 100
-    """The first N problems of eval_split: the same fixed subset at every evaluation, so curves compare."""
-    save_every: int = 10
+    eval_problems: Annotated[int, AT_LEAST_ONE] = 100
+    """The first N problems of eval_split: the same fixed subset at every evaluation, so curves compare (at least
+    one; eval_every 0 turns evaluation off)."""
+    save_every: Annotated[int, NON_NEGATIVE] = 10
     """Optimiser steps between resumable states in OUTPUT/state/ (0: never; a killed run then starts over)."""
     reward: Literal["strict", "flexible"] = "strict"
     """Which verdict is the training reward: "strict" (the task's stated answer format, the paper's and the
     headline metric) or "flexible" (the task's flexible extraction, e.g. arith's last number): for a model that
     solves problems but ignores the format, where strict rewards are all 0 and nothing is learned."""
-    micro_batch_size: int | None = None
+    micro_batch_size: Annotated[int | None, AT_LEAST_ONE] = None
     """Traces (SFT: examples) scored per forward/backward pass; gradients accumulate over a step's micro-batches,
     so the step is exactly the one-pass step (harness.training.accumulation). None: the whole batch in one pass."""
-    micro_batch_tokens: int | None = None
+    micro_batch_tokens: Annotated[int | None, AT_LEAST_ONE] = None
     """Optionally also cap each micro-batch at this many padded tokens (rows x longest row)."""
     backend: Literal["transformers", "vllm"] = "transformers"
     """The sampler of the training rollouts (harness.training.sampler). transformers generates with the policy
@@ -109,7 +111,8 @@ class RunConfig(MemoryOptions):
 def build_config(config_class: type, presets: Mapping[str, Mapping[str, Any]], preset: str | None = None,
                  overrides: Mapping[str, Any] | None = None):
     """`config_class` from its defaults, then the named preset, then `overrides` (from `--set key=value` or a
-    YAML file; strings are converted to the field's type). Unknown keys and bad values fail by name."""
+    YAML file; strings are converted to the field's type). Unknown keys and bad values fail by name (the config
+    checks its fields as it is built)."""
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in presets:
@@ -125,6 +128,4 @@ def build_config(config_class: type, presets: Mapping[str, Mapping[str, Any]], p
             hint = f" Did you mean '{near[0]}'?" if near else ""
             raise InputError(f"unknown setting '{key}' for {config_class.__name__}.{hint}")
         values[key] = coerce(key, value, hints[key])
-    config = config_class(**values)
-    check_fields(config, config_class.__name__)
-    return config
+    return config_class(**values)

@@ -23,11 +23,12 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal
+from typing import Annotated, Any, Iterator, Literal
 
 import torch
 
 from score_bench.harness.contracts.errors import InputError, extra_hint
+from score_bench.harness.contracts.fields import NON_NEGATIVE, POSITIVE, Settings
 from score_bench.harness.training import fsdp
 
 __all__ = ["MemoryOptions", "validate_memory_options", "check_sharding", "apply_memory_options", "build_optimizer", "FrozenReference",
@@ -35,7 +36,7 @@ __all__ = ["MemoryOptions", "validate_memory_options", "check_sharding", "apply_
 
 
 @dataclass(frozen=True)
-class MemoryOptions:
+class MemoryOptions(Settings):
     """The memory fields of every trainer config (harness.training.config.RunConfig subclasses this)."""
 
     gradient_checkpointing: bool = False
@@ -45,11 +46,11 @@ class MemoryOptions:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     """accelerate's mixed precision for the scored forward passes (weights and optimiser state stay float32;
     fp16 adds accelerate's loss scaling). Needs a CUDA device: refused on CPU, where training runs in float32."""
-    lora_r: int = 0
+    lora_r: Annotated[int, NON_NEGATIVE] = 0
     """LoRA rank (peft). 0 trains every weight. With LoRA only the adapters train, and the frozen reference is the
     same model with its adapters disabled, so the weights are held once. Dropout on the adapters is not offered:
     the trainers score in eval mode, so the scored policy is the one that sampled."""
-    lora_alpha: float = 16.0
+    lora_alpha: Annotated[float, POSITIVE] = 16.0
     """LoRA scaling numerator (peft's lora_alpha): the update is (lora_alpha / lora_r) * B A."""
     lora_target_modules: str = "all-linear"
     """Comma-separated module names to adapt (e.g. 'q_proj,v_proj'), or 'all-linear' (peft's target_modules)."""
@@ -67,13 +68,9 @@ def uses_lora(config: Any) -> bool:
 
 
 def validate_memory_options(config: MemoryOptions, device: str) -> None:
-    """Refuse, in one line naming the field, options that are malformed or cannot run on `device` or with the
-    installed packages. Called before anything is loaded or written."""
-    if config.lora_r < 0:
-        raise InputError(f"lora_r must be >= 0 (0 turns LoRA off), got {config.lora_r}")
+    """Refuse, in one line naming the field, options that cannot run on `device` or with the installed packages
+    (their ranges are checked as the config is built). Called before anything is loaded or written."""
     if uses_lora(config):
-        if config.lora_alpha <= 0:
-            raise InputError(f"lora_alpha must be > 0, got {config.lora_alpha}")
         if not _target_modules(config):
             raise InputError("lora_target_modules is empty; name modules (e.g. 'q_proj,v_proj') or use 'all-linear'")
         if importlib.util.find_spec("peft") is None:

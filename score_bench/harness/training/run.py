@@ -30,7 +30,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from score_bench.harness.contracts.checks import check_fields
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.generation import GenerationParams
 from score_bench.harness.contracts.protocols import Task
@@ -320,7 +319,8 @@ class RunStart:
 
 def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
     """Accelerator, task, training problems, tokenizer and seeded model for a trainer config. Refuses, naming
-    `who`, a batch that does not split over the processes, an empty split and a model without a chat template.
+    `who`, a config without a model, a batch that does not split over the processes, an empty split and a model
+    without a chat template.
     An FSDP launch on CPU shards the model here with FSDP2 (harness.training.fsdp): accelerate would run it as plain
     DDP."""
     from accelerate import Accelerator
@@ -328,7 +328,8 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
     from score_bench.harness.contracts.registry import load_task
     from score_bench.harness.generation.backends.transformers import load_model, load_tokenizer, resolve_device
 
-    check_fields(config, who)
+    if not config.model:
+        raise InputError(f"{who} trainer needs a model (the base checkpoint to start from)")
     check_output_not_model(Path(config.output), config.model)
     check_model_saveable(config.model)
     check_output_identity(Path(config.output), config, CONFIG_FILE)

@@ -248,14 +248,16 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, tmp_path):
              (replace(base, model=str(bare)), InputError, "no tokenizer"),
              (replace(base, task="score-tyo"), PluginNotFound, "Did you mean 'score-toy'"),
              (replace(base, split="validation"), InputError, "unknown split"),
-             (replace(base, limit=-1), InputError, "'limit' must be >= 1"),
-             (replace(base, turns=0), InputError, "turns"),
              (replace(base, chat_template=tmp_path / "none.jinja"), InputError, "--chat-template file not found")]
     for config, error, message in cases:
         with pytest.raises(error, match=message) as caught:
             run_eval(config)
         assert "\n" not in str(caught.value)
         assert not out.exists()
+    for changes, message in (({"limit": -1}, "eval setting 'limit' must be >= 1, got -1"),
+                             ({"turns": 0}, "eval setting 'turns' must be >= 1, got 0")):
+        with pytest.raises(InputError, match=message):  # a config out of range is refused as it is built
+            replace(base, **changes)
 
 
 _RUNNER = """

@@ -1,9 +1,11 @@
-"""Validation of config numbers, shared by the CLI and the Python API: every field checked for its type
-(an int is not a bool, a float is finite) and its range before anything is loaded or written, so a bad value
-fails at once by name instead of as a traceback minutes into a run (or, worse, as a run on garbage).
+"""Config fields: a field's valid range is declared beside it, in its annotation (`steps: Annotated[int,
+AT_LEAST_ONE] = 400`), and checked in one place, when the config is built (Settings.__post_init__): every number's
+type (an int is not a bool, a float is finite) and range, every Literal's choices. A bad value fails at once by
+name, from the command line and the Python API alike, instead of as a traceback minutes into a run (or, worse, as
+a run on garbage).
 
-Ranges are keyed by field name: the same name means the same thing in every config (eval, the trainers,
-the base-model build), so one table serves them all and a new trainer's `learning_rate` is checked for free.
+Also here: turning the strings of `--set key=value`, a YAML file or `--task-option key=value` into a field's type
+(coerce), and typing a task's constructor options (task_options).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import json
 import math
 import types
 import typing
-from typing import Any, Callable, Literal, Mapping
+from functools import cache
+from typing import Any, ClassVar, Literal, Mapping
 
 from score_bench.harness.contracts.errors import InputError
 
-__all__ = ["Range", "RANGES", "check_number", "check_fields", "coerce", "task_options", "MAX_SEED"]
+__all__ = ["Range", "POSITIVE", "NON_NEGATIVE", "AT_LEAST_ONE", "SHARE", "SEED", "MAX_SEED", "Settings",
+           "check_settings", "valid_range", "check_number", "coerce", "task_options"]
 
 MAX_SEED = 2**63 - 1
 """numpy's and torch's generators take seeds in [0, 2**64); one bit is kept for the per-row offsets."""
@@ -55,26 +59,7 @@ def _num(value: float) -> str:
 
 POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Range(0, low_open=True), Range(0), Range(1)
 SHARE = Range(0, 1)
-
-RANGES: dict[str, Range] = {
-    # generation
-    "temperature": NON_NEGATIVE, "top_p": Range(0, 1, low_open=True), "max_new_tokens": AT_LEAST_ONE,
-    "batch_size": AT_LEAST_ONE, "generation_batch_size": AT_LEAST_ONE, "limit": AT_LEAST_ONE,
-    "turns": AT_LEAST_ONE, "samples": AT_LEAST_ONE, "samples_per_problem": AT_LEAST_ONE,
-    "seed": Range(0, MAX_SEED), "threads": AT_LEAST_ONE, "prefix_cache_mb": NON_NEGATIVE,
-    # optimisation
-    "learning_rate": POSITIVE, "weight_decay": NON_NEGATIVE, "grad_clip": NON_NEGATIVE,
-    "adam_beta1": Range(0, 1, high_open=True), "adam_beta2": Range(0, 1, high_open=True),
-    "alpha": NON_NEGATIVE, "beta1": NON_NEGATIVE, "beta2": NON_NEGATIVE, "stage2_attempt1_kl": NON_NEGATIVE,
-    "min_lr_ratio": SHARE, "warmup_steps": NON_NEGATIVE,
-    # budgets
-    "steps": AT_LEAST_ONE, "stage1_steps": NON_NEGATIVE, "stage2_steps": NON_NEGATIVE,
-    "sampling_batches": NON_NEGATIVE, "updates": NON_NEGATIVE, "sft_batch_size": AT_LEAST_ONE,
-    "eval_every": NON_NEGATIVE, "save_every": NON_NEGATIVE, "eval_problems": NON_NEGATIVE,
-    "max_minutes": POSITIVE,
-    # shares
-    "careless_share": SHARE, "copy_share": SHARE, "two_attempt_share": SHARE,
-}
+SEED = Range(0, MAX_SEED)
 
 
 def check_number(name: str, value: Any, kind: type, allowed: Range | None = None, *, optional: bool = False,
@@ -109,20 +94,49 @@ def _numeric_kind(hint: Any) -> tuple[type | None, bool]:
     return (hint if hint in (int, float) else None), False
 
 
-def check_fields(config: Any, who: str = "", extra: dict[str, Range] | None = None,
-                 skip: Callable[[str], bool] = lambda name: False) -> None:
-    """Check every int and float field of dataclass `config`: its type, finiteness and, when its name is in
-    RANGES (or `extra`, which wins), its range. Raises InputError on the first bad field."""
-    hints = typing.get_type_hints(type(config))
-    ranges = {**RANGES, **(extra or {})}
+class Settings:
+    """The base of every config dataclass: building one checks each field against its annotation (check_settings).
+    A config with rules across fields adds them in its own __post_init__, after calling this one."""
+
+    label: ClassVar[str] = ""
+    """How errors name the config ("eval setting 'limit' must be >= 1, got 0"); its class name when empty."""
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+@cache
+def _hints(config_class: type) -> dict[str, Any]:
+    return typing.get_type_hints(config_class, include_extras=True)
+
+
+def _unannotated(hint: Any) -> tuple[Any, Range | None]:
+    """(the type, the Range its Annotated metadata declares, if any)."""
+    if typing.get_origin(hint) is typing.Annotated:
+        allowed = next((m for m in hint.__metadata__ if isinstance(m, Range)), None)
+        return hint.__origin__, allowed
+    return hint, None
+
+
+def valid_range(config_class: type, name: str) -> Range | None:
+    """The range declared beside field `name` of `config_class` (None: any finite number)."""
+    return _unannotated(_hints(config_class)[name])[1]
+
+
+def check_settings(config: Any) -> None:
+    """Check every field of dataclass `config` against its annotation: a number's type, finiteness and declared
+    range; a Literal's choices. Raises InputError naming the first bad field (and the config, by its label)."""
+    who = getattr(config, "label", "") or type(config).__name__
+    hints = _hints(type(config))
     for item in dataclasses.fields(config):
-        if skip(item.name):
-            continue
-        kind, optional = _numeric_kind(hints.get(item.name))
-        if kind is None:
-            continue
-        check_number(item.name, getattr(config, item.name), kind, ranges.get(item.name), optional=optional,
-                     who=who)
+        hint, allowed = _unannotated(hints[item.name])
+        value = getattr(config, item.name)
+        kind, optional = _numeric_kind(hint)
+        if kind is not None:
+            check_number(item.name, value, kind, allowed, optional=optional, who=who)
+        elif typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+            raise InputError(f"{who} setting '{item.name}' must be one of "
+                             f"{', '.join(map(str, typing.get_args(hint)))}, got {value!r}")
 
 
 def coerce(key: str, value: Any, hint: Any) -> Any:
