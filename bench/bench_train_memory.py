@@ -35,6 +35,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from score_bench.harness.contracts.generation import GenerationSettings
 from score_bench.harness.runtime.provenance import git_state, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +87,7 @@ def child(settings: dict, threads: int) -> dict:
 
         merged = run.save(Path(save_to) / "merged", {"steps": run.step})
         results = run_eval(EvalConfig(model=str(merged), task=config.task, output=Path(save_to) / "eval", limit=4,
-                                      max_new_tokens=16, batch_size=4, device="cpu"))
+                                      generation=GenerationSettings(max_new_tokens=16), batch_size=4, device="cpu"))
         result["merged_checkpoint"] = sorted(p.name for p in merged.iterdir())
         result["eval_loaded"] = {"problems": results["counts"]["problems"],
                                  "architecture": results["model"].get("architecture")}

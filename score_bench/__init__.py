@@ -3,9 +3,10 @@
 The public Python API, the same calls the command line makes (each imported on first use, so `import
 score_bench` stays fast: the modules behind it load torch and transformers):
 
-    from score_bench import EvalConfig, run_eval, grade_file, compare_runs, train, load_task
+    from score_bench import EvalConfig, GenerationSettings, run_eval, grade_file, compare_runs, train, load_task
 
-- run_eval(EvalConfig(model=..., task=..., output=...)): two-attempt evaluation; results.json and samples.jsonl.
+- run_eval(EvalConfig(model=..., task=..., output=..., generation=GenerationSettings(max_new_tokens=...))):
+  two-attempt evaluation; results.json and samples.jsonl.
 - run_scale(ScaleConfig(...)): parallel vs sequential votes at equal sample budgets; scale.json.
 - grade_file(load_task(name), samples_path, output_dir): grade responses produced elsewhere.
 - train(trainer, preset=..., task=..., model=..., output=...): train SCoRe or a baseline; a checkpoint.
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "EvalConfig": "score_bench.harness.evaluation.eval_run",
+    "GenerationSettings": "score_bench.harness.contracts.generation",
     "run_eval": "score_bench.harness.evaluation.eval_run",
     "ScaleConfig": "score_bench.harness.evaluation.scale",
     "run_scale": "score_bench.harness.evaluation.scale",

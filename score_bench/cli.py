@@ -20,7 +20,7 @@ from rich.text import Text
 
 from score_bench.harness.contracts import registry
 from score_bench.harness.contracts.errors import ScoreBenchError
-from score_bench.harness.contracts.generation import DEFAULT_MAX_NEW_TOKENS
+from score_bench.harness.contracts.generation import DEFAULT_MAX_NEW_TOKENS, GenerationSettings
 from score_bench.harness.runtime.guards import LOCK_FILE, check_output_dir, output_lock
 from score_bench.harness.runtime.input_files import SETTINGS_FILE_BYTES, read_text
 
@@ -235,8 +235,10 @@ def evaluate(
     output = output or _default_run_dir("eval", task, model)
     config = EvalConfig(
         model=model, task=task, output=output, split=split, limit=limit, turns=turns, samples=samples,
-        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
-        stop=tuple(stop), dtype=dtype, device=device, chat_template=chat_template, first_attempts=first_attempt,
+        generation=GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                      stop=tuple(stop)),
+        batch_size=batch_size, seed=seed, dtype=dtype, device=device, chat_template=chat_template,
+        first_attempts=first_attempt,
         task_first_attempts=task_first_attempts, correction_instruction=correction_instruction,
         first_prompt_template=first_prompt_template, system_prompt=system_prompt, task_options=options,
         prefix_cache_mb=prefix_cache_mb, backend=backend, backend_options=_backend_options(
@@ -303,7 +305,8 @@ def scale(
     output = output or _default_run_dir("scale", task, model)
     config = ScaleConfig(
         model=model, task=task, output=output, budgets=parsed, max_turns=max_turns, split=split, limit=limit,
-        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
+        generation=GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p),
+        batch_size=batch_size, seed=seed,
         dtype=dtype, device=device, chat_template=chat_template, extraction=extraction,
         task_options=_task_options(task, task_option, data_dir=data_dir, unsafe=unsafe))
     _set_threads(threads)

@@ -132,8 +132,10 @@ def _finished_training(output: Path, resolved: Any) -> bool:
     written = output / CONFIG_FILE
     if not written.is_file():
         return False
+    from score_bench.harness.training.resume import config_changes
+
     stored = json.loads(written.read_text(encoding="utf-8")).get("config")
-    if stored != json.loads(json.dumps(asdict(resolved))):
+    if not isinstance(stored, dict) or config_changes(stored, resolved):
         raise InputError(f"{output} holds a finished run with a different config; delete it or use another --runs-dir")
     return True
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from score_bench.harness.contracts.generation import GenerationSettings
 from score_bench.harness.evaluation.result_schema import SCHEMA_VERSION, file_problems, problems, schema
 
 pytest.importorskip("jsonschema", reason="the results schemas are checked with jsonschema (test extra)")
@@ -68,9 +69,10 @@ def test_files_written_now_carry_the_version_match_and_name_the_model_as_given(t
     # the model named relative to the working directory, as a user in a checkout would
     monkeypatch.chdir(tiny_model.parent)
     given = tiny_model.name
-    run_eval(EvalConfig(model=given, task="score-toy", output=tmp_path / "eval", limit=3, max_new_tokens=4))
+    run_eval(EvalConfig(model=given, task="score-toy", output=tmp_path / "eval", limit=3,
+                        generation=GenerationSettings(max_new_tokens=4)))
     run_scale(ScaleConfig(model=given, task="score-toy", output=tmp_path / "scale", limit=2, budgets=(1, 2),
-                          max_new_tokens=3, batch_size=4), backend=tiny_backend)
+                          generation=GenerationSettings(max_new_tokens=3), batch_size=4), backend=tiny_backend)
     responses = tmp_path / "responses.jsonl"
     responses.write_text(json.dumps({"id": "score-toy/001-d9f99269", "responses": ["Paris", "Lyon"]}) + "\n")
     task = load_task("score-toy")

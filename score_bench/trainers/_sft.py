@@ -39,7 +39,7 @@ from typing import Annotated, Any, Callable, Literal, Mapping, Sequence
 
 import torch
 
-from score_bench.harness.contracts.fields import AT_LEAST_ONE, NON_NEGATIVE
+from score_bench.harness.contracts.fields import AT_LEAST_ONE, NON_NEGATIVE, flat_fields
 from score_bench.harness.contracts.progress import Progress, phase
 from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Status
@@ -78,7 +78,7 @@ class SftConfig(RunConfig):
         return self.sft_batch_size
 
 
-_SHARED = frozenset(field.name for field in dataclasses.fields(RunConfig))
+_SHARED = frozenset(flat_fields(RunConfig))
 """What a score preset sets that the SFT baselines share with it: RunConfig's fields."""
 
 
@@ -237,7 +237,7 @@ class SftRun(TrainingMethod):
             if number > self.iteration:
                 traces = self.sample(batches, progress)
                 stats = trace_stats(traces)
-                run.signal.observe(stats["no_signal"], count_attempts(traces, self.config.max_new_tokens))
+                run.signal.observe(stats["no_signal"], count_attempts(traces, self.config.generation.max_new_tokens))
                 self.begin(number, select(traces), updates, stats)
             self.fit(progress)
             if number == len(plan) and run.evaluator.every and run.step % run.evaluator.every:

@@ -53,5 +53,5 @@ class PairSftTrainer(Trainer):
         sft = SftRun(config, "pair-sft", task=task)
         plus = config.variant == "d_plus"
         sft.train([(config.sampling_batches, config.updates)],
-                  lambda traces: pair_examples(traces, plus, config.max_new_tokens, sft.pair_rng), progress)
+                  lambda traces: pair_examples(traces, plus, config.generation.max_new_tokens, sft.pair_rng), progress)
         return sft.run.finish({"budget": sft.budget()})

@@ -150,7 +150,7 @@ class ScoreRun(TrainingMethod):
 
     def two_attempts(self, trace: Trace) -> TwoAttempts:
         first, second = trace.attempts
-        return two_attempts_of(trace, first, second, self.config.max_new_tokens)
+        return two_attempts_of(trace, first, second, self.config.generation.max_new_tokens)
 
     def stage(self, stage: int, progress: Progress | None = None) -> None:
         """Train until the step where `stage` ends (resumed runs pick up mid-stage); Stage I's end is saved to
@@ -230,7 +230,7 @@ class ScoreRun(TrainingMethod):
         means = {"reward_t1": float(r1.mean()), "reward_t2": float(r2.mean()), **result.stats()}
         counts = {"grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts),
                   "attempt_tokens": int(batch.attempt_masks[0].sum() + batch.attempt_masks[1].sum())}
-        outcomes = count_attempts(traces, self.config.max_new_tokens)
+        outcomes = count_attempts(traces, self.config.generation.max_new_tokens)
         rewards = (r1, r2)
         if run.world > 1:  # equal shards: the mean of the processes' means is the batch mean
             means = dict(zip(means, run.accelerator.reduce(

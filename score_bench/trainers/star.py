@@ -61,5 +61,5 @@ class StarTrainer(Trainer):
         plan = list(zip(split_evenly(config.sampling_batches, config.iterations),
                         split_evenly(config.updates, config.iterations)))
         plus = config.variant == "d_plus"
-        sft.train(plan, lambda traces: star_examples(traces, plus, config.max_new_tokens), progress)
+        sft.train(plan, lambda traces: star_examples(traces, plus, config.generation.max_new_tokens), progress)
         return sft.run.finish({"budget": sft.budget()})

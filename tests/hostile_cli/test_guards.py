@@ -14,6 +14,7 @@ import torch
 
 from score_bench.cli import _run_labels, describe_failure
 from score_bench.harness.contracts.errors import InputError, ScoreBenchError
+from score_bench.harness.contracts.fields import with_values
 from score_bench.harness.runtime.guards import check_finite_loss
 from score_bench.harness.training import resume
 from score_bench.tasks.score_toy import ScoreToyTask
@@ -229,7 +230,7 @@ def test_a_nan_loss_stops_score_training_before_the_weights_change(tiny_model, t
     from score_bench.harness.training.config import build_config
     from score_bench.trainers import score
 
-    config = replace(build_config(score.ScoreConfig, score.PRESETS, "smoke"), model=str(tiny_model), task="arith",
+    config = with_values(build_config(score.ScoreConfig, score.PRESETS, "smoke"), model=str(tiny_model), task="arith",
                      output=str(tmp_path / "out"), save_every=1, eval_every=0, stage1_steps=3, stage2_steps=0)
     original = score.stage_loss
 

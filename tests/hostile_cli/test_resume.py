@@ -8,7 +8,6 @@ import copy
 import importlib.util
 import json
 import shutil
-from dataclasses import replace
 
 import pytest
 
@@ -109,11 +108,12 @@ def test_scale_resume_checks_each_sample_holds_its_own_number_of_attempts(cli, s
 
 
 def _meta(tiny_model, out, **changes):
+    from score_bench.harness.contracts.fields import with_values
     from score_bench.harness.training.config import build_config
     from score_bench.harness.training.resume import _plain
     from score_bench.trainers.score import PRESETS, ScoreConfig
 
-    config = replace(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(out))
+    config = with_values(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(out))
     return json.dumps({"trainer": "score", "world_size": 1, "step": 1, "stage": 1, "log_rows": 0,
                        "config": _plain(config), **changes})
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.generation import GenerationSettings
 from score_bench.harness.evaluation.eval_run import EvalConfig, load_first_attempts, run_eval
 from score_bench.harness.evaluation.repair_set import build_repair_set
 
@@ -23,7 +24,8 @@ def run_cli(*args):
 @pytest.fixture(scope="module")
 def eval_run(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "run"
-    config = EvalConfig(model=str(tiny_model), task="arith", output=out, limit=8, max_new_tokens=8, device="cpu")
+    config = EvalConfig(model=str(tiny_model), task="arith", output=out, limit=8,
+                        generation=GenerationSettings(max_new_tokens=8), device="cpu")
     run_eval(config)
     return config
 

@@ -99,7 +99,7 @@ def test_two_process_fsdp_score_step_equals_the_one_process_step_on_the_whole_ba
     # those weights differ by rounding, which a greedy near tie could turn into another token.
     final = load_backend("transformers", model=str(out), device="cpu", dtype="float32",
                          batch_size=config.generation_batch_size)
-    evaluation = HeldOutEval(ParityTask(), config, final, config.max_new_tokens).row(2, 2)
+    evaluation = HeldOutEval(ParityTask(), config, final, config.generation.max_new_tokens).row(2, 2)
     assert sharded[3] == json.loads(json.dumps(evaluation))
 
 

@@ -12,6 +12,8 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.contracts.generation import GenerationSettings
 from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
 from score_bench.harness.training.config import build_config
 from score_bench.harness.training.encoding import encode_two_attempts, token_logprobs
@@ -84,7 +86,7 @@ def test_lora_merged_checkpoint_is_base_plus_delta_and_loads_in_eval(tiny_model,
     assert any(adapted[name].abs().max() > 1e-4 for name in adapted)  # training moved the merged weights
 
     results = run_eval(EvalConfig(model=str(merged), task="arith", output=tmp_path / "eval", limit=3,
-                                  max_new_tokens=8, batch_size=4, device="cpu"))
+                                  generation=GenerationSettings(max_new_tokens=8), batch_size=4, device="cpu"))
     assert results["model"]["id"] == str(merged) and results["counts"]["problems"] == 3
 
 
@@ -147,7 +149,7 @@ def test_optimizer_choice_covers_the_trainable_parameters_only(tiny_model):
     assert type(optimizer) is torch.optim.AdamW
     params = [p for group in optimizer.param_groups for p in group["params"]]
     assert len(params) == sum(p.requires_grad for p in model.parameters()) < len(list(model.parameters()))
-    assert type(build_optimizer(model, replace(config, optimizer="adam"))) is torch.optim.Adam
+    assert type(build_optimizer(model, with_values(config, optimizer="adam"))) is torch.optim.Adam
 
 
 def _bitsandbytes_imports() -> bool:
@@ -189,17 +191,17 @@ def test_memory_estimate_follows_the_options(tiny_model):
     shape = model_shape(str(tiny_model))
     base = build_config(ScoreConfig, PRESETS, "paper", {"micro_batch_size": 4})
     plain = estimate(shape, base, 300, reference=True, traces_per_step=512)
-    lora = estimate(shape, replace(base, lora_r=4), 300, reference=True, traces_per_step=512)
+    lora = estimate(shape, with_values(base, lora_r=4), 300, reference=True, traces_per_step=512)
     model = apply_memory_options(AutoModelForCausalLM.from_pretrained(tiny_model), MemoryOptions(lora_r=4))
     adapters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert trainable_parameters(shape, replace(base, lora_r=4)) == adapters  # counted as peft builds them
+    assert trainable_parameters(shape, with_values(base, lora_r=4)) == adapters  # counted as peft builds them
     assert lora.reference == 0 and plain.reference == shape.parameters * 4
     assert lora.gradients == adapters * 4 and lora.optimizer == adapters * 8
     assert lora.parameters == (shape.parameters + adapters) * 4
-    checkpointed = estimate(shape, replace(base, gradient_checkpointing=True), 300, reference=True,
+    checkpointed = estimate(shape, with_values(base, gradient_checkpointing=True), 300, reference=True,
                             traces_per_step=512)
     assert checkpointed.activations < plain.activations
-    eight_bit = estimate(shape, replace(base, optimizer="adamw_8bit"), 300, reference=True, traces_per_step=512)
+    eight_bit = estimate(shape, with_values(base, optimizer="adamw_8bit"), 300, reference=True, traces_per_step=512)
     assert eight_bit.optimizer == shape.parameters * 2
 
 
@@ -218,7 +220,7 @@ def test_memory_estimate_counts_tied_embeddings_once(tmp_path):
 def test_sft_baseline_trains_lora_with_checkpointing_and_saves_merged(tiny_model, tmp_path):
     from score_bench.trainers.star import PRESETS as STAR_PRESETS, StarConfig, StarTrainer
 
-    config = replace(build_config(StarConfig, STAR_PRESETS, "smoke"), model=str(tiny_model),
+    config = with_values(build_config(StarConfig, STAR_PRESETS, "smoke"), model=str(tiny_model),
                      output=str(tmp_path / "out"), variant="d_plus", lora_r=4, gradient_checkpointing=True,
                      optimizer="adamw")
     out = StarTrainer().train(config, task=ParityTask())

@@ -10,13 +10,13 @@ import json
 import random
 import subprocess
 import sys
-from dataclasses import replace
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
 from score_bench.harness.training.accumulation import micro_batches
 from score_bench.harness.training.config import build_config
 from score_bench.harness.training.encoding import TwoAttempts, encode_two_attempts, token_logprobs
@@ -71,7 +71,7 @@ def tokens(tokenizer) -> int:
 
 
 def score_run(tiny_model, tmp_path, micro, **changes) -> ScoreRun:
-    config = replace(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), grad_clip=0.0,
+    config = with_values(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), grad_clip=0.0,
                      output=str(tmp_path / f"out-{micro}"), samples_per_problem=1, micro_batch_size=micro,
                      beta1=0.5, beta2=0.5, **changes)
     score = ScoreRun(config, task=ParityTask())
@@ -130,7 +130,7 @@ SFT = [("star", StarConfig, STAR_PRESETS), ("pair-sft", PairSftConfig, PAIR_PRES
 @pytest.mark.parametrize("trainer, config_class, presets", SFT)
 def test_sft_micro_batches_take_the_one_pass_gradient(tiny_model, tmp_path, trainer, config_class, presets):
     def gradient(micro):
-        config = replace(build_config(config_class, presets, "smoke"), model=str(tiny_model), grad_clip=0.0,
+        config = with_values(build_config(config_class, presets, "smoke"), model=str(tiny_model), grad_clip=0.0,
                          output=str(tmp_path / f"{trainer}-{micro}"), micro_batch_size=micro)
         sft = SftRun(config, trainer, task=ParityTask())
         loss, count = sft.backward(examples())  # the minibatch's gradient, in .grad

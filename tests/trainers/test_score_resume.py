@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
 from score_bench.harness.contracts.generation import GenerationParams
 from score_bench.harness.generation.rollout import RolloutConfig, rollout
 from score_bench.harness.training.outputs import LOG_FILE
@@ -105,7 +105,7 @@ def test_a_different_config_into_the_same_output_is_refused(tiny_model, tmp_path
     config = smoke(tiny_model, tmp_path, save_every=1, stage1_steps=1, stage2_steps=0)
     ScoreTrainer().train(config, task=ParityTask())
     with pytest.raises(InputError, match=r"different config \(learning_rate: 0.001 -> 0.002\)") as caught:
-        ScoreRun(replace(config, learning_rate=0.002), task=ParityTask())
+        ScoreRun(with_values(config, learning_rate=0.002), task=ParityTask())
     assert "\n" not in str(caught.value)
     ScoreRun(config, task=ParityTask())  # the same config resumes
 
@@ -138,7 +138,7 @@ def test_periodic_evaluation_logs_greedy_metrics_without_changing_training(tiny_
     evals = [r for r in rows if r["kind"] == "eval"]
     assert [(r["step"], r["stage"]) for r in evals] == [(0, 1), (2, 1), (4, 2)]
     # step 0 is the base model: the same numbers as a greedy two-attempt rollout of it, done here
-    params = GenerationParams(max_new_tokens=config.max_new_tokens, temperature=0.0)
+    params = GenerationParams(max_new_tokens=config.generation.max_new_tokens, temperature=0.0)
     traces = rollout(ParityTask(), ParityTask().problems("train")[:5], tiny_backend,
                      RolloutConfig(turns=2, params=params))
     acc = [sum(t.attempts[i].correct for t in traces) / 5 for i in (0, 1)]

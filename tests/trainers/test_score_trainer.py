@@ -4,13 +4,13 @@ reference of both stages, and an end-to-end smoke run producing a loadable check
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
 from score_bench.harness.contracts.protocols import Task, Verifier
 from score_bench.harness.contracts.types import Problem, Status, Verdict
 from score_bench.harness.training.config import build_config
@@ -47,7 +47,7 @@ class ParityTask(Task):
 
 
 def smoke(tiny_model, tmp_path, **changes) -> ScoreConfig:
-    return replace(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(tmp_path / "out"),
+    return with_values(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(tmp_path / "out"),
                    **changes)
 
 
@@ -123,10 +123,11 @@ def test_presets_are_valid_configs():
     ({"temperature": 0.0}, "temperature"),
     ({"kl_mode": "loss"}, "k3"),
     ({"batch_size": 0}, "batch_size"),
+    ({"stop": ("###",)}, "'stop' must be empty"),
 ])
 def test_bad_configs_fail_by_name(tiny_model, tmp_path, changes, message):
     with pytest.raises(InputError, match=message):
-        ScoreRun(replace(smoke(tiny_model, tmp_path), **changes), task=ParityTask())
+        ScoreRun(with_values(smoke(tiny_model, tmp_path), **changes), task=ParityTask())
 
 
 def test_rollout_traces_are_grouped_by_problem_and_rebuilt_as_sampled(tiny_model, tmp_path):

@@ -5,7 +5,6 @@ trained y2's log-probability, the no-example path, and an end-to-end smoke run p
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
 from score_bench.harness.contracts.protocols import Verifier
 from score_bench.harness.contracts.types import Problem, Status, Verdict
 from score_bench.harness.generation.rollout import Attempt, Trace
@@ -117,7 +117,7 @@ def test_one_sft_step_raises_the_log_probability_of_the_trained_y2(tiny_model):
 
 def smoke(tiny_model, tmp_path, **changes) -> StarConfig:
     values = {"model": str(tiny_model), "output": str(tmp_path / "out"), **changes}
-    return replace(build_config(StarConfig, PRESETS, "smoke"), **values)
+    return with_values(build_config(StarConfig, PRESETS, "smoke"), **values)
 
 
 def test_presets_mirror_score_budget():

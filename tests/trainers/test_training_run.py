@@ -6,13 +6,13 @@ multi-process rollout are put back in one process's order."""
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import replace
 
 import pytest
 from safetensors.torch import load_file
 
 from score_bench.harness.contracts import registry
 from score_bench.harness.contracts.errors import ScoreBenchError
+from score_bench.harness.contracts.fields import with_values
 from score_bench.harness.training.config import build_config
 from score_bench.harness.training.run import whole_batch
 
@@ -33,7 +33,7 @@ def test_every_registered_trainer_is_covered():
 
 def one_update(trainer: str, tiny_model, output, **changes):
     plugin = registry.load(registry.TRAINERS, trainer)
-    config = replace(build_config(plugin.config_class, plugin.presets, "smoke", ONE_UPDATE[trainer]),
+    config = with_values(build_config(plugin.config_class, plugin.presets, "smoke", ONE_UPDATE[trainer]),
                      model=str(tiny_model), output=str(output), eval_every=0, save_every=0, **changes)
     return plugin(), config
 

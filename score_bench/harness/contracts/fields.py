@@ -4,6 +4,10 @@ type (an int is not a bool, a float is finite) and range, every Literal's choice
 name, from the command line and the Python API alike, instead of as a traceback minutes into a run (or, worse, as
 a run on garbage).
 
+A config may nest settings (a config's `generation`): its fields are named flat outside Python, on the command line,
+in YAML and in the files a run writes, so each name is unique across a config (flat_fields, plain_values, build,
+with_values).
+
 Also here: turning the strings of `--set key=value`, a YAML file or `--task-option key=value` into a field's type
 (coerce), and typing a task's constructor options (task_options).
 """
@@ -22,7 +26,8 @@ from typing import Any, ClassVar, Literal, Mapping
 from score_bench.harness.contracts.errors import InputError
 
 __all__ = ["Range", "POSITIVE", "NON_NEGATIVE", "AT_LEAST_ONE", "SHARE", "SEED", "MAX_SEED", "Settings",
-           "check_settings", "valid_range", "check_number", "coerce", "task_options"]
+           "check_settings", "valid_range", "FlatField", "flat_fields", "plain_values", "build", "with_values",
+           "check_number", "coerce", "task_options"]
 
 MAX_SEED = 2**63 - 1
 """numpy's and torch's generators take seeds in [0, 2**64); one bit is kept for the per-row offsets."""
@@ -60,6 +65,98 @@ def _num(value: float) -> str:
 POSITIVE, NON_NEGATIVE, AT_LEAST_ONE = Range(0, low_open=True), Range(0), Range(1)
 SHARE = Range(0, 1)
 SEED = Range(0, MAX_SEED)
+
+
+@dataclasses.dataclass(frozen=True)
+class FlatField:
+    """A field as named outside Python: `field` of the config itself, or of its nested settings `parent`."""
+
+    name: str
+    field: dataclasses.Field
+    hint: Any
+    """The field's type, as annotated (a range in Annotated metadata included)."""
+    parent: str | None
+    """The field of the config that holds the nested settings (e.g. "generation"), or None."""
+    default: Any
+    """The config's default for it (a nested field's: the config's default settings'); dataclasses.MISSING when
+    it must be given."""
+
+
+    @property
+    def type(self) -> Any:
+        """The field's type without its Annotated metadata."""
+        return _unannotated(self.hint)[0]
+
+
+def _nested(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, Settings) and dataclasses.is_dataclass(hint)
+
+
+def _default(item: dataclasses.Field) -> Any:
+    if item.default is not dataclasses.MISSING:
+        return item.default
+    if item.default_factory is not dataclasses.MISSING:
+        return item.default_factory()
+    return dataclasses.MISSING
+
+
+@cache
+def flat_fields(config_class: type) -> dict[str, FlatField]:
+    """Every field of `config_class` by its flat name, in declaration order, nested settings' fields in place of
+    the field that holds them."""
+    hints = _hints(config_class)
+    found: list[FlatField] = []
+    for item in dataclasses.fields(config_class):
+        hint = _unannotated(hints[item.name])[0]
+        if not _nested(hint):
+            found.append(FlatField(item.name, item, hints[item.name], None, _default(item)))
+            continue
+        nested_default, nested_hints = _default(item), _hints(hint)
+        for inner in dataclasses.fields(hint):
+            default = (getattr(nested_default, inner.name) if nested_default is not dataclasses.MISSING
+                       else _default(inner))
+            found.append(FlatField(inner.name, inner, nested_hints[inner.name], item.name, default))
+    flat = {entry.name: entry for entry in found}
+    if len(flat) != len(found):
+        raise TypeError(f"{config_class.__name__} names a field twice once its nested settings are flat")
+    return flat
+
+
+def plain_values(config: Any) -> dict[str, Any]:
+    """The config as one flat mapping of field names to values (dataclasses.asdict, nested settings merged into
+    the top level): what the files a run writes record."""
+    values: dict[str, Any] = {}
+    for name, value in dataclasses.asdict(config).items():
+        inner = getattr(config, name)
+        values.update(value if isinstance(inner, Settings) else {name: value})
+    return values
+
+
+def build(config_class: type, values: Mapping[str, Any]) -> Any:
+    """`config_class` from flat field values (the rest its defaults)."""
+    return _assemble(config_class, values, lambda parent: _default(
+        next(f for f in dataclasses.fields(config_class) if f.name == parent)))
+
+
+def with_values(config: Any, **values: Any) -> Any:
+    """`config` with flat field values replaced (dataclasses.replace, reaching into nested settings)."""
+    return dataclasses.replace(config, **_assemble(type(config), values, lambda parent: getattr(config, parent),
+                                                   construct=False))
+
+
+def _assemble(config_class: type, values: Mapping[str, Any], nested_base, construct: bool = True):
+    flat = flat_fields(config_class)
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for name, value in values.items():
+        where = flat[name].parent
+        if where is None:
+            top[name] = value
+        else:
+            nested.setdefault(where, {})[name] = value
+    for parent, given in nested.items():
+        top[parent] = dataclasses.replace(nested_base(parent), **given)
+    return config_class(**top) if construct else top
 
 
 def check_number(name: str, value: Any, kind: type, allowed: Range | None = None, *, optional: bool = False,
@@ -132,6 +229,8 @@ def check_settings(config: Any) -> None:
         hint, allowed = _unannotated(hints[item.name])
         value = getattr(config, item.name)
         kind, optional = _numeric_kind(hint)
+        if _nested(hint) and not isinstance(value, hint):
+            raise InputError(f"{who} setting '{item.name}' must be a {hint.__name__}, got {value!r}")
         if kind is not None:
             check_number(item.name, value, kind, allowed, optional=optional, who=who)
         elif typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
@@ -172,6 +271,8 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
             return float(value)
         if hint is str:
             return str(value)
+        if origin is tuple:  # a YAML list, or one string from the command line
+            return (value,) if isinstance(value, str) else tuple(value)
         if origin is dict or hint is dict:  # a JSON object (or YAML mapping) of named options
             loaded = json.loads(value) if isinstance(value, str) else value
             if not isinstance(loaded, dict) or not all(isinstance(name, str) for name in loaded):

@@ -4,9 +4,11 @@ the trainers only see this contract."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, ClassVar, Sequence
 
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import AT_LEAST_ONE, NON_NEGATIVE, Range, Settings
 from score_bench.harness.contracts.types import Message
 
 
@@ -16,16 +18,55 @@ fewer. eval and scale cap the default they derive from the model's context here 
 
 
 @dataclass(frozen=True)
-class GenerationParams:
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
-    """Per attempt."""
-    temperature: float = 0.0
-    """0 means greedy, the paper's evaluation setting; SCoRe samples its training rollouts at 1.0."""
-    top_p: float = 1.0
+class GenerationSettings(Settings):
+    """How each attempt is generated: declared once, here, for eval, scale and every trainer (each config's
+    `generation`). The command line, YAML files and the files a run writes name these fields flat
+    (`--max-new-tokens`, `--set max_new_tokens=64`, "max_new_tokens" in eval_config.json): the names are unique
+    across a config. The defaults are eval's; scale and the trainers give their own in their configs."""
+
+    label: ClassVar[str] = "generation"
+
+    max_new_tokens: Annotated[int | None, AT_LEAST_ONE] = None
+    """Generated tokens per attempt at most (default: the most that fits the model's context, up to 512).
+
+    None is eval's and scale's default: fit_to_model settles it from the model's context before the run, and the
+    run's identity records the value. A trainer needs a number (an attempt cut there keeps its tokens, but its
+    end-of-turn token is not trained)."""
+    temperature: Annotated[float, NON_NEGATIVE] = 0.0
+    """0 = greedy, the paper's evaluation setting.
+
+    Above 0 samples: scale votes and pass@k need samples that differ, and the trainers sample their training
+    rollouts (the paper: 1.0, on-policy)."""
+    top_p: Annotated[float, Range(0, 1, low_open=True)] = 1.0
+    """Nucleus sampling: the smallest set of tokens whose probability reaches top_p (1.0: every token)."""
+    stop: tuple[str, ...] = ()
+    """A string that ends an attempt; repeatable.
+
+    Strings that end an attempt early, besides the tokenizer's end-of-turn token. Evaluation only: a trainer
+    trains an attempt's end-of-turn token only where it was sampled, and an attempt a stop string cut has none."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not all(isinstance(text, str) and text for text in self.stop):
+            raise InputError("every stop string must be a non-empty string")
+
+
+@dataclass(frozen=True)
+class GenerationParams(GenerationSettings):
+    """What one generate call is asked: the settings, settled (max_new_tokens a number), and this call's seed."""
+
     seed: int = 0
     """Seeds sampling so a sampled evaluation can be repeated; ignored when greedy."""
-    stop: tuple[str, ...] = ()
-    """Strings that end an attempt early (in addition to the tokenizer's end-of-turn token)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_new_tokens is None:
+            raise ValueError("max_new_tokens is not settled: give a number (eval and scale settle it in fit_to_model)")
+
+    @classmethod
+    def of(cls, settings: GenerationSettings, seed: int) -> "GenerationParams":
+        """`settings` for one call seeded with `seed`."""
+        return cls(**{item.name: getattr(settings, item.name) for item in fields(settings)}, seed=seed)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ class EvalConfig(SamplingConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_distinct_samples(self.temperature, self.samples, "pass@k")
+        check_distinct_samples(self.generation.temperature, self.samples, "pass@k")
         if self.first_attempts is not None and self.task_first_attempts:
             raise InputError("give first attempts from a file or from the task, not both")
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Mapping, TypeVar
 
 from score_bench.harness.contracts.errors import InputError
-from score_bench.harness.contracts.fields import AT_LEAST_ONE, NON_NEGATIVE, SEED, Range, Settings
-from score_bench.harness.contracts.generation import DEFAULT_MAX_NEW_TOKENS, Backend, GenerationParams
+from score_bench.harness.contracts.fields import AT_LEAST_ONE, NON_NEGATIVE, SEED, Settings, plain_values, with_values
+from score_bench.harness.contracts.generation import (DEFAULT_MAX_NEW_TOKENS, Backend, GenerationParams,
+                                                      GenerationSettings)
 from score_bench.harness.contracts.progress import Progress, note, phase
 from score_bench.harness.contracts.registry import load_task
 from score_bench.harness.contracts.types import Problem, check_unique
@@ -50,16 +51,11 @@ class SamplingConfig(Settings):
     split: str = "test"
     limit: Annotated[int | None, AT_LEAST_ONE] = None
     """Only the first N problems of the split."""
-    max_new_tokens: Annotated[int | None, AT_LEAST_ONE] = None
-    """Per attempt. None: the most that fits the model's context for this run's longest conversation, at most
-    DEFAULT_MAX_NEW_TOKENS (fit_to_model settles it before the run, and the run's identity records the value)."""
+    generation: GenerationSettings = GenerationSettings()
+    """max_new_tokens (None: fitted to the model's context), temperature, top_p and stop strings."""
     batch_size: Annotated[int, AT_LEAST_ONE] = 32
-    temperature: Annotated[float, NON_NEGATIVE] = 0.0
-    """0 is greedy decoding, the paper's evaluation setting."""
-    top_p: Annotated[float, Range(0, 1, low_open=True)] = 1.0
     seed: Annotated[int, SEED] = 0
     """Seeds sampling and the bootstrap intervals."""
-    stop: tuple[str, ...] = ()
     dtype: str = "auto"
     """auto (bf16 on CUDA, fp32 on CPU), float32 or bfloat16."""
     device: str = "auto"
@@ -82,16 +78,9 @@ class SamplingConfig(Settings):
     """Memory kept for reusing attempt k's KV cache in attempt k+1 (0 turns reuse off); speed only, so not part
     of the run's identity."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not all(isinstance(text, str) and text for text in self.stop):
-            raise InputError("every stop string must be a non-empty string")
-
     def generation_params(self) -> GenerationParams:
-        if self.max_new_tokens is None:
-            raise ValueError("max_new_tokens is not settled yet: fit_to_model settles it")
-        return GenerationParams(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                                top_p=self.top_p, seed=self.seed, stop=tuple(self.stop))
+        """The generation settings seeded with the run's seed; max_new_tokens must be settled (fit_to_model)."""
+        return GenerationParams.of(self.generation, self.seed)
 
 
 Config = TypeVar("Config", bound=SamplingConfig)
@@ -158,8 +147,9 @@ def fit_to_model(config: Config, task, problems: list[Problem], backend: Backend
         config = _settled(config, DEFAULT_MAX_NEW_TOKENS, "the default; the endpoint's context is not checked here"
                           if served is None else f"the default; checked against the {served} tokens of context the "
                           "endpoint serves, prompts not counted", progress)
-        if served is not None and turns * config.max_new_tokens > served:
-            raise InputError(f"{turns} attempt(s) of max_new_tokens {config.max_new_tokens} need more than the "
+        max_new_tokens = config.generation.max_new_tokens
+        if served is not None and turns * max_new_tokens > served:
+            raise InputError(f"{turns} attempt(s) of max_new_tokens {max_new_tokens} need more than the "
                              f"{served} tokens of context that {config.model} is served with; lower "
                              "--max-new-tokens or --turns")
         return config
@@ -168,7 +158,7 @@ def fit_to_model(config: Config, task, problems: list[Problem], backend: Backend
     template = f"chat template '{config.chat_template}'" if config.chat_template else "the model's chat template"
     prompts = [task.first_prompt(p) for p in problems]
     instruction = [{"role": "user", "content": task.correction_instruction}]
-    if config.max_new_tokens is None:
+    if config.generation.max_new_tokens is None:
         fitting = fitting_max_new_tokens(tokenizer, backend.context, prompts, instruction, turns,
                                          DEFAULT_MAX_NEW_TOKENS, config.model, template)
         limit, limit_name = backend.context
@@ -180,18 +170,18 @@ def fit_to_model(config: Config, task, problems: list[Problem], backend: Backend
         else:
             why = f"the default; the context of {limit} tokens has room for it"
         config = _settled(config, fitting, why, progress)
-    tokens = check_context(tokenizer, backend.context, prompts, instruction, config.max_new_tokens, turns,
-                           config.model, template)
+    tokens = check_context(tokenizer, backend.context, prompts, instruction, config.generation.max_new_tokens,
+                           turns, config.model, template)
     if model is not None:
         check_kv_fits(model, min(config.batch_size, len(problems) * samples), tokens)
     return config
 
 
 def _settled(config: Config, value: int, why: str, progress: Progress | None) -> Config:
-    if config.max_new_tokens is not None:
+    if config.generation.max_new_tokens is not None:
         return config
     note(progress, f"max_new_tokens not given: using {value} ({why}); give --max-new-tokens to choose")
-    return replace(config, max_new_tokens=value)
+    return with_values(config, max_new_tokens=value)
 
 
 def model_record(config: SamplingConfig, backend: Backend) -> dict:
@@ -214,7 +204,7 @@ def run_identity(config: SamplingConfig, problems: list[Problem], first_attempts
                  model_info: dict) -> dict:
     """Everything that decides the samples: a run may resume only into a directory with the same identity.
     Paths are recorded as given; a local model is identified by its weights' hash (see PATH_HASHES)."""
-    settings = asdict(config)
+    settings = plain_values(config)
     settings.pop("output")
     settings.pop("prefix_cache_mb")
     settings["backend_options"] = {name: value for name, value in settings["backend_options"].items()

@@ -17,15 +17,15 @@ votes.jsonl (every vote, for checking by hand) are computed from the samples fil
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Mapping
 
 import numpy as np
 
 from score_bench.harness.contracts.errors import InputError
-from score_bench.harness.contracts.fields import NON_NEGATIVE, Range
-from score_bench.harness.contracts.generation import Backend
+from score_bench.harness.contracts.fields import Range, with_values
+from score_bench.harness.contracts.generation import Backend, GenerationSettings
 from score_bench.harness.contracts.progress import Progress, phase
 from score_bench.harness.evaluation import metrics
 from score_bench.harness.evaluation.eval_run import EvalConfig
@@ -53,8 +53,8 @@ class ScaleConfig(SamplingConfig):
 
     label: ClassVar[str] = "scale"
 
-    temperature: Annotated[float, NON_NEGATIVE] = 0.7
-    """Must be above 0: a vote over identical greedy samples measures nothing."""
+    generation: GenerationSettings = GenerationSettings(temperature=0.7)
+    """As eval's, but sampled by default (temperature 0.7): a vote over identical greedy samples measures nothing."""
     budgets: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     """Generations per problem to compare the arms at; samples are drawn once for the largest."""
     max_turns: Annotated[int, Range(2)] = 2
@@ -74,7 +74,7 @@ class ScaleConfig(SamplingConfig):
             raise InputError(f"budgets repeat a value: {','.join(map(str, self.budgets))}")
         if max(self.budgets) < 2:
             raise InputError("the largest budget must be at least 2, so the sequential arm has a conversation")
-        check_distinct_samples(self.temperature, max(self.budgets), "a majority vote")
+        check_distinct_samples(self.generation.temperature, max(self.budgets), "a majority vote")
 
     def as_eval(self) -> EvalConfig:
         """The eval run whose samples.jsonl this scale run writes (Bmax conversations of max_turns turns, of
@@ -100,7 +100,7 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None, *, backend:
         backend = load_model(eval_config, progress)
     eval_config = fit_to_model(eval_config, task, problems, backend, eval_config.turns, eval_config.samples,
                                progress)
-    config = replace(config, max_new_tokens=eval_config.max_new_tokens)
+    config = with_values(config, max_new_tokens=eval_config.generation.max_new_tokens)
     model_info = model_record(config, backend)
     corrected = corrected_conversations(config)
     identity = {**run_identity(eval_config, problems, None, model_info),
@@ -207,8 +207,9 @@ def summarize_scale(config: ScaleConfig, task, problems, rows: Mapping[tuple[str
         "counts": {"problems": len(problems), "max_budget": bmax, "corrected_conversations": corrected,
                    "generations": sum(len(r["attempts"]) for r in rows.values())},
         "task": {"name": config.task, "split": config.split, "problems": len(problems)},
-        "generation": {"temperature": config.temperature, "top_p": config.top_p,
-                       "max_new_tokens": config.max_new_tokens, "seed": config.seed, "backend": config.backend},
+        "generation": {"temperature": config.generation.temperature, "top_p": config.generation.top_p,
+                       "max_new_tokens": config.generation.max_new_tokens, "seed": config.seed,
+                       "backend": config.backend},
         "seed": config.seed,
     }
     return result, votes

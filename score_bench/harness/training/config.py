@@ -3,15 +3,15 @@ config starts with) and building a config from its defaults, a named preset and 
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 from score_bench.harness.contracts.errors import InputError
-from score_bench.harness.contracts.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SEED, Range, coerce
+from score_bench.harness.contracts.fields import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SEED, build, coerce,
+                                                  flat_fields)
+from score_bench.harness.contracts.generation import GenerationSettings
 from score_bench.harness.contracts.progress import Progress
 from score_bench.harness.training.memory_options import MemoryOptions
 
@@ -64,12 +64,9 @@ class RunConfig(MemoryOptions):
     weight_decay: Annotated[float, NON_NEGATIVE] = 0.0
     grad_clip: Annotated[float, NON_NEGATIVE] = 1.0
     """Max global gradient norm; 0 disables clipping."""
-    temperature: Annotated[float, POSITIVE] = 1.0
-    """Sampling temperature of the training rollouts (the paper: 1.0, i.e. on-policy); above 0, as every trainer
-    samples its training data."""
-    top_p: Annotated[float, Range(0, 1, low_open=True)] = 1.0
-    max_new_tokens: Annotated[int, AT_LEAST_ONE] = 1024
-    """Per attempt. An attempt cut here keeps its tokens but its end-of-turn token is not trained."""
+    generation: GenerationSettings = GenerationSettings(max_new_tokens=1024, temperature=1.0)
+    """How the training rollouts are sampled: max_new_tokens per attempt (a number), temperature above 0 (the
+    paper: 1.0, on-policy), top_p; no stop strings."""
     generation_batch_size: Annotated[int, AT_LEAST_ONE] = 64
     """Conversations the sampler decodes together, and (backend transformers) the rollout's chunk: a step samples
     its batch in chunks of this many and frees the sampler's KV after each, so its memory does not grow with
@@ -107,12 +104,26 @@ class RunConfig(MemoryOptions):
     difference between vLLM's and the policy's log-probabilities of a few sampled tokens after the load.
     Held-out evaluation stays on transformers."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        generation, who = self.generation, self.label or type(self).__name__
+        if generation.max_new_tokens is None:
+            raise InputError(f"{who} setting 'max_new_tokens' needs a value: a trainer's attempts need a length")
+        if generation.temperature <= 0:
+            raise InputError(f"{who} setting 'temperature' must be > 0, got {generation.temperature!r}: a trainer "
+                             "samples its training data")
+        if generation.stop:
+            raise InputError(f"{who} setting 'stop' must be empty: a trainer trains an attempt's end-of-turn token "
+                             "only where it was sampled, and an attempt a stop string cut has none")
+
 
 def build_config(config_class: type, presets: Mapping[str, Mapping[str, Any]], preset: str | None = None,
                  overrides: Mapping[str, Any] | None = None):
     """`config_class` from its defaults, then the named preset, then `overrides` (from `--set key=value` or a
-    YAML file; strings are converted to the field's type). Unknown keys and bad values fail by name (the config
-    checks its fields as it is built)."""
+    YAML file; strings are converted to the field's type). Keys are flat field names: a nested setting is named by
+    its own name (max_new_tokens, not generation.max_new_tokens), as trainer_config.json records it, so a recorded
+    config can be given back as YAML. Unknown keys and bad values fail by name (the config checks its fields as it
+    is built)."""
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in presets:
@@ -120,12 +131,11 @@ def build_config(config_class: type, presets: Mapping[str, Mapping[str, Any]], p
             hint = f" Did you mean '{near[0]}'?" if near else ""
             raise InputError(f"unknown preset '{preset}'. Available: {', '.join(presets)}.{hint}")
         values.update(presets[preset])
-    hints = typing.get_type_hints(config_class)
-    fields = {f.name for f in dataclasses.fields(config_class)}
+    fields = flat_fields(config_class)
     for key, value in (overrides or {}).items():
         if key not in fields:
             near = difflib.get_close_matches(key, sorted(fields), n=1)
             hint = f" Did you mean '{near[0]}'?" if near else ""
             raise InputError(f"unknown setting '{key}' for {config_class.__name__}.{hint}")
-        values[key] = coerce(key, value, hints[key])
-    return config_class(**values)
+        values[key] = coerce(key, value, fields[key].type)
+    return build(config_class, values)

@@ -161,7 +161,7 @@ def estimate(shape: ModelShape, config: Any, length: int, *, reference: bool, tr
 def for_config(config: Any, *, reference: bool, task, tokenizer, source: str) -> MemoryEstimate:
     """The estimate for a resolved trainer config (its traces_per_step() says how many traces one optimiser step
     scores); `reference`: whether the trainer keeps a frozen copy of the model."""
-    length = sequence_length(tokenizer, task, config.split, config.max_new_tokens)
+    length = sequence_length(tokenizer, task, config.split, config.generation.max_new_tokens)
     return estimate(model_shape(source), config, length, reference=reference, traces_per_step=config.traces_per_step())
 
 

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import torch
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import plain_values
 from score_bench.harness.runtime.input_files import read_text
 from score_bench.harness.runtime.provenance import provenance, write_json_atomic, write_text_atomic
 from score_bench.harness.runtime.saving import append_whole, saving
@@ -67,7 +68,7 @@ def save_checkpoint(directory: Path, model, tokenizer, config: Any, extra: Mappi
     to a hidden staging directory, then renamed into place, so a save that fails (a full disk) leaves the files
     that were there as they were."""
     directory = Path(directory)
-    resolved = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    resolved = plain_values(config) if dataclasses.is_dataclass(config) else dict(config)
     with saving(directory, "the checkpoint", f"the files in {directory} are as they were"):
         directory.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=directory, prefix=".checkpoint.tmp-"))

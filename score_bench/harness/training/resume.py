@@ -26,12 +26,13 @@ import numpy as np
 import torch
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import flat_fields, plain_values
 from score_bench.harness.runtime.guards import resolved_model
 from score_bench.harness.runtime.input_files import read_json
 from score_bench.harness.runtime.saving import saving
 
 __all__ = ["STATE_DIR", "SavedState", "rng_states", "set_rng_states", "preserved_rng", "save_state", "load_state",
-           "check_output_identity"]
+           "config_changes", "check_output_identity"]
 
 STATE_DIR = "state"
 _OLD_DIR = ".state.old"
@@ -88,17 +89,27 @@ def preserved_rng() -> Iterator[None]:
 
 
 def _plain(config: Any) -> dict[str, Any]:
-    """The config as JSON values (what meta.json stores), minus fields allowed to differ."""
-    values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    """The config as JSON values (what meta.json stores; nested settings flat), minus fields allowed to differ."""
+    values = plain_values(config) if dataclasses.is_dataclass(config) else dict(config)
     if isinstance(values.get("model"), str):  # the directory the run started from, however it was spelled
         values["model"] = resolved_model(values["model"])
-    return {k: v for k, v in json.loads(json.dumps(values, default=str)).items() if k not in _IGNORED_FIELDS}
+    return {k: v for k, v in _json(values).items() if k not in _IGNORED_FIELDS}
 
 
-def _changes(saved: dict, current: dict) -> list[str]:
-    """"field: saved -> current" for every field that differs."""
+def _json(values: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(values, default=str))
+
+
+def config_changes(recorded: Mapping[str, Any], config: Any) -> list[str]:
+    """"field: recorded -> current" for every field of `config` that differs from a recorded config (a saved
+    state's, or trainer_config.json's): the model compared as a resolved path, the output not compared. A field the
+    record lacks was added since it was written (e.g. stop, when the trainers' generation settings became one
+    with eval's): at its default value it changes nothing, so the run is the same."""
+    saved, current = _plain(recorded), _plain(config)
+    defaults = _json({name: entry.default for name, entry in flat_fields(type(config)).items()
+                      if entry.default is not dataclasses.MISSING}) if dataclasses.is_dataclass(config) else {}
     return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(saved) | set(current))
-            if saved.get(k) != current.get(k)]
+            if saved.get(k, defaults.get(k)) != current.get(k)]
 
 
 def save_state(output: Path, *, trainer: str, config: Any, world_size: int, state: SavedState) -> Path:
@@ -147,7 +158,7 @@ def load_state(output: Path, *, trainer: str, config: Any, world_size: int) -> S
     where = f"output directory {output} holds a {meta['trainer']} run"
     if meta["trainer"] != trainer:
         raise InputError(f"{where}, not {trainer}; use another output directory")
-    changed = _changes(meta["config"], _plain(config))
+    changed = config_changes(meta["config"], config)
     if changed:
         raise InputError(f"{where} with a different config ({'; '.join(changed)}); resume it with the same "
                          "settings or use another output directory")
@@ -185,11 +196,10 @@ def check_output_identity(output: Path, config: Any, checkpoint_config: str = "t
         return  # nothing recorded, or a saved state: load_state compares it
     saved = read_json(recorded, "checkpoint config file")
     try:
-        saved = _plain(saved["config"])
+        changed = config_changes(saved["config"], config)
     except (KeyError, TypeError, ValueError):
         raise InputError(f"output directory {output} holds an unreadable {checkpoint_config}; use another "
                          "output directory") from None
-    changed = _changes(saved, _plain(config))
     if changed:
         raise InputError(f"output directory {output} holds a checkpoint trained with a different config "
                          f"({'; '.join(changed)}); use another output directory")

@@ -131,11 +131,12 @@ class TrainingRun:
         self.sampler = training_sampler(config, self.model, self.tokenizer, source)
         # A backend of its own, so evaluation never leaves KV in the training sampler's prefix store.
         self.evaluator = HeldOutEval(self.task, config, TransformersBackend(
-            self.model, self.tokenizer, batch_size=config.generation_batch_size, source=source), config.max_new_tokens)
+            self.model, self.tokenizer, batch_size=config.generation_batch_size, source=source),
+            config.generation.max_new_tokens)
         self.log = TrainingLog(self.output / LOG_FILE, keep_rows=saved.log_rows if saved else None,
                                active=self.main)
         self._saved_at = (saved.stage, saved.step, saved.log_rows) if saved else None
-        self.signal = SignalTracker(config.max_new_tokens, method.signal_unit)
+        self.signal = SignalTracker(config.generation.max_new_tokens, method.signal_unit)
         """Units with no learning signal, since this process started (a resumed run counts from the resume)."""
 
     @property
@@ -169,8 +170,7 @@ class TrainingRun:
         the samples. `whole`: every process's traces, gathered, in the order one process samples the whole
         `problems` (whole_batch)."""
         config = self.config
-        params = GenerationParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                                  top_p=config.top_p, seed=config.seed * 1_000_003 + index)
+        params = GenerationParams.of(config.generation, seed=config.seed * 1_000_003 + index)
         with fsdp.gathered(self.model):  # every process: sharded weights are gathered for generation
             mine = self.sampler.sample(self.task, problems[self.rank::self.world], config.samples_per_problem,
                                        params)
@@ -365,7 +365,7 @@ def start_run(config: Any, who: str, task: Task | None = None) -> RunStart:
     model = load_model(source, config.model, torch.float32).to(device)
     check_finite_weights(model, config.model)
     check_context(tokenizer, model_context(model), [task.first_prompt(p) for p in problems],
-                  [{"role": "user", "content": task.correction_instruction}], config.max_new_tokens, 2,
+                  [{"role": "user", "content": task.correction_instruction}], config.generation.max_new_tokens, 2,
                   config.model)
     model = apply_memory_options(model, config)
     if sharded:

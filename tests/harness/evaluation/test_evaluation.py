@@ -11,12 +11,14 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from score_bench.harness.contracts.errors import InputError, PluginNotFound
+from score_bench.harness.contracts.fields import build, plain_values, with_values
+from score_bench.harness.contracts.generation import GenerationSettings
 from score_bench.harness.contracts.generation import Backend
 from score_bench.harness.contracts.registry import load_task
 from score_bench.harness.contracts.types import Problem
@@ -87,7 +89,7 @@ def check_results_against_samples(results: dict, rows: list[dict], config: EvalC
 def test_end_to_end_results_match_the_samples_file(task_name, tiny_model, tmp_path):
     task = require_task(task_name)
     config = EvalConfig(model=str(tiny_model), task=task_name, output=tmp_path / "run", limit=10,
-                        max_new_tokens=16, batch_size=4)
+                        generation=GenerationSettings(max_new_tokens=16), batch_size=4)
     results = run_eval(config)
     rows = rows_of(config.output)
     assert [r["id"] for r in rows] == [p.id for p in task.problems("test")[:10]]
@@ -111,7 +113,8 @@ def mixed_toy_csv(tiny_model, tmp_path_factory) -> Path:
     problems = task.problems("test")[:16]
     questions = [p.question for p in problems]
     placeholder = write_toy_csv(directory / "placeholder.csv", questions, ["qqqqqq"] * len(questions))
-    probe = EvalConfig(model=str(tiny_model), task="score-toy", output=directory / "probe", max_new_tokens=24,
+    probe = EvalConfig(model=str(tiny_model), task="score-toy", output=directory / "probe",
+                       generation=GenerationSettings(max_new_tokens=24),
                        task_options={"path": str(placeholder)})
     run_eval(probe)
     keys = []
@@ -143,7 +146,8 @@ def write_toy_csv(path: Path, questions: list[str], answers: list[str]) -> Path:
 
 
 def test_metrics_on_a_run_with_every_outcome(mixed_toy_csv, tiny_model, tmp_path):
-    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", max_new_tokens=24,
+    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run",
+                        generation=GenerationSettings(max_new_tokens=24),
                         task_options={"path": str(mixed_toy_csv)})
     results = run_eval(config)
     rows = rows_of(config.output)
@@ -155,7 +159,8 @@ def test_metrics_on_a_run_with_every_outcome(mixed_toy_csv, tiny_model, tmp_path
 
 def test_more_turns_and_samples_add_pass_at_k(tiny_model, tmp_path):
     config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=5, turns=3,
-                        samples=3, temperature=1.0, seed=2, max_new_tokens=12, batch_size=4)
+                        samples=3, generation=GenerationSettings(temperature=1.0, max_new_tokens=12), seed=2,
+                        batch_size=4)
     results = run_eval(config)
     rows = rows_of(config.output)
     assert len(rows) == 15 and all(len(r["attempts"]) == 3 and len(r["edit_ratio"]) == 2 for r in rows)
@@ -171,7 +176,7 @@ def test_given_first_attempts_from_the_task_and_from_a_file(tiny_model, tmp_path
     task = load_task("score-toy")
     problems = task.problems("test")[:6]
     config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "task", limit=6,
-                        max_new_tokens=12, task_first_attempts=True)
+                        generation=GenerationSettings(max_new_tokens=12), task_first_attempts=True)
     results = run_eval(config)
     rows = rows_of(config.output)
     assert [r["attempts"][0]["text"] for r in rows] == [p.fixed_first_attempt for p in problems]
@@ -179,7 +184,7 @@ def test_given_first_attempts_from_the_task_and_from_a_file(tiny_model, tmp_path
     assert results["metrics"]["acc_t1"]["value"] == 0.0 and results["task"]["first_attempts"] == "task"
     given = tmp_path / "given.json"
     given.write_text(json.dumps({p.id: f"My answer is {i}." for i, p in enumerate(problems)}))
-    from_file = replace(config, output=tmp_path / "file", task_first_attempts=False, first_attempts=given)
+    from_file = with_values(config, output=tmp_path / "file", task_first_attempts=False, first_attempts=given)
     run_eval(from_file)
     assert [r["attempts"][0]["text"] for r in rows_of(from_file.output)] == [f"My answer is {i}." for i in range(6)]
     given.write_text(json.dumps({problems[0].id: "only one"}))
@@ -189,7 +194,8 @@ def test_given_first_attempts_from_the_task_and_from_a_file(tiny_model, tmp_path
 
 
 def test_prompt_overrides_are_used_and_recorded(tiny_model, tmp_path):
-    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=3, max_new_tokens=4,
+    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=3,
+                        generation=GenerationSettings(max_new_tokens=4),
                         correction_instruction="Check again.", first_prompt_template="Q: {question}",
                         system_prompt="Be brief.")
     results = run_eval(config)
@@ -199,11 +205,12 @@ def test_prompt_overrides_are_used_and_recorded(tiny_model, tmp_path):
     assert results["task"]["correction_instruction"] == "Check again."
     assert rows_of(config.output)[0]["messages"][3] == {"role": "user", "content": "Check again."}
     with pytest.raises(InputError, match="correction_instruction"):
-        run_eval(replace(config, correction_instruction="Other."))
+        run_eval(with_values(config, correction_instruction="Other."))
 
 
 def test_rerun_of_a_finished_run_changes_nothing(tiny_model, tmp_path):
-    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=6, max_new_tokens=8)
+    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=6,
+                        generation=GenerationSettings(max_new_tokens=8))
     first = run_eval(config)
     before = {name: (config.output / name).read_bytes() for name in ("samples.jsonl", "results.json")}
     second = run_eval(config)
@@ -213,7 +220,7 @@ def test_rerun_of_a_finished_run_changes_nothing(tiny_model, tmp_path):
 
 def test_a_half_written_last_line_is_dropped_and_regenerated(tiny_model, tmp_path):
     config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=12,
-                        max_new_tokens=12, batch_size=1)
+                        generation=GenerationSettings(max_new_tokens=12), batch_size=1)
     reference = run_eval(config)
     samples = config.output / "samples.jsonl"
     full = samples.read_bytes()
@@ -226,29 +233,31 @@ def test_a_half_written_last_line_is_dropped_and_regenerated(tiny_model, tmp_pat
 
 
 def test_a_different_config_into_the_same_directory_refuses(tiny_model, tmp_path):
-    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=4, max_new_tokens=8)
+    config = EvalConfig(model=str(tiny_model), task="score-toy", output=tmp_path / "run", limit=4,
+                        generation=GenerationSettings(max_new_tokens=8))
     run_eval(config)
     before = (config.output / "samples.jsonl").read_bytes()
     with pytest.raises(InputError, match="max_new_tokens: 8 there, 9 now") as caught:
-        run_eval(replace(config, max_new_tokens=9))
+        run_eval(with_values(config, max_new_tokens=9))
     assert "\n" not in str(caught.value)
     with pytest.raises(InputError, match="limit"):
-        run_eval(replace(config, limit=5))
+        run_eval(with_values(config, limit=5))
     assert (config.output / "samples.jsonl").read_bytes() == before
 
 
 def test_bad_input_is_one_line_and_writes_nothing(tiny_model, tmp_path):
     out = tmp_path / "never"
-    base = EvalConfig(model=str(tiny_model), task="score-toy", output=out, limit=2, max_new_tokens=4)
+    base = EvalConfig(model=str(tiny_model), task="score-toy", output=out, limit=2,
+                      generation=GenerationSettings(max_new_tokens=4))
     bare = tmp_path / "bare"
     bare.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(tiny_model / name, bare / name)
-    cases = [(replace(base, model=str(tmp_path / "no-such-model")), InputError, "not found"),
-             (replace(base, model=str(bare)), InputError, "no tokenizer"),
-             (replace(base, task="score-tyo"), PluginNotFound, "Did you mean 'score-toy'"),
-             (replace(base, split="validation"), InputError, "unknown split"),
-             (replace(base, chat_template=tmp_path / "none.jinja"), InputError, "--chat-template file not found")]
+    cases = [(with_values(base, model=str(tmp_path / "no-such-model")), InputError, "not found"),
+             (with_values(base, model=str(bare)), InputError, "no tokenizer"),
+             (with_values(base, task="score-tyo"), PluginNotFound, "Did you mean 'score-toy'"),
+             (with_values(base, split="validation"), InputError, "unknown split"),
+             (with_values(base, chat_template=tmp_path / "none.jinja"), InputError, "--chat-template file not found")]
     for config, error, message in cases:
         with pytest.raises(error, match=message) as caught:
             run_eval(config)
@@ -257,7 +266,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_model, tmp_path):
     for changes, message in (({"limit": -1}, "eval setting 'limit' must be >= 1, got -1"),
                              ({"turns": 0}, "eval setting 'turns' must be >= 1, got 0")):
         with pytest.raises(InputError, match=message):  # a config out of range is refused as it is built
-            replace(base, **changes)
+            with_values(base, **changes)
 
 
 _RUNNER = """
@@ -265,9 +274,10 @@ import json, sys
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
+from score_bench.harness.contracts.fields import build
 from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
 options = json.loads(sys.argv[1])
-run_eval(EvalConfig(**{**options, "output": Path(options["output"])}))
+run_eval(build(EvalConfig, {**options, "output": Path(options["output"])}))
 """
 
 
@@ -303,7 +313,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_mode
     restarted = run_in_subprocess({**options, "output": str(killed_dir)})
     _, errors = restarted.communicate(timeout=300)
     assert restarted.returncode == 0, errors.decode()[-2000:]
-    clean = run_eval(EvalConfig(**options, output=clean_dir))
+    clean = run_eval(build(EvalConfig, {**options, "output": clean_dir}))
 
     resumed = json.loads((killed_dir / "results.json").read_text())
     assert resumed["resumed_rows"] == written
@@ -317,10 +327,12 @@ def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_result(tiny_mode
 
 
 def test_config_is_plain_data():
-    """The CLI and notebooks build EvalConfig from flags or dicts; it must round-trip through JSON."""
-    config = EvalConfig(model="m", task="arith", output=Path("out"), stop=("\n\n",))
-    data = json.loads(json.dumps(asdict(config), default=str))
-    assert EvalConfig(**{**data, "output": Path(data["output"]), "stop": tuple(data["stop"])}) == config
+    """The CLI and notebooks build EvalConfig from flags or dicts; it must round-trip through JSON, named flat as the
+    run's files name it (the generation settings beside the rest)."""
+    config = EvalConfig(model="m", task="arith", output=Path("out"), generation=GenerationSettings(stop=("\n\n",)))
+    data = json.loads(json.dumps(plain_values(config), default=str))
+    assert "generation" not in data and data["stop"] == ["\n\n"] and data["max_new_tokens"] is None
+    assert build(EvalConfig, {**data, "output": Path(data["output"]), "stop": tuple(data["stop"])}) == config
 
 
 class _FailingAfter(Backend):
@@ -342,7 +354,8 @@ class _FailingAfter(Backend):
 def test_a_crash_loses_at_most_the_batch_being_generated(tiny_backend, tmp_path):
     # batch 2, 6 problems, 2 turns: chunks of 2 conversations, 2 generate calls each. Failing on the 5th call
     # (chunk 3, attempt 1) must leave chunks 1 and 2 on disk, though chunk 2 was graded only while chunk 3 ran.
-    config = EvalConfig(model="tiny", task="score-toy", output=tmp_path / "run", limit=6, max_new_tokens=6,
+    config = EvalConfig(model="tiny", task="score-toy", output=tmp_path / "run", limit=6,
+                        generation=GenerationSettings(max_new_tokens=6),
                         batch_size=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_eval(config, backend=_FailingAfter(tiny_backend, calls=4))
@@ -374,7 +387,8 @@ class _RecordingProgress:
 
 def test_progress_advances_per_generated_batch_with_tokens_per_second(tiny_backend, tmp_path):
     progress = _RecordingProgress()
-    config = EvalConfig(model="tiny", task="score-toy", output=tmp_path / "run", limit=5, max_new_tokens=6,
+    config = EvalConfig(model="tiny", task="score-toy", output=tmp_path / "run", limit=5,
+                        generation=GenerationSettings(max_new_tokens=6),
                         batch_size=2)
     run_eval(config, progress, backend=tiny_backend)
     assert progress.totals["rollout: attempts"] == 10
@@ -404,7 +418,8 @@ def test_a_killed_run_resumes_after_its_checkout_moved(tiny_model, tmp_path):
     assert resumed["resumed_rows"] == written
     assert resumed["model"]["id"] == "models/tiny" and str(tmp_path) not in json.dumps(resumed)
     clean = run_eval(EvalConfig(model=str(moved / "models" / "tiny"), task="score-toy", limit=24, samples=2,
-                                temperature=0.8, seed=3, max_new_tokens=16, batch_size=2, output=tmp_path / "clean"))
+                                generation=GenerationSettings(temperature=0.8, max_new_tokens=16), seed=3,
+                                batch_size=2, output=tmp_path / "clean"))
     assert by_unit(rows_of(moved / "runs" / "eval")) == by_unit(rows_of(tmp_path / "clean"))
     assert resumed["metrics"] == clean["metrics"]
 
@@ -427,12 +442,12 @@ def test_a_default_max_new_tokens_fits_the_embedded_models_context(embedded_mode
     assert all(a["tokens"] <= chosen for r in rows_of(config.output) for a in r["attempts"])
     # the same run, whether the value is derived again or given: both resume it (here: it is finished)
     assert run_eval(config)["metrics"] == results["metrics"]
-    assert run_eval(replace(config, max_new_tokens=chosen))["metrics"] == results["metrics"]
+    assert run_eval(with_values(config, max_new_tokens=chosen))["metrics"] == results["metrics"]
     # it is the most that fits: one token more per attempt, or the 512 of old, is refused as before
     for too_many in (chosen + 1, 512):
         refused = tmp_path / f"refused-{too_many}"
         with pytest.raises(InputError, match="has a context of 512"):
-            run_eval(replace(config, max_new_tokens=too_many, output=refused))
+            run_eval(with_values(config, max_new_tokens=too_many, output=refused))
         assert not refused.exists()
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.contracts.generation import GenerationSettings
 from score_bench.harness.evaluation.scale import SCALE_FILE, VOTES_FILE, ScaleConfig, run_scale
 from score_bench.harness.grading.verifiers.key_answer import normalise
 
@@ -61,7 +63,8 @@ def check_budget_by_hand(rows: list[dict], votes: list[dict], scale: dict, budge
 @pytest.fixture(scope="module")
 def toy_run(tiny_backend, tmp_path_factory):
     config = ScaleConfig(model="tiny", task="score-toy", output=tmp_path_factory.mktemp("scale") / "run",
-                         budgets=(1, 2, 4), limit=3, max_new_tokens=3, batch_size=4, temperature=1.5, seed=3)
+                         budgets=(1, 2, 4), limit=3, generation=GenerationSettings(max_new_tokens=3, temperature=1.5),
+                         batch_size=4, seed=3)
     return config, run_scale(config, backend=tiny_backend)
 
 
@@ -100,10 +103,9 @@ def test_resume_after_a_cut_gives_the_same_result(toy_run, tiny_backend, tmp_pat
 @pytest.mark.parametrize("change, message", [({"temperature": 0.0}, "temperature"), ({"budgets": (1,)}, "largest"),
                                              ({"budgets": (2, 2)}, "repeat"), ({"max_turns": 1}, "max_turns")])
 def test_bad_settings_are_refused_before_anything_is_written(tiny_backend, tmp_path, change, message):
-    config = ScaleConfig(**{**ScaleConfig(model="tiny", task="score-toy", output=tmp_path / "out").__dict__,
-                            **change})
-    with pytest.raises(InputError, match=message):
-        run_scale(config, backend=tiny_backend)
+    with pytest.raises(InputError, match=message):  # as the config is built
+        run_scale(with_values(ScaleConfig(model="tiny", task="score-toy", output=tmp_path / "out"), **change),
+                  backend=tiny_backend)
     assert not (tmp_path / "out").exists()
 
 
@@ -155,7 +157,8 @@ def test_cli_refuses_bad_budgets_in_one_line(tmp_path, args, message):
 
 def test_multi_round_arm_votes_over_third_attempts(tiny_backend, tmp_path):
     config = ScaleConfig(model="tiny", task="score-toy", output=tmp_path / "run", budgets=(2, 6), max_turns=3,
-                         limit=2, max_new_tokens=3, batch_size=4, temperature=1.5, seed=1)
+                         limit=2, generation=GenerationSettings(max_new_tokens=3, temperature=1.5), batch_size=4,
+                         seed=1)
     result = run_scale(config, backend=tiny_backend)
     rows = read_rows(config.output / "samples.jsonl")
     assert sorted(len(r["attempts"]) for r in rows) == [1] * 6 + [3] * 6  # 3 conversations of 3 turns per problem

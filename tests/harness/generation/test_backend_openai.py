@@ -38,7 +38,7 @@ def test_answers_in_input_order_with_key_seed_and_stop(monkeypatch):
 
 
 def test_seeds_depend_on_the_conversation_not_on_order_or_concurrency():
-    params = GenerationParams(temperature=1.0, seed=3)
+    params = GenerationParams(max_new_tokens=512, temperature=1.0, seed=3)
     with Endpoint() as endpoint:
         backend = load_backend("openai", model="served-model", base_url=endpoint.url, max_concurrency=1)
         forward = backend.generate(_conversations(4), params)
@@ -50,7 +50,7 @@ def test_seeds_depend_on_the_conversation_not_on_order_or_concurrency():
 def test_retries_429_and_503_with_backoff_then_succeeds():
     with Endpoint(failures=[429, 503]) as endpoint:
         backend = load_backend("openai", model="served-model", base_url=endpoint.url, max_retries=3)
-        out = backend.generate(_conversations(1), GenerationParams())
+        out = backend.generate(_conversations(1), GenerationParams(max_new_tokens=512))
     assert out[0].text.startswith("echo question 0")
     assert len(endpoint.requests) == 3  # two refusals, then the answer
 
@@ -59,7 +59,7 @@ def test_gives_up_after_max_retries_with_one_line():
     with Endpoint(failures=[500] * 10) as endpoint:
         backend = load_backend("openai", model="served-model", base_url=endpoint.url, max_retries=2)
         with pytest.raises(ScoreBenchError, match="answered 500") as info:
-            backend.generate(_conversations(1), GenerationParams())
+            backend.generate(_conversations(1), GenerationParams(max_new_tokens=512))
     assert len(endpoint.requests) == 3 and "\n" not in str(info.value)
 
 
@@ -117,7 +117,7 @@ def test_a_failing_request_does_not_leak_the_key(monkeypatch):
     with Endpoint(failures=[401]) as endpoint:
         backend = load_backend("openai", model="served-model", base_url=endpoint.url, max_retries=0)
         with pytest.raises(ScoreBenchError) as info:
-            backend.generate(_conversations(1), GenerationParams())
+            backend.generate(_conversations(1), GenerationParams(max_new_tokens=512))
     assert "401" in str(info.value) and SECRET not in str(info.value)
 
 

@@ -191,10 +191,11 @@ def test_backend_factory_names_the_extra_and_near_matches():
 
 def test_no_conversations_and_bad_parameters(tiny_backend):
     assert tiny_backend.generate([], GREEDY) == []
-    for params in (GenerationParams(max_new_tokens=0), GenerationParams(temperature=-1.0),
-                   GenerationParams(temperature=1.0, top_p=0.0)):
-        with pytest.raises(InputError, match="generation needs"):
-            tiny_backend.generate(CONVERSATIONS[:1], params)
+    for changes, message in (({"max_new_tokens": 0}, "'max_new_tokens' must be >= 1"),
+                             ({"temperature": -1.0}, "'temperature' must be >= 0"),
+                             ({"temperature": 1.0, "top_p": 0.0}, r"'top_p' must be in \(0, 1\]")):
+        with pytest.raises(InputError, match=message):  # parameters a backend could not honour are never built
+            GenerationParams(**{"max_new_tokens": 32, **changes})
 
 
 def second_turn(conversations, completions):

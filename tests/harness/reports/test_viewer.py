@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.generation import GenerationSettings
 from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
 from score_bench.harness.reports.viewer import report_html, word_diff, write_report
 
@@ -49,7 +50,8 @@ def test_word_diff_keeps_both_texts():
 
 
 def test_report_of_a_real_eval_run_is_self_contained(tiny_backend, tmp_path):
-    config = EvalConfig(model="tiny", task="score-toy", output=tmp_path / "run", limit=3, max_new_tokens=6)
+    config = EvalConfig(model="tiny", task="score-toy", output=tmp_path / "run", limit=3,
+                        generation=GenerationSettings(max_new_tokens=6))
     run_eval(config, backend=tiny_backend)
     html = report_html([config.output])
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html)  # nothing fetched: assets are inline

@@ -262,9 +262,6 @@ class TransformersBackend(Backend):
             self.prefix_cache.clear()
 
     def generate(self, conversations: Sequence[list[Message]], params: GenerationParams) -> list[Completion]:
-        if params.max_new_tokens < 1 or params.temperature < 0 or not 0 < params.top_p <= 1:
-            raise InputError(f"generation needs max_new_tokens >= 1, temperature >= 0 and 0 < top_p <= 1, got "
-                             f"{params.max_new_tokens}, {params.temperature} and {params.top_p}")
         if self.prefix_cache is not None:
             self.prefix_cache.check_weights(self.model)
         prompts = [self.render(c) for c in conversations]

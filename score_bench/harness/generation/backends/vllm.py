@@ -161,9 +161,6 @@ class VllmBackend(Backend):
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        if params.max_new_tokens < 1 or params.temperature < 0 or not 0 < params.top_p <= 1:
-            raise InputError(f"generation needs max_new_tokens >= 1, temperature >= 0 and 0 < top_p <= 1, got "
-                             f"{params.max_new_tokens}, {params.temperature} and {params.top_p}")
         prompts = [render_prompt(self.tokenizer, c, self.source) for c in conversations]
         sampling = [SamplingParams(temperature=params.temperature, top_p=params.top_p,
                                    max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
