@@ -15,10 +15,11 @@ import hashlib
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Annotated, Callable, Collection, Iterator, Mapping, Sequence
 
 from score_bench.harness.contracts.errors import InputError
-from score_bench.harness.contracts.generation import Backend, GenerationParams
+from score_bench.harness.contracts.fields import AT_LEAST_ONE, Settings
+from score_bench.harness.contracts.generation import DEFAULT_MAX_NEW_TOKENS, Backend, GenerationParams
 from score_bench.harness.contracts.progress import Progress, phase
 from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Message, Problem, Verdict
@@ -27,20 +28,15 @@ from score_bench.harness.grading.attempts import grade_attempts
 __all__ = ["Attempt", "RolloutConfig", "Trace", "iter_rollout", "plan", "rollout"]
 
 @dataclass(frozen=True)
-class RolloutConfig:
-    turns: int = 2
+class RolloutConfig(Settings):
+    turns: Annotated[int, AT_LEAST_ONE] = 2
     """Attempts per conversation; the paper stops at 2, more shows where self-correction saturates."""
-    samples: int = 1
+    samples: Annotated[int, AT_LEAST_ONE] = 1
     """Conversations per problem (pass@k); sample k of a problem always gets the same seeds."""
-    params: GenerationParams = field(default_factory=GenerationParams)
-    chunk_size: int = 128
+    params: GenerationParams = GenerationParams(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
+    chunk_size: Annotated[int, AT_LEAST_ONE] = 128
     """Units generated and graded together: the unit of grading overlap and of resume. A few backend batches,
     so the backend can sort prompts by length across them."""
-
-    def __post_init__(self):
-        for name in ("turns", "samples", "chunk_size"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
