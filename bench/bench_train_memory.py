@@ -83,7 +83,8 @@ def child(settings: dict, threads: int) -> dict:
               "training_tokens_per_s": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
               "loss": [r["loss"] for r in rows], "grad_norm": [r["grad_norm"] for r in rows]}
     if save_to:
-        from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
+        from score_bench.harness.evaluation.configs import EvalConfig
+        from score_bench.harness.evaluation.eval_run import run_eval
 
         merged = run.save(Path(save_to) / "merged", {"steps": run.step})
         results = run_eval(EvalConfig(model=str(merged), task=config.task, output=Path(save_to) / "eval", limit=4,

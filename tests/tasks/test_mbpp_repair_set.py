@@ -13,7 +13,8 @@ import pytest
 
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.generation import GenerationSettings
-from score_bench.harness.evaluation.eval_run import EvalConfig, load_first_attempts, run_eval
+from score_bench.harness.evaluation.configs import EvalConfig
+from score_bench.harness.evaluation.eval_run import load_first_attempts, run_eval
 from score_bench.harness.evaluation.repair_set import build_repair_set
 
 

@@ -14,7 +14,8 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.fields import with_values
 from score_bench.harness.contracts.generation import GenerationSettings
-from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
+from score_bench.harness.evaluation.configs import EvalConfig
+from score_bench.harness.evaluation.eval_run import run_eval
 from score_bench.harness.training.config import build_config
 from score_bench.harness.training.encoding import encode_two_attempts, token_logprobs
 from score_bench.harness.training.memory_options import MemoryOptions, apply_memory_options, build_optimizer

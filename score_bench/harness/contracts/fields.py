@@ -14,10 +14,12 @@ Also here: turning the strings of `--set key=value`, a YAML file or `--task-opti
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import inspect
 import json
 import math
+import textwrap
 import types
 import typing
 from functools import cache
@@ -26,7 +28,8 @@ from typing import Any, ClassVar, Literal, Mapping
 from score_bench.harness.contracts.errors import InputError
 
 __all__ = ["Range", "POSITIVE", "NON_NEGATIVE", "AT_LEAST_ONE", "SHARE", "SEED", "MAX_SEED", "Settings",
-           "check_settings", "valid_range", "FlatField", "flat_fields", "plain_values", "build", "with_values",
+           "check_settings", "valid_range", "FlatField", "flat_fields", "field_docs", "plain_values", "build",
+           "with_values",
            "check_number", "coerce", "task_options"]
 
 MAX_SEED = 2**63 - 1
@@ -120,6 +123,24 @@ def flat_fields(config_class: type) -> dict[str, FlatField]:
     if len(flat) != len(found):
         raise TypeError(f"{config_class.__name__} names a field twice once its nested settings are flat")
     return flat
+
+
+@cache
+def field_docs(config_class: type) -> dict[str, str]:
+    """Each field's documentation by flat name: the string literal under the field (an attribute docstring, as
+    Sphinx and simple-parsing read them), a redeclared field's from the class that redeclares it; "" for none."""
+    own: dict[str, str] = {}
+    for klass in reversed(config_class.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        for node, after in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+                own[node.target.id] = inspect.cleandoc(after.value.value)
+    hints = _hints(config_class)
+    return {name: (field_docs(_unannotated(hints[entry.parent])[0]) if entry.parent else own).get(name, "")
+            for name, entry in flat_fields(config_class).items()}
 
 
 def plain_values(config: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ class GenerationSettings(Settings):
     run's identity records the value. A trainer needs a number (an attempt cut there keeps its tokens, but its
     end-of-turn token is not trained)."""
     temperature: Annotated[float, NON_NEGATIVE] = 0.0
-    """0 = greedy, the paper's evaluation setting.
+    """Sampling temperature; 0 = greedy, the paper's evaluation setting.
 
     Above 0 samples: scale votes and pass@k need samples that differ, and the trainers sample their training
     rollouts (the paper: 1.0, on-policy)."""

@@ -10,52 +10,31 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from score_bench.harness.contracts.errors import InputError
-from score_bench.harness.contracts.fields import AT_LEAST_ONE
 from score_bench.harness.contracts.generation import Backend
 from score_bench.harness.contracts.progress import Progress
 from score_bench.harness.contracts.types import Problem
 from score_bench.harness.evaluation import metrics
+from score_bench.harness.evaluation.configs import EvalConfig
 from score_bench.harness.evaluation.repair_set import read_marked_rows, repair_set_ids
 from score_bench.harness.evaluation.result_schema import SCHEMA_VERSION
 from score_bench.harness.evaluation.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
-from score_bench.harness.evaluation.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig,
-                                                         check_conversations_fit, check_distinct_samples,
-                                                         check_same_run, fit_to_model, load_model,
-                                                         load_problems, model_record, recorded_config, run_identity)
+from score_bench.harness.evaluation.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, check_conversations_fit,
+                                                         check_same_run, fit_to_model, load_model, load_problems,
+                                                         model_record, recorded_config, run_identity)
 from score_bench.harness.generation.prompts import prompts_used
 from score_bench.harness.generation.rollout import RolloutConfig, Trace, iter_rollout, plan
 from score_bench.harness.runtime.guards import check_output_dir, check_output_not_model, output_lock
 from score_bench.harness.runtime.input_files import read_json, read_text
 from score_bench.harness.runtime.provenance import provenance, write_json_atomic
 
-__all__ = ["EvalConfig", "run_eval", "load_first_attempts"]
+__all__ = ["run_eval", "load_first_attempts"]
 
 RESULTS_FILE = "results.json"
-
-
-@dataclass(frozen=True)
-class EvalConfig(SamplingConfig):
-    """The settings of SamplingConfig (model, task, generation, prompts, backend) plus the eval's own."""
-
-    turns: Annotated[int, AT_LEAST_ONE] = 2
-    """Attempts per conversation: the paper's two, or more to see where correction saturates."""
-    samples: Annotated[int, AT_LEAST_ONE] = 1
-    """Conversations per problem; above 1, results add pass@k at each turn."""
-    first_attempts: Path | None = None
-    """Given first attempts (JSON {id: text}, or JSONL rows with id and text): evaluates repair alone."""
-    task_first_attempts: bool = False
-    """Use the task's own given first attempts (score-toy's original_answer) to evaluate repair alone."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_distinct_samples(self.generation.temperature, self.samples, "pass@k")
-        if self.first_attempts is not None and self.task_first_attempts:
-            raise InputError("give first attempts from a file or from the task, not both")
 
 
 def run_eval(config: EvalConfig, progress: Progress | None = None, *, backend: Backend | None = None) -> dict:

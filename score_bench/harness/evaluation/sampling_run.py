@@ -1,23 +1,22 @@
-"""What `eval` and `scale` share before and around sampling: the settings both take (SamplingConfig), checking
-them, loading the task's problems and the model, and the run's identity in DIR/eval_config.json, which decides
-whether a rerun into the same directory may resume it. Every check here writes nothing, so bad input leaves
-no trace."""
+"""What `eval` and `scale` share before and around sampling (their settings are harness.evaluation.configs):
+loading the task's problems and the model, checking the run fits the model and the machine, and the run's identity
+in DIR/eval_config.json, which decides whether a rerun into the same directory may resume it. Every check here
+writes nothing, so bad input leaves no trace."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from score_bench.harness.contracts.errors import InputError
-from score_bench.harness.contracts.fields import AT_LEAST_ONE, NON_NEGATIVE, SEED, Settings, plain_values, with_values
-from score_bench.harness.contracts.generation import (DEFAULT_MAX_NEW_TOKENS, Backend, GenerationParams,
-                                                      GenerationSettings)
+from score_bench.harness.contracts.fields import plain_values, with_values
+from score_bench.harness.contracts.generation import DEFAULT_MAX_NEW_TOKENS, Backend
 from score_bench.harness.contracts.progress import Progress, note, phase
 from score_bench.harness.contracts.registry import load_task
 from score_bench.harness.contracts.types import Problem, check_unique
+from score_bench.harness.evaluation.configs import SamplingConfig
 from score_bench.harness.evaluation.samples_log import SAMPLES_FILE, row_memory_floor
 from score_bench.harness.generation.backends import TRANSPORT_OPTIONS
 from score_bench.harness.generation.prompts import PromptOverride
@@ -26,9 +25,8 @@ from score_bench.harness.runtime.guards import check_context, check_finite_weigh
 from score_bench.harness.runtime.input_files import SETTINGS_FILE_BYTES, read_bytes, read_json
 from score_bench.harness.runtime.provenance import problems_hash
 
-__all__ = ["SamplingConfig", "CONFIG_FILE", "CHUNK_BATCHES", "check_distinct_samples",
-           "check_conversations_fit", "load_problems", "load_model", "fit_to_model", "model_record", "run_identity",
-           "recorded_config", "check_same_run"]
+__all__ = ["CONFIG_FILE", "CHUNK_BATCHES", "check_conversations_fit", "load_problems", "load_model", "fit_to_model",
+           "model_record", "run_identity", "recorded_config", "check_same_run"]
 
 CONFIG_FILE = "eval_config.json"
 CHUNK_BATCHES = 1
@@ -36,62 +34,7 @@ CHUNK_BATCHES = 1
 (grading of one chunk still overlaps generation of the next)."""
 
 
-@dataclass(frozen=True)
-class SamplingConfig(Settings):
-    """What eval and scale share: the model, the task, the generation settings, the prompts and the backend."""
-
-    label: ClassVar[str] = "eval"
-
-    model: str
-    """A checkpoint directory or a Hugging Face Hub id."""
-    task: str
-    """A registered task name (`score-bench tasks` lists them)."""
-    output: Path
-    """The run directory (eval_config.json, samples.jsonl and the results); rerunning into it resumes."""
-    split: str = "test"
-    limit: Annotated[int | None, AT_LEAST_ONE] = None
-    """Only the first N problems of the split."""
-    generation: GenerationSettings = GenerationSettings()
-    """max_new_tokens (None: fitted to the model's context), temperature, top_p and stop strings."""
-    batch_size: Annotated[int, AT_LEAST_ONE] = 32
-    seed: Annotated[int, SEED] = 0
-    """Seeds sampling and the bootstrap intervals."""
-    dtype: str = "auto"
-    """auto (bf16 on CUDA, fp32 on CPU), float32 or bfloat16."""
-    device: str = "auto"
-    chat_template: Path | None = None
-    """A Jinja chat template file, for models that ship none."""
-    task_options: Mapping[str, Any] = field(default_factory=dict)
-    """Keyword arguments for the task's constructor (e.g. a data path)."""
-    correction_instruction: str | None = None
-    """Replaces the task's correction instruction (prompts are task data; results record the one used)."""
-    first_prompt_template: str | None = None
-    """Replaces the attempt-1 user message; "{question}" marks where the problem goes."""
-    system_prompt: str | None = None
-    backend: str = "transformers"
-    """transformers, vllm or openai (harness.generation.backends)."""
-    backend_options: Mapping[str, Any] = field(default_factory=dict)
-    """The backend's own options (e.g. vllm: tensor_parallel_size, max_model_len; openai: base_url,
-    max_concurrency, request_timeout): see the backend's `load`. Part of the run's identity, like the rest, except
-    the transport settings (backends.TRANSPORT_OPTIONS), which results record but a resume may change."""
-    prefix_cache_mb: Annotated[float, NON_NEGATIVE] = 1024
-    """Memory kept for reusing attempt k's KV cache in attempt k+1 (0 turns reuse off); speed only, so not part
-    of the run's identity."""
-
-    def generation_params(self) -> GenerationParams:
-        """The generation settings seeded with the run's seed; max_new_tokens must be settled (fit_to_model)."""
-        return GenerationParams.of(self.generation, self.seed)
-
-
 Config = TypeVar("Config", bound=SamplingConfig)
-
-
-def check_distinct_samples(temperature: float, samples: int, measure: str) -> None:
-    """Refuse several samples of a problem drawn greedily: at temperature 0 they are identical copies, so
-    `measure` (pass@k, a majority vote) over them means nothing."""
-    if samples > 1 and temperature <= 0:
-        raise InputError(f"{samples} samples per problem at temperature {temperature} are identical greedy copies, "
-                         f"so {measure} over them measures nothing; set a temperature above 0 or draw one sample")
 
 
 def check_conversations_fit(problems: int, samples: int, turns: int, lower: str) -> None:

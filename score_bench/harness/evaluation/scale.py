@@ -17,70 +17,33 @@ votes.jsonl (every vote, for checking by hand) are computed from the samples fil
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from score_bench.harness.contracts.errors import InputError
-from score_bench.harness.contracts.fields import Range, with_values
-from score_bench.harness.contracts.generation import Backend, GenerationSettings
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.contracts.generation import Backend
 from score_bench.harness.contracts.progress import Progress, phase
 from score_bench.harness.evaluation import metrics
-from score_bench.harness.evaluation.eval_run import EvalConfig
+from score_bench.harness.evaluation.configs import ScaleConfig
 from score_bench.harness.evaluation.result_schema import SCHEMA_VERSION
 from score_bench.harness.evaluation.samples_log import SAMPLES_FILE, append_rows, recover_rows, sample_row
-from score_bench.harness.evaluation.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, SamplingConfig,
-                                                         check_conversations_fit, check_distinct_samples,
-                                                         check_same_run, fit_to_model, load_model,
-                                                         load_problems, model_record, recorded_config, run_identity)
+from score_bench.harness.evaluation.sampling_run import (CHUNK_BATCHES, CONFIG_FILE, check_conversations_fit,
+                                                         check_same_run, fit_to_model, load_model, load_problems,
+                                                         model_record, recorded_config, run_identity)
 from score_bench.harness.generation.rollout import RolloutConfig, iter_rollout
 from score_bench.harness.grading.voting import TIE_BREAK_RULE, group_answers, majority_vote
 from score_bench.harness.runtime.guards import check_output_dir, check_output_not_model, output_lock
 from score_bench.harness.runtime.provenance import provenance, write_json_atomic, write_jsonl_atomic
 
-__all__ = ["ScaleConfig", "run_scale", "SCALE_FILE", "VOTES_FILE"]
+__all__ = ["run_scale", "SCALE_FILE", "VOTES_FILE"]
 
 SCALE_FILE, VOTES_FILE = "scale.json", "votes.jsonl"
 ANSWER_FIELDS = {"strict": ("extracted", "correct"), "flexible": ("extracted_flexible", "correct_flexible")}
 """The sample row fields (extracted answer, its verdict) each extraction mode votes with."""
-
-
-@dataclass(frozen=True)
-class ScaleConfig(SamplingConfig):
-    """The settings of SamplingConfig (model, task, generation, prompts, backend) plus the scale run's own."""
-
-    label: ClassVar[str] = "scale"
-
-    generation: GenerationSettings = GenerationSettings(temperature=0.7)
-    """As eval's, but sampled by default (temperature 0.7): a vote over identical greedy samples measures nothing."""
-    budgets: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    """Generations per problem to compare the arms at; samples are drawn once for the largest."""
-    max_turns: Annotated[int, Range(2)] = 2
-    """Longest conversation: at least 2, as the sequential arm corrects once; above 2 adds the multi-round arms
-    (floor(B/t) conversations of t turns)."""
-    extraction: Literal["strict", "flexible"] = "strict"
-    """Which answers vote: "strict" (the task's stated format) or "flexible" (e.g. arith's last number), when
-    the samples carry flexible grading. Read after sampling, so it can change on a rerun without new samples."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.budgets:
-            raise InputError("give at least one budget")
-        if any(b < 1 for b in self.budgets):
-            raise InputError(f"budgets must be at least 1, got {','.join(map(str, self.budgets))}")
-        if len(set(self.budgets)) != len(self.budgets):
-            raise InputError(f"budgets repeat a value: {','.join(map(str, self.budgets))}")
-        if max(self.budgets) < 2:
-            raise InputError("the largest budget must be at least 2, so the sequential arm has a conversation")
-        check_distinct_samples(self.generation.temperature, max(self.budgets), "a majority vote")
-
-    def as_eval(self) -> EvalConfig:
-        """The eval run whose samples.jsonl this scale run writes (Bmax conversations of max_turns turns, of
-        which only the first Bmax/2 get past turn 1)."""
-        shared = {f.name: getattr(self, f.name) for f in fields(SamplingConfig)}
-        return EvalConfig(**shared, turns=self.max_turns, samples=max(self.budgets))
 
 
 def corrected_conversations(config: ScaleConfig) -> int:

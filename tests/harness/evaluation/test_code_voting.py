@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from score_bench.harness.contracts import registry
-from score_bench.harness.evaluation.scale import ScaleConfig, summarize_scale
+from score_bench.harness.evaluation.configs import ScaleConfig
+from score_bench.harness.evaluation.scale import summarize_scale
 from score_bench.harness.grading import sandbox
 from score_bench.harness.grading.verifiers.per_test_outcomes import per_test_outcomes, split_tests
 from score_bench.harness.grading.voting import group_answers

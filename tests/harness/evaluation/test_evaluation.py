@@ -22,8 +22,9 @@ from score_bench.harness.contracts.generation import GenerationSettings
 from score_bench.harness.contracts.generation import Backend
 from score_bench.harness.contracts.registry import load_task
 from score_bench.harness.contracts.types import Problem
+from score_bench.harness.evaluation.configs import EvalConfig
 from score_bench.harness.evaluation.edit_distance import edit_ratio
-from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
+from score_bench.harness.evaluation.eval_run import run_eval
 from score_bench.harness.grading.verifiers.key_answer import normalise
 
 TASKS = ["score-toy", "arith"]
@@ -275,7 +276,8 @@ from pathlib import Path
 import torch
 torch.set_num_threads(1)
 from score_bench.harness.contracts.fields import build
-from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
+from score_bench.harness.evaluation.configs import EvalConfig
+from score_bench.harness.evaluation.eval_run import run_eval
 options = json.loads(sys.argv[1])
 run_eval(build(EvalConfig, {**options, "output": Path(options["output"])}))
 """

@@ -14,7 +14,8 @@ import pytest
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.fields import with_values
 from score_bench.harness.contracts.generation import GenerationSettings
-from score_bench.harness.evaluation.scale import SCALE_FILE, VOTES_FILE, ScaleConfig, run_scale
+from score_bench.harness.evaluation.configs import ScaleConfig
+from score_bench.harness.evaluation.scale import SCALE_FILE, VOTES_FILE, run_scale
 from score_bench.harness.grading.verifiers.key_answer import normalise
 
 REPO = Path(__file__).resolve().parents[3]

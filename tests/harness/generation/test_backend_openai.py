@@ -94,7 +94,8 @@ def test_bad_options_fail_before_any_request(options, message):
 
 
 def test_eval_records_the_endpoint_and_never_the_key(monkeypatch, tmp_path, capsys):
-    from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
+    from score_bench.harness.evaluation.configs import EvalConfig
+    from score_bench.harness.evaluation.eval_run import run_eval
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     out = tmp_path / "run"

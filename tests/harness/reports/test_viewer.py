@@ -11,7 +11,8 @@ import pytest
 
 from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.generation import GenerationSettings
-from score_bench.harness.evaluation.eval_run import EvalConfig, run_eval
+from score_bench.harness.evaluation.configs import EvalConfig
+from score_bench.harness.evaluation.eval_run import run_eval
 from score_bench.harness.reports.viewer import report_html, word_diff, write_report
 
 from cdp_browser import Browser, find_chromium
