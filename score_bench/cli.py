@@ -24,6 +24,8 @@ from rich.text import Text
 
 from score_bench.harness.contracts import registry
 from score_bench.harness.contracts.errors import ScoreBenchError
+from score_bench.harness.contracts.fields import build, field_docs, flat_fields
+from score_bench.harness.evaluation.configs import EvalConfig, ScaleConfig
 from score_bench.harness.runtime.guards import LOCK_FILE, check_output_dir, output_lock
 from score_bench.harness.runtime.input_files import SETTINGS_FILE_BYTES, read_text
 
@@ -86,7 +88,8 @@ BACKEND_OPTIONS = {
     "data_parallel_size": Annotated[Optional[int], typer.Option(help="vllm: model replicas [1].")],
     "gpu_memory_utilization": Annotated[Optional[float], typer.Option(help="vllm: fraction of GPU memory [0.9].")],
     "max_model_len": Annotated[Optional[int], typer.Option(help="vllm: context length (default: the model's).")],
-    "enforce_eager": Annotated[Optional[bool], typer.Option("--enforce-eager", help="vllm: no CUDA graphs or compile.")],
+    "enforce_eager": Annotated[Optional[bool], typer.Option("--enforce-eager",
+                                                            help="vllm: no CUDA graphs or compile.")],
 }
 
 
@@ -194,12 +197,6 @@ def grade(
 SET_ELSEWHERE = frozenset({"task_options", "backend_options"})
 """Config fields the command line sets from options of their own: --task-option, --data-dir and --unsafe
 (_task_options), and each backend's options (BACKEND_OPTIONS)."""
-SPELLED: dict[str, dict[str, Any]] = {
-    # How the command line spells a field unlike its config: its flag, its type and help, and how a value is read.
-    "first_attempts": {"flag": "--first-attempt"},
-    "budgets": {"type": str, "help": "Comma-separated generations per problem to compare at.",
-                "shown": lambda default: ",".join(map(str, default)), "read": lambda text: _budgets(text)},
-}
 
 
 def _budgets(text: str) -> tuple[int, ...]:
@@ -207,6 +204,16 @@ def _budgets(text: str) -> tuple[int, ...]:
         return tuple(int(b) for b in text.split(","))
     except ValueError:
         raise ScoreBenchError(f"--budgets must be comma-separated integers, got '{text}'") from None
+
+
+SPELLED: dict[str, dict[str, Any]] = {
+    # How the command line spells a field unlike its config: its flag, type, default and help, how a value is read.
+    "output": {"type": Optional[Path], "default": None,
+               "help": "Run directory (default runs/{command}/TASK-MODEL); rerun to resume."},
+    "first_attempts": {"flag": "--first-attempt"},
+    "budgets": {"type": str, "help": "Comma-separated generations per problem to compare at.",
+                "shown": lambda default: ",".join(map(str, default)), "read": _budgets},
+}
 
 
 def _option_type(hint: Any) -> Any:
@@ -222,24 +229,18 @@ def _option_type(hint: Any) -> Any:
 
 def _field_options(config_class: type, command: str) -> list[inspect.Parameter]:
     """An option per field of `config_class` (flat: the generation settings by their own names), with the field's
-    type, default and help (the first paragraph of its docstring), as SPELLED adjusts them. The output is optional
-    on the command line: it defaults to runs/COMMAND/TASK-MODEL."""
-    from score_bench.harness.contracts.fields import field_docs, flat_fields
-
+    type, default and help (the first paragraph of its docstring), as SPELLED adjusts them."""
     docs, options = field_docs(config_class), []
     for name, entry in flat_fields(config_class).items():
         if name in SET_ELSEWHERE:
             continue
         spelled = SPELLED.get(name, {})
-        if name == "output":
-            spelled = {"type": Optional[Path], "default": None,
-                       "help": f"Run directory (default runs/{command}/TASK-MODEL); rerun to resume."}
         default = spelled.get("default", entry.default)
         if "shown" in spelled:
             default = spelled["shown"](default)
         elif isinstance(default, tuple):
             default = list(default)
-        help_text = spelled.get("help") or " ".join(docs[name].split("\n\n")[0].split())
+        help_text = spelled.get("help", "").format(command=command) or " ".join(docs[name].split("\n\n")[0].split())
         option = typer.Option(*([spelled["flag"]] if "flag" in spelled else []), help=help_text or None)
         options.append(inspect.Parameter(
             name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[spelled.get("type", _option_type(entry.type)),
@@ -250,8 +251,6 @@ def _field_options(config_class: type, command: str) -> list[inspect.Parameter]:
 
 def _field_values(config_class: type, given: dict) -> dict:
     """The config's flat field values from the parsed options."""
-    from score_bench.harness.contracts.fields import flat_fields
-
     values = {}
     for name, entry in flat_fields(config_class).items():
         if name in given:
@@ -282,8 +281,6 @@ def _config_command(name: str, config_class: type, run: Callable[[dict], None], 
 def _sampling_config(config_class: type, command: str, given: dict):
     """The eval or scale config the options describe: task options typed as the task declares, backend options
     checked against the backend, the output defaulted, every field checked as the config is built."""
-    from score_bench.harness.contracts.fields import build
-
     task_options = _task_options(given["task"], given["task_option"], data_dir=given["data_dir"],
                                  unsafe=given["unsafe"])
     backend_options = _backend_options(given["backend"], **{option: given[option] for option in BACKEND_OPTIONS})
@@ -294,7 +291,6 @@ def _sampling_config(config_class: type, command: str, given: dict):
 
 def _eval(given: dict) -> None:
     """Two-attempt self-correction evaluation of a causal LM: samples.jsonl, results.json and a table."""
-    from score_bench.harness.evaluation.configs import EvalConfig
     from score_bench.harness.evaluation.eval_run import run_eval
 
     config = _sampling_config(EvalConfig, "eval", given)
@@ -310,7 +306,6 @@ def _eval(given: dict) -> None:
 
 def _scale(given: dict) -> None:
     """Parallel vs sequential self-correction at equal sample budgets (majority votes): scale.json and a plot."""
-    from score_bench.harness.evaluation.configs import ScaleConfig
     from score_bench.harness.evaluation.scale import SCALE_FILE, run_scale
 
     config = _sampling_config(ScaleConfig, "scale", given)
@@ -326,6 +321,11 @@ def _scale(given: dict) -> None:
 
         written.append(plot_scale({output.name: output / SCALE_FILE}, output / "scale.png"))
     console.print("wrote " + " and ".join(str(path) for path in written))
+
+
+_config_command("eval", EvalConfig, _eval, {})
+_config_command("scale", ScaleConfig, _scale, {
+    "plot": (Annotated[bool, typer.Option(help="Also write scale.png (needs the plots extra).")], True)})
 
 
 @app.command(name="repair-set")
@@ -358,17 +358,6 @@ def scale_table(title: str, result: dict) -> Table:
                       f"{diff['difference']:+.3f}" if diff else "n/a", f"{diff['p_value']:.3f}" if diff else "",
                       f"{row['pass_at_budget']:.3f}")
     return table
-
-
-def _register_config_commands() -> None:
-    from score_bench.harness.evaluation.configs import EvalConfig, ScaleConfig
-
-    _config_command("eval", EvalConfig, _eval, {})
-    _config_command("scale", ScaleConfig, _scale, {
-        "plot": (Annotated[bool, typer.Option(help="Also write scale.png (needs the plots extra).")], True)})
-
-
-_register_config_commands()
 
 
 @app.command()
