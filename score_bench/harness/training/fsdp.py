@@ -48,9 +48,9 @@ def check_cpu_fsdp(config: Any) -> None:
     if version != "2":
         raise InputError(f"FSDP on CPU is torch's FSDP2 (fully_shard); the accelerate config asks for fsdp_version "
                          f"{version}: set fsdp_version: 2")
-    if getattr(config, "lora_r", 0) > 0:
+    if config.lora_r > 0:
         raise InputError("lora_r > 0 is not supported with FSDP on CPU; train LoRA without FSDP (DDP or one process)")
-    if getattr(config, "micro_batch_tokens", None) is not None:
+    if config.micro_batch_tokens is not None:
         raise InputError("micro_batch_tokens is not supported under FSDP: each process would split its batch into "
                          "a different number of micro-batches, and every sharded forward is a collective; "
                          "use micro_batch_size")

@@ -124,7 +124,7 @@ def activation_bytes(shape: ModelShape, rows: int, length: int, *, checkpointing
 
 def trainable_parameters(shape: ModelShape, config: Any) -> int:
     """All parameters, or with LoRA (lora_r > 0) the adapters: r x (in + out) per adapted linear layer."""
-    rank = getattr(config, "lora_r", 0)
+    rank = config.lora_r
     if rank <= 0:
         return shape.parameters
     targets = {t.strip() for t in config.lora_target_modules.split(",") if t.strip()}
@@ -149,10 +149,10 @@ def estimate(shape: ModelShape, config: Any, length: int, *, reference: bool, tr
                         length * config.generation_batch_size)
     weights = shape.parameters * FLOAT32
     trainable = trainable_parameters(shape, config)
-    lora = getattr(config, "lora_r", 0) > 0
-    moments = 2 if getattr(config, "optimizer", "adam") == "adamw_8bit" else 2 * FLOAT32
-    activations = activation_bytes(shape, rows, length, checkpointing=getattr(config, "gradient_checkpointing", False),
-                                   half=getattr(config, "mixed_precision", "no") != "no")
+    lora = config.lora_r > 0
+    moments = 2 if config.optimizer == "adamw_8bit" else 2 * FLOAT32
+    activations = activation_bytes(shape, rows, length, checkpointing=config.gradient_checkpointing,
+                                   half=config.mixed_precision != "no")
     return MemoryEstimate(parameters=weights + (trainable * FLOAT32 if lora else 0), gradients=trainable * FLOAT32,
                           optimizer=trainable * moments, reference=weights if reference and not lora else 0,
                           activations=activations, sampling_kv=kv, rows=rows, length=length)

@@ -64,7 +64,7 @@ class MemoryOptions(Settings):
 
 
 def uses_lora(config: Any) -> bool:
-    return getattr(config, "lora_r", 0) > 0
+    return config.lora_r > 0
 
 
 def validate_memory_options(config: MemoryOptions, device: str) -> None:
@@ -75,7 +75,7 @@ def validate_memory_options(config: MemoryOptions, device: str) -> None:
             raise InputError("lora_target_modules is empty; name modules (e.g. 'q_proj,v_proj') or use 'all-linear'")
         if importlib.util.find_spec("peft") is None:
             raise InputError(f"lora_r > 0 needs peft: {extra_hint('lora')}")
-        if getattr(config, "backend", "transformers") != "transformers":
+        if config.backend != "transformers":
             raise InputError(f"lora_r > 0 samples with backend transformers only (the {config.backend} sampler "
                              "loads the policy's weights by their plain names, not a peft model's)")
     if config.mixed_precision != "no":
