@@ -6,6 +6,7 @@ the finished trainings, and the ways a demo refuses to go on."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -44,6 +45,41 @@ def test_quick_demo_numbers_are_the_committed_ones(quick_demo):
              for old, run in zip(committed["runs"], summary["runs"]) if old["metrics"] != run["metrics"]}
     assert [run["name"] for run in summary["runs"]] == [run["name"] for run in committed["runs"]]
     assert not moved, f"the quick demo's numbers moved ({moved}); {RERUN}"
+
+
+def test_quick_demo_training_logs_are_the_committed_ones(quick_demo):
+    """The training logs too: a few steps at the laptop preset's learning rate leave the greedy answers of the
+    evaluations much as they were, but every sampled token of every step shows in the logged rewards and token
+    counts, and the optimiser's work in the losses and gradient norms. Counts and rewards (fractions of a batch)
+    must be equal; a continuous statistic within 1e-5 of itself: the pinned kernels make them bit-equal on any
+    CPU with AVX2, and the tolerance only spares a last-bit difference in a library's exp or log, far below
+    what a change to a loss or a sample moves."""
+    config, _ = quick_demo
+    committed_logs = COMMITTED.parent / "training_logs"
+    for trainer in ("score", "pair-sft", "star"):
+        old = _rows(committed_logs / f"{trainer}.jsonl")
+        new = _rows(config.results_dir / "training_logs" / f"{trainer}.jsonl")
+        assert len(old) == len(new), f"{trainer}: {len(new)} log rows, {len(old)} committed; {RERUN}"
+        for row_old, row_new in zip(old, new):
+            moved = {key: (row_old.get(key), row_new.get(key)) for key in set(row_old) | set(row_new)
+                     if not _same(row_old.get(key), row_new.get(key))}
+            assert not moved, f"{trainer} step {row_new.get('step')} ({row_new.get('kind')}) moved: {moved}; {RERUN}"
+
+
+def _rows(path: Path) -> list[dict]:
+    """The log's rows without their timings."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [{key: value for key, value in row.items() if key not in ("seconds", "tokens_per_s")} for row in rows]
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-9)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def _weights(summary: dict, name: str) -> str | None:
