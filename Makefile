@@ -141,4 +141,4 @@ test-latest: real-model base-model
 # backend's tests again under the transformers version vLLM pins.
 test-vllm: setup-vllm real-model
 	SCORE_BENCH_DATA_DIR=$${SCORE_BENCH_DATA_DIR:-$(DATA)} $(VLLM_PY) -m pytest -q -m vllm tests/backends_vllm
-	$(VLLM_PY) -m pytest -q tests/harness/test_backend_transformers.py
+	$(VLLM_PY) -m pytest -q tests/harness/generation/test_backend_transformers.py

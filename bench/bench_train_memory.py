@@ -35,7 +35,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from score_bench.harness.provenance import git_state, provenance
+from score_bench.harness.contracts.generation import GenerationSettings
+from score_bench.harness.runtime.provenance import git_state, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "bench_train_memory.json"
@@ -57,7 +58,7 @@ def child(settings: dict, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from score_bench.harness.training import build_config
+    from score_bench.harness.training.config import build_config
     from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreRun
 
     steps = settings.pop("steps")
@@ -82,11 +83,12 @@ def child(settings: dict, threads: int) -> dict:
               "training_tokens_per_s": round(tokens / train_seconds, 1) if train_seconds > 0 else None,
               "loss": [r["loss"] for r in rows], "grad_norm": [r["grad_norm"] for r in rows]}
     if save_to:
-        from score_bench.harness.evaluation import EvalConfig, run_eval
+        from score_bench.harness.evaluation.configs import EvalConfig
+        from score_bench.harness.evaluation.eval_run import run_eval
 
         merged = run.save(Path(save_to) / "merged", {"steps": run.step})
         results = run_eval(EvalConfig(model=str(merged), task=config.task, output=Path(save_to) / "eval", limit=4,
-                                      max_new_tokens=16, batch_size=4, device="cpu"))
+                                      generation=GenerationSettings(max_new_tokens=16), batch_size=4, device="cpu"))
         result["merged_checkpoint"] = sorted(p.name for p in merged.iterdir())
         result["eval_loaded"] = {"problems": results["counts"]["problems"],
                                  "architecture": results["model"].get("architecture")}

@@ -2,8 +2,8 @@
 
 Before issue #10 item 8 the trainers scored sampled attempts from their text, i.e. under the canonical split;
 where a model sampled a non-canonical split, the policy gradient and the KL were taken on tokens that were not
-the ones sampled. The trainers now score Attempt.token_ids (harness.training.encode_two_attempts); this measures
-how often the old way was wrong: two-attempt rollouts at temperature 1 through the project's own backend and
+the ones sampled. The trainers now score Attempt.token_ids (harness.training.encoding.encode_two_attempts); this
+measures how often the old way was wrong: two-attempt rollouts at temperature 1 through the project's own backend and
 rollout, counting the attempts whose sampled content ids differ from the re-tokenization of their text.
 
 Measured:
@@ -23,11 +23,11 @@ import argparse
 
 import torch
 
-from score_bench.harness.backends.transformers import TransformersBackend
-from score_bench.harness.generation import GenerationParams
-from score_bench.harness.registry import load_task
-from score_bench.harness.rollout import RolloutConfig, rollout
-from score_bench.harness.training import sampled_content
+from score_bench.harness.contracts.generation import GenerationParams
+from score_bench.harness.contracts.registry import load_task
+from score_bench.harness.generation.backends.transformers import TransformersBackend
+from score_bench.harness.generation.rollout import RolloutConfig, rollout
+from score_bench.harness.training.encoding import sampled_content
 
 
 def main() -> None:

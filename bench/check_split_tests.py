@@ -1,5 +1,5 @@
 """Every reference solution passes every test of its problem run on its own: the per-test outcomes code votes
-group by (harness.verifiers.per_test_outcomes) split the tests without breaking them.
+group by (harness.grading.verifiers.per_test_outcomes) split the tests without breaking them.
 
     SCORE_BENCH_DATA_DIR=../shared/data nice -n 10 python bench/check_split_tests.py [--tasks humaneval,mbpp]
         [--workers 1]
@@ -15,8 +15,8 @@ import argparse
 import sys
 import time
 
-from score_bench.harness.registry import load_task
-from score_bench.harness.verifiers.per_test_outcomes import per_test_outcomes, split_tests
+from score_bench.harness.contracts.registry import load_task
+from score_bench.harness.grading.verifiers.per_test_outcomes import per_test_outcomes, split_tests
 
 
 def check(name: str, workers: int) -> bool:

@@ -44,7 +44,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from score_bench.harness.training import build_config
+    from score_bench.harness.training.config import build_config
     from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreRun
 
     settings = {"model": args.model, "task": "arith", "output": tempfile.mkdtemp(prefix="probe-"), "seed": 0,

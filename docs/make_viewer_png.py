@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, "tests/harness")
 from cdp_browser import Browser, find_chromium  # noqa: E402
 
-from score_bench.harness.viewer import write_report  # noqa: E402
+from score_bench.harness.reports.viewer import write_report  # noqa: E402
 
 RUNS = [Path("results/real/smollm2/score-toy-en-64tokens"), Path("results/real/smollm2/score-toy-en-repair-64tokens")]
 with tempfile.TemporaryDirectory() as scratch:

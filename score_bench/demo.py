@@ -9,8 +9,9 @@ Every step (the base model build, each training and evaluation) is the documente
 subprocess (recorded in summary.json, so any step can be rerun by hand), `jobs` at a time with one torch thread
 each: on a 2-core CPU two one-thread jobs side by side finish sooner than one two-thread job after another
 (torch's second thread mostly waits for a core). Jobs start as soon as what they need exists. Every command runs
-with its CPU kernels pinned to AVX2 (harness.cpu_kernels), so the numbers are the same on any x86-64 CPU. Rerunning
-resumes: finished trainings are kept, killed ones continue from their saved state, evaluations resume row by row.
+with its CPU kernels pinned to AVX2 (harness.runtime.cpu_kernels), so the numbers are the same on any x86-64 CPU.
+Rerunning resumes: finished trainings are kept, killed ones continue from their saved state, evaluations resume row by
+row.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from score_bench.harness.cpu_kernels import PINNED
-from score_bench.harness.errors import InputError, ScoreBenchError
-from score_bench.harness.progress import Progress, SilentProgress, phase
-from score_bench.harness.provenance import provenance, write_json_atomic
-from score_bench.harness.training import CONFIG_FILE, LOG_FILE
+from score_bench.harness.contracts.errors import InputError, ScoreBenchError
+from score_bench.harness.contracts.progress import Progress, SilentProgress, phase
+from score_bench.harness.runtime.cpu_kernels import PINNED
+from score_bench.harness.runtime.provenance import provenance, write_json_atomic
+from score_bench.harness.training.outputs import CONFIG_FILE, LOG_FILE
 
 __all__ = ["DemoConfig", "Job", "demo_jobs", "run_demo", "RUN_NAMES"]
 
@@ -107,8 +108,8 @@ def _cli() -> list[str]:
 
 
 def _training_job(config: DemoConfig, trainer: str) -> Job:
-    from score_bench.harness import registry
-    from score_bench.harness.training import build_config
+    from score_bench.harness.contracts import registry
+    from score_bench.harness.training.config import build_config
 
     output = config.runs_dir / trainer
     overrides: dict[str, Any] = {"seed": config.seed, **(QUICK_TRAINING[trainer] if config.quick else {})}
@@ -131,8 +132,10 @@ def _finished_training(output: Path, resolved: Any) -> bool:
     written = output / CONFIG_FILE
     if not written.is_file():
         return False
+    from score_bench.harness.training.resume import config_changes
+
     stored = json.loads(written.read_text(encoding="utf-8")).get("config")
-    if stored != json.loads(json.dumps(asdict(resolved))):
+    if not isinstance(stored, dict) or config_changes(stored, resolved):
         raise InputError(f"{output} holds a finished run with a different config; delete it or use another --runs-dir")
     return True
 
@@ -272,8 +275,8 @@ def _last_line(log: Path) -> str:
 
 def _write_results(config: DemoConfig, jobs: list[Job], seconds: dict[str, float], started_from: dict) -> dict:
     """summary.json's content, comparison.md, copies of the logs and results, and the plots."""
-    from score_bench.harness.compare import compare_runs, to_markdown
-    from score_bench.harness.plots import plot_training_curves, plot_transitions
+    from score_bench.harness.reports.compare import compare_runs, to_markdown
+    from score_bench.harness.reports.plots import plot_training_curves, plot_transitions
 
     out, runs = config.results_dir, config.runs_dir
     out.mkdir(parents=True, exist_ok=True)

@@ -77,7 +77,7 @@ def model_builder():
 @pytest.fixture(scope="session")
 def tiny_backend(tiny_model):
     """The tiny model loaded once through the public factory; build variants with TransformersBackend(...)."""
-    from score_bench.harness.backends import load_backend
+    from score_bench.harness.generation.backends import load_backend
 
     return load_backend("transformers", model=str(tiny_model), device="cpu", dtype="float32")
 

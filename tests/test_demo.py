@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from score_bench.demo import QUICK_BASE_STEPS, QUICK_EVAL_PROBLEMS, RUN_NAMES, DemoConfig, demo_jobs, run_demo
-from score_bench.harness.errors import InputError, ScoreBenchError
+from score_bench.harness.contracts.errors import InputError, ScoreBenchError
 
 PNG = b"\x89PNG\r\n\x1a\n"
 COMMITTED = Path(__file__).resolve().parents[1] / "results" / "demo" / "quick" / "summary.json"
@@ -33,8 +33,8 @@ def quick_demo(tmp_path_factory, embedded_model) -> tuple[DemoConfig, dict]:
 
 def test_quick_demo_numbers_are_the_committed_ones(quick_demo):
     """Every metric of every run of the quick demo equals results/demo/quick/summary.json, which `make demo` writes
-    beside the full demo. Kernels are pinned to AVX2 in every demo command (harness.cpu_kernels), so the numbers do
-    not depend on the CPU: a difference is a change to the code (trainers, rollout, grading, the embedded model)
+    beside the full demo. Kernels are pinned to AVX2 in every demo command (harness.runtime.cpu_kernels), so the numbers
+    do not depend on the CPU: a difference is a change to the code (trainers, rollout, grading, the embedded model)
     that moves the committed demo too."""
     _, summary = quick_demo
     committed = json.loads(COMMITTED.read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import score_bench
-from score_bench.harness.errors import InputError
+from score_bench.harness.contracts.errors import InputError
 
 
 def test_every_public_name_resolves():

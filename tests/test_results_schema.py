@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from score_bench.harness.result_schema import SCHEMA_VERSION, file_problems, problems, schema
+from score_bench.harness.contracts.generation import GenerationSettings
+from score_bench.harness.evaluation.result_schema import SCHEMA_VERSION, file_problems, problems, schema
 
 pytest.importorskip("jsonschema", reason="the results schemas are checked with jsonschema (test extra)")
 
@@ -60,17 +61,20 @@ def test_the_schemas_refuse_what_they_should():
 
 def test_files_written_now_carry_the_version_match_and_name_the_model_as_given(tiny_model, tiny_backend,
                                                                               tmp_path, monkeypatch):
-    from score_bench.harness.evaluation import EvalConfig, run_eval
-    from score_bench.harness.grading import grade_file
-    from score_bench.harness.registry import load_task
-    from score_bench.harness.scale import ScaleConfig, run_scale
+    from score_bench.harness.contracts.registry import load_task
+    from score_bench.harness.evaluation.configs import EvalConfig, ScaleConfig
+    from score_bench.harness.evaluation.eval_run import run_eval
+    from score_bench.harness.evaluation.grade_file import grade_file
+    from score_bench.harness.evaluation.scale import run_scale
 
     # the model named relative to the working directory, as a user in a checkout would
     monkeypatch.chdir(tiny_model.parent)
     given = tiny_model.name
-    run_eval(EvalConfig(model=given, task="score-toy", output=tmp_path / "eval", limit=3, max_new_tokens=4))
+    run_eval(EvalConfig(model=given, task="score-toy", output=tmp_path / "eval", limit=3,
+                        generation=GenerationSettings(max_new_tokens=4)))
     run_scale(ScaleConfig(model=given, task="score-toy", output=tmp_path / "scale", limit=2, budgets=(1, 2),
-                          max_new_tokens=3, batch_size=4), backend=tiny_backend)
+                          generation=GenerationSettings(max_new_tokens=3, temperature=0.7), batch_size=4),
+              backend=tiny_backend)
     responses = tmp_path / "responses.jsonl"
     responses.write_text(json.dumps({"id": "score-toy/001-d9f99269", "responses": ["Paris", "Lyon"]}) + "\n")
     task = load_task("score-toy")

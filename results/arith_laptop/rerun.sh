@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reruns every number behind results/demo, results/demo-seed1 and results/arith_laptop/stage2_published at the
 # checked-out commit, from the embedded base model models/base-seed0 (`make base-model` builds it when missing).
-# Every command runs with the CPU kernels the demo pins (score_bench/harness/cpu_kernels.py) and one thread, so
+# Every command runs with the CPU kernels the demo pins (score_bench/harness/runtime/cpu_kernels.py) and one thread, so
 # the numbers are the same on any x86-64 CPU with AVX2. About 45 min on a quiet 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,7 +12,7 @@ rm -rf runs/demo-seed1
 $BIN/score-bench demo --seed 1 --runs-dir runs/demo-seed1 --results-dir results/demo-seed1
 
 # SCoRe with Stage II as published (stage2_attempt1_kl=0), seeds 0 and 1 side by side, one thread each.
-eval "export $($BIN/python -c 'from score_bench.harness.cpu_kernels import PINNED; print(" ".join(f"{k}={v}" for k, v in PINNED.items()))')"
+eval "export $($BIN/python -c 'from score_bench.harness.runtime.cpu_kernels import PINNED; print(" ".join(f"{k}={v}" for k, v in PINNED.items()))')"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 published() {
   local s=$1

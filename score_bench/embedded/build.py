@@ -16,10 +16,10 @@ from score_bench.embedded.corpus import StyleMix, conversation
 from score_bench.embedded.model import create_model
 from score_bench.embedded.pretrain import pretrain, seeded_batches
 from score_bench.embedded.tokenizer import CHAT_TEMPLATE, train_tokenizer
-from score_bench.harness.errors import InputError
-from score_bench.harness.guards import LOCK_FILE
-from score_bench.harness.progress import Progress, phase
-from score_bench.harness.types import Message
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.progress import Progress, phase
+from score_bench.harness.contracts.types import Message
+from score_bench.harness.runtime.guards import LOCK_FILE
 from score_bench.tasks.arith import ArithTask
 
 TOKENIZER_CONVERSATIONS = 2000

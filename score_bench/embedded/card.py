@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from score_bench.embedded.config import BaseModelConfig
-from score_bench.harness.provenance import provenance, write_json_atomic
+from score_bench.harness.runtime.provenance import provenance, write_json_atomic
 
 DATA = (
     "Procedurally generated arith conversations (score_bench.tasks.arith, train split only: operand pairs "

@@ -3,69 +3,64 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Annotated, ClassVar
 
-from score_bench.harness.checks import check_fields
-from score_bench.harness.errors import InputError
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, SEED, SHARE, Settings
 
 
 @dataclass(frozen=True)
-class BaseModelConfig:
+class BaseModelConfig(Settings):
+    label: ClassVar[str] = "base model"
+
     output_dir: str = "models/base"
     """Where the checkpoint and card.json go; must be empty or absent."""
-    seed: int = 0
+    seed: Annotated[int, SEED] = 0
     """Seeds the corpus, the weight init and the batch order: same seed and budget, identical weights."""
-    steps: int = 400
+    steps: Annotated[int, AT_LEAST_ONE] = 400
     """The training budget in optimiser steps (not wall-clock, so builds are reproducible). Trials here learned
     the careless scratchpad between steps 100 and 250; 400 leaves margin and takes about 4-7 minutes on one
     shared core."""
-    max_minutes: float | None = None
+    max_minutes: Annotated[float | None, POSITIVE] = None
     """Optional wall-clock cap on training. Stopping on the clock makes the step count, and so the weights,
     depend on machine load: a capped build is not deterministic. The card records the steps actually run."""
-    batch_size: int = 64
+    batch_size: Annotated[int, AT_LEAST_ONE] = 64
     """Conversations per step: about 2.8k tokens in a one-attempt batch, 6.5k in a two-attempt one."""
-    learning_rate: float = 3e-3
+    learning_rate: Annotated[float, POSITIVE] = 3e-3
     """High for a transformer, right for a 1M-parameter one trained for minutes (the issue's trial used it)."""
-    warmup_steps: int = 60
-    min_lr_ratio: float = 0.1
+    warmup_steps: Annotated[int, NON_NEGATIVE] = 60
+    min_lr_ratio: Annotated[float, SHARE] = 0.1
     """Cosine decay ends at this share of the peak rate."""
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    hidden_size: int = 128
-    layers: int = 4
-    heads: int = 4
-    intermediate_size: int = 512
+    weight_decay: Annotated[float, NON_NEGATIVE] = 0.01
+    grad_clip: Annotated[float, NON_NEGATIVE] = 1.0
+    hidden_size: Annotated[int, AT_LEAST_ONE] = 128
+    layers: Annotated[int, AT_LEAST_ONE] = 4
+    heads: Annotated[int, AT_LEAST_ONE] = 4
+    intermediate_size: Annotated[int, AT_LEAST_ONE] = 512
     """With these sizes the Llama model has about 1.1M parameters: inside the issue's 1-5M."""
     vocab_size: int = 384
     """Byte-level BPE needs 256 base tokens; the rest are merges of the few words the prompts use."""
     digits: int = 2
     """Operand digits of the arith problems trained on (and measured on)."""
-    careless_share: float = 0.8
+    careless_share: Annotated[float, SHARE] = 0.8
     """Share of answers whose scratchpad drops the carries; greedy follows it. See corpus.py for why."""
-    copy_share: float = 0.5
+    copy_share: Annotated[float, SHARE] = 0.5
     """Share of second attempts that restate the first; the rest re-solve independently."""
-    two_attempt_share: float = 0.5
+    two_attempt_share: Annotated[float, SHARE] = 0.5
     """Share of batches holding two-attempt conversations; the rest hold attempt 1 alone, less than half as long
     (the correction instruction is most of a conversation), so more problems fit in the time budget. At 0.25,
     one seed of three misread the prompt's operands in attempt 2 (Δ = -0.11): the second turn needs real
     training too, not just a few examples of the format."""
-    threads: int = 1
+    threads: Annotated[int, AT_LEAST_ONE] = 1
     """torch CPU threads, 1: on the shared 2-core build machine two threads ran 4x slower than one (the second
     thread waits for a core another job holds). Weights are identical for a seed at a fixed thread count."""
-    eval_problems: int = 500
+    eval_problems: Annotated[int, NON_NEGATIVE] = 500
     """Test problems measured for the card (greedy, two attempts); 0 skips the measurement."""
 
     def __post_init__(self) -> None:
-        check_fields(self, "base model")
-        for name in ("steps", "batch_size", "hidden_size", "layers", "heads", "intermediate_size", "threads"):
-            if getattr(self, name) < 1:
-                raise InputError(f"base model {name} must be at least 1, got {getattr(self, name)}")
-        for name in ("careless_share", "copy_share", "two_attempt_share", "min_lr_ratio"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise InputError(f"base model {name} must be between 0 and 1, got {getattr(self, name)}")
+        super().__post_init__()
         if self.hidden_size % self.heads:
             raise InputError(f"base model hidden_size {self.hidden_size} is not divisible by heads {self.heads}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise InputError(f"base model max_minutes must be positive, got {self.max_minutes}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from score_bench.harness.types import Message
+from score_bench.harness.contracts.types import Message
 
 
 @dataclass(frozen=True)

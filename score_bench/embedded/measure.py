@@ -6,8 +6,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from score_bench.harness.evaluation import EvalConfig, run_eval
-from score_bench.harness.progress import Progress
+from score_bench.harness.contracts.generation import GenerationSettings
+from score_bench.harness.contracts.progress import Progress
+from score_bench.harness.evaluation.configs import EvalConfig
+from score_bench.harness.evaluation.eval_run import run_eval
 from score_bench.tasks.arith import ArithTask
 
 
@@ -17,11 +19,12 @@ def measure(model_dir: Path, task: ArithTask, n_problems: int, max_new_tokens: i
     with tempfile.TemporaryDirectory(prefix="score-bench-card-") as scratch:
         config = EvalConfig(model=str(model_dir), task="arith", output=Path(scratch) / "eval",
                             task_options={"digits": task.digits, "n_test": n_problems},
-                            max_new_tokens=max_new_tokens, batch_size=64, device="cpu", dtype="float32")
+                            generation=GenerationSettings(max_new_tokens=max_new_tokens), batch_size=64, device="cpu",
+                            dtype="float32")
         results = run_eval(config, progress)
     keep = ("acc_t1", "acc_t2", "delta", "delta_i2c", "delta_c2i")
     return {
-        "how": "score_bench.harness.evaluation.run_eval: greedy, 2 attempts, the transformers backend",
+        "how": "score_bench.harness.evaluation.eval_run.run_eval: greedy, 2 attempts, the transformers backend",
         "split": "test", "problems": results["counts"]["problems"],
         "problems_sha256": results["task"]["problems_sha256"],
         "metrics": {name: results["metrics"][name] for name in keep},

@@ -13,8 +13,8 @@ from transformers import PreTrainedTokenizerFast
 
 from score_bench.embedded.config import BaseModelConfig
 from score_bench.embedded.tokenizer import ASSISTANT, END
-from score_bench.harness.progress import Progress, phase
-from score_bench.harness.types import Message
+from score_bench.harness.contracts.progress import Progress, phase
+from score_bench.harness.contracts.types import Message
 
 IGNORE = -100
 

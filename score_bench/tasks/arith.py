@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Callable, Iterator
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.types import Message, Problem
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Task
+from score_bench.harness.contracts.types import Message, Problem
 from score_bench.tasks._placeholders import is_placeholder
 
 ANSWER_MARKER = "Answer:"
@@ -64,7 +65,7 @@ PLACEHOLDERS = frozenset({"number", "answer", "yournumber", "youranswer"})
 """The prompt's slot ("<number>") and near copies: never an answer."""
 
 
-class ArithTask:
+class ArithTask(Task):
     """Integer arithmetic on two operands of exactly `digits` digits, graded by sympy equivalence."""
 
     name = "arith"
@@ -166,7 +167,7 @@ class ArithTask:
 
     @cached_property
     def verifier(self):
-        from score_bench.harness.verifiers.symbolic import SymbolicVerifier
+        from score_bench.harness.grading.verifiers.symbolic import SymbolicVerifier
 
         return SymbolicVerifier()
 

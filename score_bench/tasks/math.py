@@ -18,11 +18,12 @@ from functools import cached_property
 from itertools import groupby
 from pathlib import Path
 
-from score_bench.harness import settings
-from score_bench.harness.errors import InputError
-from score_bench.harness.jsonl import read_jsonl_objects
-from score_bench.harness.types import Message, Problem, check_unique
-from score_bench.harness.verifiers.symbolic import SymbolicConfig, SymbolicVerifier
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Task
+from score_bench.harness.contracts.types import Message, Problem, check_unique
+from score_bench.harness.grading.verifiers.symbolic import SymbolicConfig, SymbolicVerifier
+from score_bench.harness.runtime import settings
+from score_bench.harness.runtime.input_files import read_jsonl_objects
 from score_bench.tasks._placeholders import is_placeholder
 
 _ANSWER_FORM = 'write it in the form "Final Answer: The final answer is $answer$. I hope it is correct."'
@@ -55,8 +56,8 @@ _FINAL_ANSWER = re.compile(
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*(\{)?")
 
 
-class MathTask:
-    """Implements harness.protocols.Task over MATH500 (test) and the MATH 12k train split."""
+class MathTask(Task):
+    """Implements harness.contracts.protocols.Task over MATH500 (test) and the MATH 12k train split."""
 
     name = "math"
     splits = ("test", "train")

@@ -12,7 +12,7 @@ SCORE_BENCH_DATA_DIR); with neither, from the Hugging Face hub (google-research-
 Prompt: the problem text, the signature of the function the tests call, and the first test as an example.
 The other tests stay hidden (as EvalPlus does), so a program that hard-codes the shown example fails.
 
-Grading: harness.verifiers.code.CodeVerifier, so test code never enters the program's sandbox: every assert
+Grading: harness.grading.verifiers.code.CodeVerifier, so test code never enters the program's sandbox: every assert
 runs in the checker, where the function is a proxy. A few rows call the program with values that cannot cross
 the sandbox boundary as plain data: objects the program itself must define (a `Node` tree built by
 test_setup_code in 367 and 927, `Pair(...)` arguments in 601) or builtin types as arguments (533). For them,
@@ -33,13 +33,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
-from score_bench.harness import settings
-from score_bench.harness.errors import InputError
-from score_bench.harness.jsonl import read_jsonl_objects, read_text
-from score_bench.harness.sandbox import Limits
-from score_bench.harness.types import Message, Problem, Verdict, check_unique
-from score_bench.harness.verifiers.code import CodeVerifier, CodeVerifierConfig
-from score_bench.harness.verifiers.per_test_outcomes import same_per_test_outcomes
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Task, Verifier
+from score_bench.harness.contracts.types import Message, Problem, Verdict, check_unique
+from score_bench.harness.grading.sandbox import Limits
+from score_bench.harness.grading.verifiers.code import CodeVerifier, CodeVerifierConfig
+from score_bench.harness.grading.verifiers.per_test_outcomes import same_per_test_outcomes
+from score_bench.harness.runtime import settings
+from score_bench.harness.runtime.input_files import read_jsonl_objects, read_text
 from score_bench.tasks._code_extraction import parse_quietly, strict_code
 
 CORRECTION_INSTRUCTION = (
@@ -96,8 +97,8 @@ the sandbox codec carries plain data only. It cannot help a wrong program: whate
 sandbox can send any plain value anyway, and the checker compares only plain values."""
 
 
-class MbppTask:
-    """Implements harness.protocols.Task over MBPP (full or sanitized)."""
+class MbppTask(Task):
+    """Implements harness.contracts.protocols.Task over MBPP (full or sanitized)."""
 
     name = "mbpp"
     splits = tuple(SPLITS)
@@ -184,7 +185,7 @@ class MbppSanitizedTask(MbppTask):
                          correction_instruction=correction_instruction)
 
 
-class MbppVerifier:
+class MbppVerifier(Verifier):
     """CodeVerifier, with the trusted case suffix appended to the program of the rows that need one."""
 
     def __init__(self, code: CodeVerifier):
@@ -199,7 +200,7 @@ class MbppVerifier:
 
     def same_answer_batch(self, items: Sequence[tuple[Problem, str, str]]) -> list[bool]:
         """Whether each (problem, a, b) pass and fail the same hidden tests, each run on its own with the
-        row's trusted suffix (harness.verifiers.per_test_outcomes): how majority voting groups programs."""
+        row's trusted suffix (harness.grading.verifiers.per_test_outcomes): how majority voting groups programs."""
         return same_per_test_outcomes(self.verify_batch, items)
 
 

@@ -17,11 +17,12 @@ import hashlib
 from importlib.resources import files
 from pathlib import Path
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.jsonl import read_text
-from score_bench.harness.types import Message, Problem, check_unique
-from score_bench.harness.verifiers.key_answer import (KeyAnswerVerifier, is_hangul, normalise, strip_particles,
-                                                     without_restatement)
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Task
+from score_bench.harness.contracts.types import Message, Problem, check_unique
+from score_bench.harness.grading.verifiers.key_answer import (KeyAnswerVerifier, is_hangul, normalise, strip_particles,
+                                                              without_restatement)
+from score_bench.harness.runtime.input_files import read_text
 
 REQUIRED_COLUMNS = ("category", "question", "original_answer", "correct_answer")
 CORRECTION_INSTRUCTION = (
@@ -55,8 +56,8 @@ def differing_spans(wrong: str, right: str) -> tuple[str, str]:
     return wrong[start:len(wrong) - end].strip(), right[start:len(right) - end].strip()
 
 
-class ScoreToyTask:
-    """Implements harness.protocols.Task over a score-toy CSV."""
+class ScoreToyTask(Task):
+    """Implements harness.contracts.protocols.Task over a score-toy CSV."""
 
     name = "score-toy"
     splits = ("test",)

@@ -2,7 +2,7 @@
 masks and verifier rewards, so every term can be checked on hand-computed tensors.
 
 Conventions. Tensors are [batch, length]; `mask1`/`mask2` select the sampled tokens of attempt 1/2 (see
-harness.training.EncodedBatch). An attempt's log-probability is the sum over its tokens (REINFORCE on whole
+harness.training.encoding.EncodedBatch). An attempt's log-probability is the sum over its tokens (REINFORCE on whole
 sequences, no length normalisation), and the loss is the batch mean of -advantage x log-probability.
 
 KL. The penalty is KL(pi_theta(.|context) || pi_ref(.|context)) over each attempt, estimated per sampled token
@@ -19,7 +19,7 @@ Credit. Each attempt's log-probability is multiplied by its own advantage only:
 - Stage II: attempt 1's return is r1, attempt 2's is r2 + alpha * (r2 - r1).
 Rewards never carry gradient: they are detached before use.
 
-Micro-batching (harness.accumulation). The loss is built in three steps so a batch can be scored in parts with
+Micro-batching (harness.training.accumulation). The loss is built in three steps so a batch can be scored in parts with
 exactly the one-pass gradient: sequence_kl (per-sample KL), stage_advantages (returns, and baselines over the
 whole batch: computed once, before any micro-batch), stage_objective (a micro-batch's share of the batch mean).
 stage_loss composes them for one pass.
@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.training import masked_sum
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.training.encoding import masked_sum
 
 if TYPE_CHECKING:
     from score_bench.trainers.score import ScoreConfig
@@ -116,13 +116,6 @@ class StageLoss:
                 "kl_t1": float(self.kl[0].mean()), "kl_t2": float(self.kl[1].mean())}
 
 
-def check_kl_settings(config: "ScoreConfig") -> None:
-    if config.kl_mode == "loss" and config.kl_estimator == "k1":
-        raise InputError("kl_mode 'loss' needs kl_estimator 'k3': k1 in the loss has zero expected gradient")
-    if config.kl_mode not in ("reward", "loss"):
-        raise InputError(f"unknown kl_mode '{config.kl_mode}'; use reward or loss")
-
-
 def sequence_kl(logp: torch.Tensor, ref_logp: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor],
                 estimator: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Each sample's KL estimate per attempt, summed over the attempt's tokens ([batch] each); differentiable
@@ -165,7 +158,6 @@ def stage_objective(stage: int, logp: torch.Tensor, ref_logp: torch.Tensor,
 def stage_loss(stage: int, logp: torch.Tensor, ref_logp: torch.Tensor, masks: tuple[torch.Tensor, torch.Tensor],
                rewards: tuple[torch.Tensor, torch.Tensor], config: "ScoreConfig", group_size: int) -> StageLoss:
     """The Stage I or Stage II loss for one batch in one pass. `rewards` are the verifier's r1, r2 per sample."""
-    check_kl_settings(config)
     kl = sequence_kl(logp.detach(), ref_logp, masks, config.kl_estimator)
     returns, advantages = stage_advantages(stage, rewards, kl, config, group_size)
     loss, kl = stage_objective(stage, logp, ref_logp, masks, advantages, config, logp.shape[0])

@@ -14,7 +14,7 @@ row says so (`warning`, `updates_skipped`), a Python warning is raised, and the 
 is. The budget actually used is in the log and in trainer_config.json.
 
 Held-out evaluation, resume, the sampler (`backend`), micro-batching and multi-process runs are the run
-skeleton's (harness.training_run), as for `score`: "eval" rows at step 0, every `eval_every` optimiser steps and at
+skeleton's (harness.training.run), as for `score`: "eval" rows at step 0, every `eval_every` optimiser steps and at
 the end; a resumable state in OUTPUT/state/ every `save_every` steps and at each iteration's boundaries (after its
 examples are chosen, so a resumed run never samples an iteration again, and after its last step). Starting the
 same command again continues from it, mid-fit included, with the same result as a run that never stopped.
@@ -35,20 +35,20 @@ import random
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Annotated, Any, Callable, Literal, Mapping, Sequence
 
 import torch
 
-from score_bench.harness.accumulation import validate_micro_batching
-from score_bench.harness.errors import InputError
-from score_bench.harness.learning_signal import count_attempts, no_signal
-from score_bench.harness.progress import Progress, phase
-from score_bench.harness.protocols import Task
-from score_bench.harness.rollout import Attempt, Trace
-from score_bench.harness.training import (EncodedBatch, RunConfig, TwoAttempts, build_config, encode_two_attempts,
-                                          masked_sum, token_logprobs, two_attempts_of)
-from score_bench.harness.training_run import TrainingMethod, TrainingRun
-from score_bench.harness.types import Status
+from score_bench.harness.contracts.fields import AT_LEAST_ONE, NON_NEGATIVE, flat_fields
+from score_bench.harness.contracts.progress import Progress, phase
+from score_bench.harness.contracts.protocols import Task
+from score_bench.harness.contracts.types import Status
+from score_bench.harness.generation.rollout import Attempt, Trace
+from score_bench.harness.training.config import RunConfig, build_config
+from score_bench.harness.training.encoding import (EncodedBatch, TwoAttempts, encode_two_attempts, masked_sum,
+                                                   token_logprobs, two_attempts_of)
+from score_bench.harness.training.learning_signal import count_attempts, no_signal
+from score_bench.harness.training.run import TrainingMethod, TrainingRun
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 
 __all__ = ["SftConfig", "sft_presets", "star_examples", "pair_examples", "attempt2_nll", "sft_loss", "SftRun"]
@@ -58,46 +58,28 @@ _SCORE = ScoreConfig()
 
 @dataclass(frozen=True)
 class SftConfig(RunConfig):
-    """Every knob of an SFT baseline run. Budget defaults are score's defaults (the paper's MATH setting)."""
+    """Every knob of an SFT baseline run. Budget defaults are score's defaults (the paper's MATH setting): its
+    rollout batches (RunConfig), traces and optimiser steps."""
 
     variant: Literal["d", "d_plus"] = "d"
     """'d': only incorrect-y1 examples (D_STaR / Pair-SFT). 'd_plus': also correct->correct examples (D+)."""
-    sampling_batches: int = _SCORE.stage1_steps + _SCORE.stage2_steps
+    sampling_batches: Annotated[int, NON_NEGATIVE] = _SCORE.stage1_steps + _SCORE.stage2_steps
     """Rollout batches in total (score samples one per optimiser step): the budget of sampled traces is
     sampling_batches x batch_size x samples_per_problem."""
-    batch_size: int = _SCORE.batch_size
-    """Problems per rollout batch, as in score."""
-    samples_per_problem: int = _SCORE.samples_per_problem
-    """Two-attempt traces per problem per rollout batch. Pair-SFT draws its y2 from these samples."""
-    updates: int = _SCORE.stage1_steps + _SCORE.stage2_steps
+    updates: Annotated[int, NON_NEGATIVE] = _SCORE.stage1_steps + _SCORE.stage2_steps
     """Optimiser steps in total (score: stage1_steps + stage2_steps)."""
-    sft_batch_size: int = _SCORE.batch_size * _SCORE.samples_per_problem
+    sft_batch_size: Annotated[int, AT_LEAST_ONE] = _SCORE.batch_size * _SCORE.samples_per_problem
     """Examples per optimiser step (score: the traces of one step); all kept examples when fewer."""
-    learning_rate: float = _SCORE.learning_rate
-    """Adam, as score."""
-    weight_decay: float = 0.0
-    grad_clip: float = _SCORE.grad_clip
-    """Max global gradient norm; 0 disables clipping."""
-    temperature: float = 1.0
-    """Sampling temperature of the data rollouts (the paper: 1.0)."""
-    top_p: float = 1.0
-    max_new_tokens: int = _SCORE.max_new_tokens
-    """Per attempt. An attempt cut here keeps its tokens but its end-of-turn token is not trained."""
-    generation_batch_size: int = _SCORE.generation_batch_size
-    """As in score: conversations decoded together, and the chunk a rollout batch is sampled in."""
-    device: str = "auto"
-    """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
-    # eval_every, eval_split, eval_problems and save_every (counted in optimiser steps as in score), micro-batching
-    # and backend: RunConfig.
+    # The rollout batches and their sampling, the optimiser, evaluation and saves (counted in optimiser steps as in
+    # score), micro-batching and backend: RunConfig.
 
     def traces_per_step(self) -> int:
-        """Examples scored per optimiser step (harness.memory_estimate)."""
+        """Examples scored per optimiser step (harness.training.memory_estimate)."""
         return self.sft_batch_size
 
 
-_MIRRORED = ("learning_rate", "batch_size", "samples_per_problem", "grad_clip", "weight_decay", "temperature",
-             "top_p", "max_new_tokens", "generation_batch_size", "device", "eval_every", "eval_split",
-             "eval_problems")
+_SHARED = frozenset(flat_fields(RunConfig))
+"""What a score preset sets that the SFT baselines share with it: RunConfig's fields."""
 
 
 def sft_presets(samples_per_problem: int | None = None, **extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -109,27 +91,12 @@ def sft_presets(samples_per_problem: int | None = None, **extra: dict[str, Any])
         score = build_config(ScoreConfig, SCORE_PRESETS, name)
         steps = score.stage1_steps + score.stage2_steps
         traces = score.batch_size * score.samples_per_problem
-        values = {key: getattr(score, key) for key in _MIRRORED}
+        values = {key: value for key, value in SCORE_PRESETS[name].items() if key in _SHARED}
         if samples_per_problem is not None and traces % samples_per_problem == 0:
             values.update(batch_size=traces // samples_per_problem, samples_per_problem=samples_per_problem)
         values.update(sampling_batches=steps, updates=steps, sft_batch_size=traces, **extra.get(name, {}))
         presets[name] = values
     return presets
-
-
-def validate(config: SftConfig, trainer: str) -> None:
-    if not config.model:
-        raise InputError(f"{trainer} trainer needs a model (the base checkpoint to start from)")
-    for name in ("sampling_batches", "updates", "eval_every", "save_every"):
-        if getattr(config, name) < 0:
-            raise InputError(f"{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("batch_size", "samples_per_problem", "sft_batch_size", "max_new_tokens", "generation_batch_size",
-                 "eval_problems"):
-        if getattr(config, name) < 1:
-            raise InputError(f"{name} must be >= 1, got {getattr(config, name)}")
-    validate_micro_batching(config.micro_batch_size, config.micro_batch_tokens)
-    if config.temperature <= 0:
-        raise InputError(f"{trainer} samples its data: temperature must be > 0, got {config.temperature}")
 
 
 # -- example selection -----------------------------------------------------------------------------------------
@@ -229,7 +196,6 @@ class SftRun(TrainingMethod):
     signal_unit = "sampling iterations"
 
     def __init__(self, config: SftConfig, trainer: str, task: Task | None = None):
-        validate(config, trainer)
         self.config = config
         self.name = trainer
         self.pair_rng = random.Random(config.seed + 1)
@@ -271,7 +237,7 @@ class SftRun(TrainingMethod):
             if number > self.iteration:
                 traces = self.sample(batches, progress)
                 stats = trace_stats(traces)
-                run.signal.observe(stats["no_signal"], count_attempts(traces, self.config.max_new_tokens))
+                run.signal.observe(stats["no_signal"], count_attempts(traces, self.config.generation.max_new_tokens))
                 self.begin(number, select(traces), updates, stats)
             self.fit(progress)
             if number == len(plan) and run.evaluator.every and run.step % run.evaluator.every:
@@ -349,7 +315,7 @@ class SftRun(TrainingMethod):
         world / (attempt-2 tokens of the whole minibatch), so DDP's average of the processes' gradients is the
         gradient of the whole minibatch's token-weighted mean NLL, as in one process; a plain average of the
         slices' means would weight each token by 1 / (its slice's tokens). The slice is scored in micro-batches
-        (harness.accumulation) with the same weight, so their gradients add up to the slice's. Every process
+        (harness.training.accumulation) with the same weight, so their gradients add up to the slice's. Every process
         scores as many micro-batches (each forward of a sharded policy is a collective): a process with fewer,
         or with an empty slice (fewer examples than processes), scores one example with weight 0 in their place."""
         run = self.run

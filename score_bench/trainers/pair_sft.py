@@ -6,7 +6,7 @@ attempt y1 with a y2 drawn at random from the correct responses to the same prob
 attempts sampled (variant d_plus also pairs correct first attempts); fine-tune on y2 given (x, y1, instruction),
 attempt-2 tokens only, for the whole update budget in one iteration. Several samples per problem by default
 (SAMPLES_PER_PROBLEM), within score's trace budget. Runs on one process or several under `accelerate launch`
-(DDP, or FSDP on CPU), and on either sampler (`backend`), as score (harness.training_run, docs/distributed.md).
+(DDP, or FSDP on CPU), and on either sampler (`backend`), as score (harness.training.run, docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from score_bench.harness.progress import Progress
-from score_bench.harness.protocols import Task
+from score_bench.harness.contracts.progress import Progress
+from score_bench.harness.contracts.protocols import Task
+from score_bench.harness.training.config import Trainer
 from score_bench.trainers._sft import SftConfig, SftRun, pair_examples, sft_presets
 
 __all__ = ["PairSftConfig", "PRESETS", "PairSftTrainer"]
@@ -39,8 +40,8 @@ class PairSftConfig(SftConfig):
 PRESETS = sft_presets(samples_per_problem=SAMPLES_PER_PROBLEM)
 
 
-class PairSftTrainer:
-    """The `pair-sft` trainer plugin (harness.training.Trainer)."""
+class PairSftTrainer(Trainer):
+    """The `pair-sft` trainer plugin (harness.training.config.Trainer)."""
 
     name = "pair-sft"
     config_class = PairSftConfig
@@ -52,5 +53,5 @@ class PairSftTrainer:
         sft = SftRun(config, "pair-sft", task=task)
         plus = config.variant == "d_plus"
         sft.train([(config.sampling_batches, config.updates)],
-                  lambda traces: pair_examples(traces, plus, config.max_new_tokens, sft.pair_rng), progress)
+                  lambda traces: pair_examples(traces, plus, config.generation.max_new_tokens, sft.pair_rng), progress)
         return sft.run.finish({"budget": sft.budget()})

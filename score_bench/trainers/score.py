@@ -8,16 +8,16 @@ optimiser step on the Stage I or Stage II loss (trainers/_losses.py), log a row.
 to OUTPUT/stage1, the final ones to OUTPUT.
 
 A step's traces are scored in micro-batches of `micro_batch_size` with gradient accumulation when set
-(ScoreRun.backward, harness.accumulation): the same step as one pass, in the memory of one micro-batch. A log
+(ScoreRun.backward, harness.training.accumulation): the same step as one pass, in the memory of one micro-batch. A log
 row says `no_signal` when, within each group the baseline averages over, all traces earned the same rewards
 (nothing to learn but the KL anchor); a run with no signal in any step ends with a warning naming the likely
-cause (harness.learning_signal).
+cause (harness.training.learning_signal).
 
 Every `eval_every` steps a greedy two-attempt rollout on a fixed held-out subset adds an "eval" row (Accuracy@t1,
-Accuracy@t2, Δ) to the log. Every `save_every` steps a resumable state goes to OUTPUT/state/ (harness.resume);
+Accuracy@t2, Δ) to the log. Every `save_every` steps a resumable state goes to OUTPUT/state/ (harness.training.resume);
 starting the same command again continues from it, with the same result as a run that never stopped.
 
-Everything but the stages, the rewards, the advantages and the loss is the run skeleton's (harness.training_run):
+Everything but the stages, the rewards, the advantages and the loss is the run skeleton's (harness.training.run):
 the sampler (`backend`), micro-batching, held-out rows, states, checkpoints, the log, and multi-process runs. Under
 `accelerate launch` (DDP, or FSDP on CPU) each process samples and scores its own shard of each step's problems and
 the gradients are averaged; the frozen reference is never wrapped (it takes no gradient). See docs/distributed.md.
@@ -28,22 +28,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 
-from score_bench.harness.accumulation import validate_micro_batching
-from score_bench.harness.errors import InputError
-from score_bench.harness.learning_signal import AttemptCounts, count_attempts, no_signal
-from score_bench.harness.progress import Progress, phase
-from score_bench.harness.protocols import Task
-from score_bench.harness.rollout import Trace
-from score_bench.harness.training import (EncodedBatch, RunConfig, TwoAttempts, encode_two_attempts,
-                                          token_logprobs, two_attempts_of)
-from score_bench.harness.training_run import TrainingMethod, TrainingRun
-from score_bench.harness.types import Problem, Status
-from score_bench.trainers._losses import (StageLoss, baseline_group, check_kl_settings, sequence_kl,
-                                         stage_advantages, stage_loss, stage_objective)
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import NON_NEGATIVE
+from score_bench.harness.contracts.progress import Progress, phase
+from score_bench.harness.contracts.protocols import Task
+from score_bench.harness.contracts.types import Problem, Status
+from score_bench.harness.generation.rollout import Trace
+from score_bench.harness.training.config import RunConfig, Trainer
+from score_bench.harness.training.encoding import (EncodedBatch, TwoAttempts, encode_two_attempts, token_logprobs,
+                                                   two_attempts_of)
+from score_bench.harness.training.learning_signal import AttemptCounts, count_attempts, no_signal
+from score_bench.harness.training.run import TrainingMethod, TrainingRun
+from score_bench.trainers._losses import (StageLoss, baseline_group, sequence_kl, stage_advantages,
+                                          stage_loss, stage_objective)
 
 __all__ = ["ScoreConfig", "PRESETS", "ScoreTrainer", "ScoreRun"]
 
@@ -52,26 +53,17 @@ __all__ = ["ScoreConfig", "PRESETS", "ScoreTrainer", "ScoreRun"]
 class ScoreConfig(RunConfig):
     """Every knob of a SCoRe run. Defaults are the paper's MATH setting where it gives one."""
 
-    stage1_steps: int = 100
+    stage1_steps: Annotated[int, NON_NEGATIVE] = 100
     """Optimiser steps of Stage I. The paper gives no step counts; these are placeholders to set per task."""
-    stage2_steps: int = 100
-    batch_size: int = 512
-    """Problems per optimiser step (the paper: 512 for MATH, 128 for MBPP)."""
-    samples_per_problem: int = 1
-    """Two-attempt traces sampled per problem; with more than one, baselines are computed per problem."""
-    learning_rate: float = 5e-6
-    """Adam; the paper: 5e-6 (MATH), 1e-5 (MBPP)."""
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    """Max global gradient norm; 0 disables clipping."""
-    alpha: float = 10.0
+    stage2_steps: Annotated[int, NON_NEGATIVE] = 100
+    alpha: Annotated[float, NON_NEGATIVE] = 10.0
     """Stage II reward-shaping bonus alpha * (r2 - r1) on attempt 2: rewards flipping wrong to right."""
-    beta1: float = 0.01
+    beta1: Annotated[float, NON_NEGATIVE] = 0.01
     """KL weight on both attempts in both stages."""
-    beta2: float = 0.1
+    beta2: Annotated[float, NON_NEGATIVE] = 0.1
     """Extra KL weight on attempt 1 in Stage I (the paper: 0.1 MATH, 0.25 MBPP): keeps attempt 1 near the base
     model while attempt 2 learns to correct."""
-    stage2_attempt1_kl: float = 0.0
+    stage2_attempt1_kl: Annotated[float, NON_NEGATIVE] = 0.0
     """Extra KL weight on attempt 1 in Stage II, on top of beta1. 0 is the paper. It exists because Stage II as
     published lets attempt 1 learn whatever attempt 2 learned, so on a task where that is easy the gap closes
     and Δ(t1,t2) returns to 0 (a trial here: Δ +.34 after Stage I, .00 after Stage II; keeping weight 1.0 on
@@ -87,21 +79,15 @@ class ScoreConfig(RunConfig):
     'loss': the k3 estimate is a differentiable loss term (GRPO style)."""
     baseline: Literal["none", "mean", "rloo"] = "rloo"
     """REINFORCE baseline per attempt: none, the mean return, or leave-one-out (unbiased)."""
-    temperature: float = 1.0
-    """Sampling temperature of the training rollouts (the paper: 1.0, i.e. on-policy)."""
-    top_p: float = 1.0
-    max_new_tokens: int = 1024
-    """Per attempt. An attempt cut here keeps its tokens but its end-of-turn token is not trained."""
-    generation_batch_size: int = 64
-    """Conversations the sampler decodes together, and (backend transformers) the rollout's chunk: a step samples
-    its batch in chunks of this many and frees the sampler's KV after each, so its memory does not grow with
-    batch_size."""
-    device: str = "auto"
-    """cpu, cuda, cuda:N or auto. Under `accelerate launch` each process uses the device accelerate gives it."""
-    # eval_every, eval_split, eval_problems, save_every, micro-batching and backend: RunConfig.
+    # The batches, their sampling, the optimiser, evaluation, saves, micro-batching and backend: RunConfig.
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kl_mode == "loss" and self.kl_estimator == "k1":
+            raise InputError("kl_mode 'loss' needs kl_estimator 'k3': k1 in the loss has zero expected gradient")
 
     def traces_per_step(self) -> int:
-        """Traces scored per optimiser step (harness.memory_estimate)."""
+        """Traces scored per optimiser step (harness.training.memory_estimate)."""
         return self.batch_size * self.samples_per_problem
 
 
@@ -123,29 +109,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _validate(config: ScoreConfig) -> None:
-    if not config.model:
-        raise InputError("score trainer needs a model (the base checkpoint to start from)")
-    for name in ("stage1_steps", "stage2_steps", "eval_every", "save_every"):
-        if getattr(config, name) < 0:
-            raise InputError(f"{name} must be >= 0, got {getattr(config, name)}")
-    for name in ("batch_size", "samples_per_problem", "max_new_tokens", "generation_batch_size", "eval_problems"):
-        if getattr(config, name) < 1:
-            raise InputError(f"{name} must be >= 1, got {getattr(config, name)}")
-    if config.temperature <= 0:
-        raise InputError(f"SCoRe samples on-policy: temperature must be > 0, got {config.temperature}")
-    check_kl_settings(config)
-    validate_micro_batching(config.micro_batch_size, config.micro_batch_tokens)
-
-
-class ScoreTrainer:
-    """The `score` trainer plugin (harness.training.Trainer)."""
+class ScoreTrainer(Trainer):
+    """The `score` trainer plugin (harness.training.config.Trainer)."""
 
     name = "score"
     config_class = ScoreConfig
     presets = PRESETS
     keeps_reference = True
-    """A frozen copy of the base model is loaded next to the policy (harness.memory_estimate)."""
+    """A frozen copy of the base model is loaded next to the policy (harness.training.memory_estimate)."""
 
     def train(self, config: ScoreConfig, progress: Progress | None = None, task: Task | None = None) -> Path:
         """Run Stage I then Stage II, resuming from OUTPUT/state/ when a saved state is there; return the output
@@ -165,7 +136,6 @@ class ScoreRun(TrainingMethod):
     keeps_reference = ScoreTrainer.keeps_reference
 
     def __init__(self, config: ScoreConfig, task: Task | None = None):
-        _validate(config)
         self.config = config
         self.run = TrainingRun(config, self, task)
 
@@ -180,7 +150,7 @@ class ScoreRun(TrainingMethod):
 
     def two_attempts(self, trace: Trace) -> TwoAttempts:
         first, second = trace.attempts
-        return two_attempts_of(trace, first, second, self.config.max_new_tokens)
+        return two_attempts_of(trace, first, second, self.config.generation.max_new_tokens)
 
     def stage(self, stage: int, progress: Progress | None = None) -> None:
         """Train until the step where `stage` ends (resumed runs pick up mid-stage); Stage I's end is saved to
@@ -260,7 +230,7 @@ class ScoreRun(TrainingMethod):
         means = {"reward_t1": float(r1.mean()), "reward_t2": float(r2.mean()), **result.stats()}
         counts = {"grading_errors": sum(a.verdict.status is Status.ERROR for t in traces for a in t.attempts),
                   "attempt_tokens": int(batch.attempt_masks[0].sum() + batch.attempt_masks[1].sum())}
-        outcomes = count_attempts(traces, self.config.max_new_tokens)
+        outcomes = count_attempts(traces, self.config.generation.max_new_tokens)
         rewards = (r1, r2)
         if run.world > 1:  # equal shards: the mean of the processes' means is the batch mean
             means = dict(zip(means, run.accelerator.reduce(

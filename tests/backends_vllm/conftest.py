@@ -55,7 +55,7 @@ def smollm2(tmp_path_factory) -> Path:
 def engine(smollm2):
     """One in-process vLLM engine on SmolLM2, fp32, eager, for the whole session (starting one takes ~30 s)."""
     pytest.importorskip("vllm")
-    from score_bench.harness.backends import load_backend
+    from score_bench.harness.generation.backends import load_backend
 
     return load_backend("vllm", model=str(smollm2), dtype="float32", enforce_eager=True, max_model_len=2048,
                         in_process=True)
@@ -64,6 +64,6 @@ def engine(smollm2):
 @pytest.fixture(scope="session")
 def reference(smollm2):
     """The transformers backend on the same checkpoint, fp32 on CPU: the reference vLLM is compared with."""
-    from score_bench.harness.backends import load_backend
+    from score_bench.harness.generation.backends import load_backend
 
     return load_backend("transformers", model=str(smollm2), dtype="float32", device="cpu", batch_size=8)

@@ -19,8 +19,8 @@ import pytest
 pytest.importorskip("vllm")
 pytest.importorskip("openai")
 
-from score_bench.harness.backends import load_backend  # noqa: E402
-from score_bench.harness.generation import GenerationParams  # noqa: E402
+from score_bench.harness.contracts.generation import GenerationParams  # noqa: E402
+from score_bench.harness.generation.backends import load_backend  # noqa: E402
 from score_bench.tasks.arith import ArithTask  # noqa: E402
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1800)]

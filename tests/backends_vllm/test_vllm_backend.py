@@ -8,9 +8,9 @@ import torch
 
 pytest.importorskip("vllm")
 
-from score_bench.harness.backends.transformers import render_prompt  # noqa: E402
-from score_bench.harness.errors import InputError  # noqa: E402
-from score_bench.harness.generation import GenerationParams  # noqa: E402
+from score_bench.harness.contracts.errors import InputError  # noqa: E402
+from score_bench.harness.contracts.generation import GenerationParams  # noqa: E402
+from score_bench.harness.generation.backends.transformers import render_prompt  # noqa: E402
 from score_bench.tasks.arith import ArithTask  # noqa: E402
 
 from float_tolerance import logprob_tolerance  # noqa: E402
@@ -123,7 +123,7 @@ def test_describe_records_the_engine(engine, smollm2):
     ({"device": "cuda"}, "this vLLM build runs on cpu"),
 ])
 def test_bad_options_fail_before_an_engine_starts(smollm2, options, message):
-    from score_bench.harness.backends import load_backend
+    from score_bench.harness.generation.backends import load_backend
 
     with pytest.raises(InputError, match=message):
         load_backend("vllm", **{"model": str(smollm2), **options})
@@ -132,7 +132,7 @@ def test_bad_options_fail_before_an_engine_starts(smollm2, options, message):
 def test_a_conversation_longer_than_max_model_len_is_refused_before_generating(engine, smollm2):
     """vLLM refuses a prompt over its max_model_len mid-run (an MBPP test problem of 2,099 prompt tokens did, at
     --max-model-len 2048): the harness checks every conversation against the engine's own limit first."""
-    from score_bench.harness.guards import check_context
+    from score_bench.harness.runtime.guards import check_context
 
     assert engine.context == (2048, "vLLM max_model_len")
     fits = [{"role": "user", "content": "What is 2 + 2?"}]

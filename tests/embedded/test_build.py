@@ -15,7 +15,7 @@ from score_bench.embedded.build import _rendered, conversation_maker
 from score_bench.embedded.model import create_model
 from score_bench.embedded.pretrain import encode_batch, pretrain, seeded_batches
 from score_bench.embedded.tokenizer import train_tokenizer
-from score_bench.harness.errors import InputError
+from score_bench.harness.contracts.errors import InputError
 from score_bench.tasks.arith import ArithTask
 
 TINY = BaseModelConfig(steps=3, batch_size=4, warmup_steps=1, hidden_size=32, intermediate_size=64, layers=1,

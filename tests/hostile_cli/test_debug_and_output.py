@@ -8,7 +8,7 @@ import pytest
 
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_debug_shows_the_traceback_before_or_after_the_command(cli, tmp_path, monkeypatch, where):
-    from score_bench.harness import compare
+    from score_bench.harness.reports import compare
 
     monkeypatch.setattr(compare, "compare_runs", lambda *a, **k: 1 / 0)
     monkeypatch.delenv("SCORE_BENCH_DEBUG", raising=False)

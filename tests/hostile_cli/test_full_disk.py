@@ -13,9 +13,9 @@ import subprocess
 import pytest
 import torch
 
-from score_bench.harness import resume
-from score_bench.harness.errors import ScoreBenchError
-from score_bench.harness.training import TrainingLog, save_checkpoint
+from score_bench.harness.contracts.errors import ScoreBenchError
+from score_bench.harness.training import resume
+from score_bench.harness.training.outputs import TrainingLog, save_checkpoint
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from score_bench.cli import _run_labels, describe_failure
-from score_bench.harness import resume
-from score_bench.harness.errors import InputError, ScoreBenchError
-from score_bench.harness.guards import check_finite_loss
+from score_bench.harness.contracts.errors import InputError, ScoreBenchError
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.runtime.guards import check_finite_loss
+from score_bench.harness.training import resume
 from score_bench.tasks.score_toy import ScoreToyTask
 
 
@@ -102,7 +103,7 @@ def test_grade_records_its_task_options_as_eval_does_and_keeps_them_apart(cli, s
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["task_options"] == {"path": str(data)}  # eval's shape: results.config.task_options
     if importlib.util.find_spec("jsonschema"):
-        from score_bench.harness.result_schema import problems
+        from score_bench.harness.evaluation.result_schema import problems
 
         assert problems("results", results) == []
     assert results["metrics"]["acc_t2"]["value"] == 1.0
@@ -134,7 +135,7 @@ def test_plot_labels_runs_that_share_a_directory_name_by_path(tmp_path):
     (MemoryError(), 2, "out of memory"),
 ])
 def test_unexpected_errors_become_one_line(cli, tmp_path, monkeypatch, raised, code, message):
-    from score_bench.harness import compare
+    from score_bench.harness.reports import compare
 
     def fail(*args, **kwargs):
         raise raised
@@ -147,7 +148,7 @@ def test_unexpected_errors_become_one_line(cli, tmp_path, monkeypatch, raised, c
 
 
 def test_an_internal_error_shows_its_traceback_only_when_asked(cli, tmp_path, monkeypatch):
-    from score_bench.harness import compare
+    from score_bench.harness.reports import compare
 
     monkeypatch.setattr(compare, "compare_runs", lambda *a, **k: 1 / 0)
     monkeypatch.delenv("SCORE_BENCH_DEBUG", raising=False)
@@ -208,7 +209,7 @@ def test_a_nan_loss_stops_training_naming_the_step_and_the_kept_state(tmp_path):
 
 
 def test_locks_are_removed_after_success_and_failure(tmp_path):
-    from score_bench.harness.guards import output_lock
+    from score_bench.harness.runtime.guards import output_lock
 
     with output_lock(tmp_path / "a", "train"):
         assert (tmp_path / "a" / ".lock").exists()
@@ -226,10 +227,10 @@ def test_a_nan_loss_stops_score_training_before_the_weights_change(tiny_model, t
     and the weights in memory are those of step 1 (the optimiser never stepped on the NaN)."""
     from dataclasses import replace
 
-    from score_bench.harness.training import build_config
+    from score_bench.harness.training.config import build_config
     from score_bench.trainers import score
 
-    config = replace(build_config(score.ScoreConfig, score.PRESETS, "smoke"), model=str(tiny_model), task="arith",
+    config = with_values(build_config(score.ScoreConfig, score.PRESETS, "smoke"), model=str(tiny_model), task="arith",
                      output=str(tmp_path / "out"), save_every=1, eval_every=0, stage1_steps=3, stage2_steps=0)
     original = score.stage_loss
 

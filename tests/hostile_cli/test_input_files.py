@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from score_bench.harness.jsonl import SETTINGS_FILE_BYTES, physical_memory
+from score_bench.harness.runtime.input_files import SETTINGS_FILE_BYTES, physical_memory
 
 CSV_HEADER = "category,question,original_answer,correct_answer\n"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, replace
 
 import pytest
 
@@ -104,13 +103,15 @@ def test_train_refuses_an_output_holding_a_checkpoint_of_something_else(cli, sna
 
 def test_train_into_its_own_finished_run_is_still_accepted(tmp_path, tiny_model):
     """A checkpoint with this run's trainer_config.json is its own: rerunning the same config redoes it."""
-    from score_bench.harness.resume import check_output_identity
-    from score_bench.harness.training import CONFIG_FILE, build_config
+    from score_bench.harness.contracts.fields import plain_values, with_values
+    from score_bench.harness.training.config import build_config
+    from score_bench.harness.training.outputs import CONFIG_FILE
+    from score_bench.harness.training.resume import check_output_identity
     from score_bench.trainers.score import PRESETS, ScoreConfig
 
     out = _model_copy(tiny_model, tmp_path / "out")
-    config = replace(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(out))
-    _write(out / CONFIG_FILE, json.dumps({"config": asdict(config)}))
+    config = with_values(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(out))
+    _write(out / CONFIG_FILE, json.dumps({"config": plain_values(config)}))
     check_output_identity(out, config, CONFIG_FILE)  # no error
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from score_bench.harness.guards import output_lock
+from score_bench.harness.runtime.guards import output_lock
 
 
 def _eval(ws, models, *extra, model=None):

@@ -8,7 +8,6 @@ import copy
 import importlib.util
 import json
 import shutil
-from dataclasses import replace
 
 import pytest
 
@@ -86,7 +85,7 @@ def test_resume_refuses_a_samples_row_of_the_wrong_type_naming_the_line(cli, sna
     expect_refused(cli(*_eval(str(tiny_model), run)), f"{run / 'samples.jsonl'} line 1 is not a sample row", says)
     assert snapshot(tmp_path) == before
     if case != "one-attempt-of-two" and importlib.util.find_spec("jsonschema"):  # the schema agrees: not a row
-        from score_bench.harness.result_schema import problems
+        from score_bench.harness.evaluation.result_schema import problems
 
         assert problems("samples", json.loads(lines[0]))
 
@@ -109,11 +108,12 @@ def test_scale_resume_checks_each_sample_holds_its_own_number_of_attempts(cli, s
 
 
 def _meta(tiny_model, out, **changes):
-    from score_bench.harness.resume import _plain
-    from score_bench.harness.training import build_config
+    from score_bench.harness.contracts.fields import with_values
+    from score_bench.harness.training.config import build_config
+    from score_bench.harness.training.resume import _plain
     from score_bench.trainers.score import PRESETS, ScoreConfig
 
-    config = replace(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(out))
+    config = with_values(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(out))
     return json.dumps({"trainer": "score", "world_size": 1, "step": 1, "stage": 1, "log_rows": 0,
                        "config": _plain(config), **changes})
 

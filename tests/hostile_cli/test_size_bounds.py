@@ -12,8 +12,8 @@ import math
 
 import pytest
 
-from score_bench.harness.memory_estimate import device_memory, kv_cache_bytes
-from score_bench.harness.samples_log import row_memory_floor
+from score_bench.harness.evaluation.samples_log import row_memory_floor
+from score_bench.harness.runtime.device_memory import device_memory, kv_cache_bytes
 
 HUGE = 10**12
 

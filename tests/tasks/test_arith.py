@@ -2,8 +2,8 @@
 
 import pytest
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.types import Status
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.types import Status
 from score_bench.tasks.arith import ArithTask, count_carries
 
 

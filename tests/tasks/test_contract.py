@@ -2,9 +2,9 @@
 
 import pytest
 
-from score_bench.harness import registry
-from score_bench.harness.protocols import Task, Verifier
-from score_bench.harness.types import Status
+from score_bench.harness.contracts import registry
+from score_bench.harness.contracts.protocols import Task, Verifier
+from score_bench.harness.contracts.types import Status
 
 TASKS = registry.available(registry.TASKS)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from score_bench.harness.grading import grade_attempts
-from score_bench.harness.types import Problem
+from score_bench.harness.contracts.types import Problem
+from score_bench.harness.grading.attempts import grade_attempts
 from score_bench.tasks.arith import ArithTask
 from score_bench.tasks.humaneval import HumanEvalTask
 from score_bench.tasks.math import MathTask

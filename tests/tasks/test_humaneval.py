@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from score_bench.harness import registry, sandbox
-from score_bench.harness.errors import InputError
-from score_bench.harness.types import Status
+from score_bench.harness.contracts import registry
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.types import Status
+from score_bench.harness.grading import sandbox
 from score_bench.tasks.humaneval import CORRECTION_INSTRUCTION, HumanEvalTask
 
 needs_sandbox = pytest.mark.skipif(sandbox.probe() is not None, reason=f"no working sandbox: {sandbox.probe()}")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from score_bench.harness import registry, settings
-from score_bench.harness.errors import InputError
-from score_bench.harness.types import Status
+from score_bench.harness.contracts import registry
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.types import Status
+from score_bench.harness.runtime import settings
 from score_bench.tasks import math as math_task
 from score_bench.tasks.math import MathTask, extract_answer
 

@@ -1,5 +1,5 @@
 """mbpp task: splits, prompts (one shown test, the rest hidden), extraction, grading of reference solutions
-through `score-bench grade`, and hostile programs from tests/harness/hostile/ adapted to an MBPP problem.
+through `score-bench grade`, and hostile programs from tests/harness/grading/hostile/ adapted to an MBPP problem.
 
 The full 974 + 427 reference run is bench/check_mbpp_references.py (results/mbpp/references-*); here a subset
 covering every grading path: plain rows, challenge tests, test_setup_code rows and program-defined classes.
@@ -15,17 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from score_bench.harness import registry, sandbox, settings
-from score_bench.harness.errors import InputError
-from score_bench.harness.grading import grade_attempts
-from score_bench.harness.types import Status
+from score_bench.harness.contracts import registry
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.types import Status
+from score_bench.harness.grading import sandbox
+from score_bench.harness.grading.attempts import grade_attempts
+from score_bench.harness.runtime import settings
 from score_bench.tasks.mbpp import CASE_FUNCTION, CORRECTION_INSTRUCTION, MbppTask
 
 DATA = settings.data_dir() or Path(__file__).resolve().parents[2].parent / "shared" / "data"
 """SCORE_BENCH_DATA_DIR (CI sets it), else ../shared/data beside the repo."""
 needs_data = pytest.mark.skipif(not (DATA / "mbpp" / "mbpp.jsonl").exists(), reason=f"no MBPP data under {DATA}")
 needs_sandbox = pytest.mark.skipif(sandbox.probe() is not None, reason=f"no working sandbox: {sandbox.probe()}")
-HOSTILE = Path(__file__).resolve().parents[1] / "harness" / "hostile"
+HOSTILE = Path(__file__).resolve().parents[1] / "harness" / "grading" / "hostile"
 pytestmark = needs_data
 
 

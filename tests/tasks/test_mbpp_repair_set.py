@@ -11,9 +11,11 @@ from dataclasses import replace
 
 import pytest
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.evaluation import EvalConfig, load_first_attempts, run_eval
-from score_bench.harness.repair_set import build_repair_set
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.generation import GenerationSettings
+from score_bench.harness.evaluation.configs import EvalConfig
+from score_bench.harness.evaluation.eval_run import load_first_attempts, run_eval
+from score_bench.harness.evaluation.repair_set import build_repair_set
 
 
 def run_cli(*args):
@@ -23,7 +25,8 @@ def run_cli(*args):
 @pytest.fixture(scope="module")
 def eval_run(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "run"
-    config = EvalConfig(model=str(tiny_model), task="arith", output=out, limit=8, max_new_tokens=8, device="cpu")
+    config = EvalConfig(model=str(tiny_model), task="arith", output=out, limit=8,
+                        generation=GenerationSettings(max_new_tokens=8), device="cpu")
     run_eval(config)
     return config
 

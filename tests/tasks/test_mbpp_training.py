@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from score_bench.harness import registry, sandbox, settings
-from score_bench.harness.training import LOG_FILE, build_config
+from score_bench.harness.contracts import registry
+from score_bench.harness.grading import sandbox
+from score_bench.harness.runtime import settings
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.outputs import LOG_FILE
 
 DATA = settings.data_dir() or Path(__file__).resolve().parents[2].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not (DATA / "mbpp" / "mbpp.jsonl").exists(), reason=f"no MBPP data under {DATA}")

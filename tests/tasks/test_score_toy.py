@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from score_bench.harness import settings
-from score_bench.harness.errors import InputError
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.runtime import settings
 from score_bench.tasks.score_toy import ScoreToyTask, differing_spans
 
 KOREAN = (settings.data_dir() or Path(__file__).resolve().parents[3] / "shared" / "data") / "score_toy" / "SCoRe_Dataset.csv"

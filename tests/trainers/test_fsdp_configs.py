@@ -17,8 +17,10 @@ from accelerate.commands.config.config_args import ClusterConfig
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoTokenizer
 
-from score_bench.harness.backends import load_backend
-from score_bench.harness.training import HeldOutEval, build_config, encode_two_attempts
+from score_bench.harness.generation.backends import load_backend
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.encoding import encode_two_attempts
+from score_bench.harness.training.held_out import HeldOutEval
 from score_bench.trainers._sft import SftRun
 from score_bench.trainers.pair_sft import PRESETS as PAIR_PRESETS, PairSftConfig, PairSftTrainer
 from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreTrainer
@@ -61,9 +63,9 @@ DDP = ("--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynam
 
 def test_two_process_fsdp_score_step_equals_the_one_process_step_on_the_whole_batch(tiny_model, tmp_path):
     """accelerate runs an FSDP config on CPU as DDP, so the SCoRe trainer shards the policy itself with FSDP2
-    (harness.fsdp). The weights after step 1 (OUTPUT/stage1) are those of one process stepping on the whole batch.
-    Step 2 (Stage II, from step 1's sharded Adam state) is compared with the DDP run: from step 2 on, two processes
-    sample other tokens than one does (each generates a batch of its own shape), as under DDP."""
+    (harness.training.fsdp). The weights after step 1 (OUTPUT/stage1) are those of one process stepping on the whole
+    batch. Step 2 (Stage II, from step 1's sharded Adam state) is compared with the DDP run: from step 2 on, two
+    processes sample other tokens than one does (each generates a batch of its own shape), as under DDP."""
     out, ddp, alone = tmp_path / "fsdp", tmp_path / "ddp", tmp_path / "single"
     settings = {"model": str(tiny_model), "output": str(out), "split": "train", "eval_split": "train",
                 "stage1_steps": 1, "stage2_steps": 1, "batch_size": 4, "save_every": 1, "eval_every": 2,
@@ -97,7 +99,7 @@ def test_two_process_fsdp_score_step_equals_the_one_process_step_on_the_whole_ba
     # those weights differ by rounding, which a greedy near tie could turn into another token.
     final = load_backend("transformers", model=str(out), device="cpu", dtype="float32",
                          batch_size=config.generation_batch_size)
-    evaluation = HeldOutEval(ParityTask(), config, final, config.max_new_tokens).row(2, 2)
+    evaluation = HeldOutEval(ParityTask(), config, final, config.generation.max_new_tokens).row(2, 2)
     assert sharded[3] == json.loads(json.dumps(evaluation))
 
 
@@ -109,7 +111,7 @@ PAIR_SCRIPT = textwrap.dedent(f"""
         torch.set_num_threads(1)
         sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
         from test_score_trainer import ParityTask
-        from score_bench.harness.training import build_config
+        from score_bench.harness.training.config import build_config
         from score_bench.trainers.pair_sft import PRESETS, PairSftConfig, PairSftTrainer
         PairSftTrainer().train(build_config(PairSftConfig, PRESETS, "smoke", json.loads(sys.argv[1])),
                                task=ParityTask())
@@ -164,8 +166,8 @@ def test_two_process_fsdp_baseline_step_equals_the_one_process_step(tiny_model, 
     ({}, {"FSDP_VERSION": "1"}, "asks for fsdp_version 1: set fsdp_version: 2"),
 ])
 def test_what_fsdp_on_cpu_does_not_run_is_refused_by_name(settings, environment, message, monkeypatch):
-    from score_bench.harness import fsdp
-    from score_bench.harness.errors import InputError
+    from score_bench.harness.contracts.errors import InputError
+    from score_bench.harness.training import fsdp
 
     for name, value in environment.items():
         monkeypatch.setenv(name, value)

@@ -14,10 +14,12 @@ from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 from score_bench.cli import app
-from score_bench.harness.learning_signal import AttemptCounts, likely_cause, no_signal
-from score_bench.harness.rollout import Attempt, Trace
-from score_bench.harness.training import CONFIG_FILE, LOG_FILE, TwoAttempts, encode_two_attempts, two_attempts_of
-from score_bench.harness.types import Problem, Status, Verdict
+from score_bench.harness.contracts.protocols import Verifier
+from score_bench.harness.contracts.types import Problem, Status, Verdict
+from score_bench.harness.generation.rollout import Attempt, Trace
+from score_bench.harness.training.encoding import TwoAttempts, encode_two_attempts, two_attempts_of
+from score_bench.harness.training.learning_signal import AttemptCounts, likely_cause, no_signal
+from score_bench.harness.training.outputs import CONFIG_FILE, LOG_FILE
 from score_bench.trainers.score import ScoreTrainer
 
 from test_score_trainer import ParityTask, smoke
@@ -30,7 +32,7 @@ class _NoAnswer(ParityTask):
         return None
 
 
-class _Incorrect:
+class _Incorrect(Verifier):
     def verify_batch(self, items):
         return [Verdict(Status.INCORRECT, answer) for _, answer in items]
 
@@ -38,7 +40,7 @@ class _Incorrect:
 _NoAnswer.verifier = _Incorrect()
 
 
-class _EvenProblem:
+class _EvenProblem(Verifier):
     def verify_batch(self, items):
         return [Verdict(Status.CORRECT if int(problem.id[1:]) % 2 == 0 else Status.INCORRECT, answer)
                 for problem, answer in items]
@@ -167,7 +169,7 @@ def test_the_scored_ids_are_the_sampled_ids_even_when_not_the_canonical_split(ti
 
 # -- reward: strict | flexible ---------------------------------------------------------------------------------
 
-class _EvenAnswer:
+class _EvenAnswer(Verifier):
     def verify_batch(self, items):
         return [Verdict(Status.INCORRECT if answer is None else
                         Status.CORRECT if len(answer) % 2 == 0 else Status.INCORRECT, answer) for _, answer in items]

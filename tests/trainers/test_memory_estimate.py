@@ -3,17 +3,17 @@ written, whose terms scale as they should with the micro-batch, the trainer and 
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
 
 from score_bench.cli import app
-from score_bench.harness.errors import InputError
-from score_bench.harness.memory_estimate import PROMPTS_MEASURED, estimate, model_shape, sequence_length
-from score_bench.harness.registry import load_task
-from score_bench.harness.training import build_config
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.contracts.registry import load_task
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.memory_estimate import PROMPTS_MEASURED, estimate, model_shape, sequence_length
 from score_bench.trainers.score import PRESETS, ScoreConfig
 from score_bench.trainers.star import PRESETS as STAR_PRESETS, StarConfig
 
@@ -50,8 +50,8 @@ def test_the_terms_scale_with_micro_batch_trainer_and_model(tiny_model):
     length = 300
 
     def score(**changes):
-        return estimate(shape, replace(config, **changes), length, reference=True,
-                        traces_per_step=replace(config, **changes).traces_per_step())
+        return estimate(shape, with_values(config, **changes), length, reference=True,
+                        traces_per_step=with_values(config, **changes).traces_per_step())
 
     four, eight, whole = score(micro_batch_size=4), score(micro_batch_size=8), score()
     assert (four.rows, eight.rows, whole.rows) == (4, 8, 512)
@@ -63,7 +63,7 @@ def test_the_terms_scale_with_micro_batch_trainer_and_model(tiny_model):
     # a token budget caps the rows: 2 rows of 300 tokens fit in 650
     assert score(micro_batch_size=8, micro_batch_tokens=650).rows == 2
     # longer sequences cost more than linearly (attention scores)
-    longer = estimate(shape, replace(config, micro_batch_size=4), 2 * length, reference=True, traces_per_step=512)
+    longer = estimate(shape, with_values(config, micro_batch_size=4), 2 * length, reference=True, traces_per_step=512)
     assert longer.activations > 2 * four.activations
     # the SFT baselines keep no reference
     star = build_config(StarConfig, STAR_PRESETS, "paper", {"micro_batch_size": 4})

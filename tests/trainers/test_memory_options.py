@@ -1,5 +1,5 @@
-"""The memory options (harness.memory_options) on the tiny model: a LoRA SCoRe step trains the adapters only, its
-reference is the base with the adapters disabled (no second copy), its merged checkpoint is base + delta and
+"""The memory options (harness.training.memory_options) on the tiny model: a LoRA SCoRe step trains the adapters only,
+its reference is the base with the adapters disabled (no second copy), its merged checkpoint is base + delta and
 loads in eval; gradient checkpointing recomputes the layers and gives the same gradients; bad options are refused
 in one line before anything is written."""
 
@@ -11,10 +11,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.evaluation import EvalConfig, run_eval
-from score_bench.harness.memory_options import MemoryOptions, apply_memory_options, build_optimizer
-from score_bench.harness.training import build_config, encode_two_attempts, token_logprobs
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.contracts.generation import GenerationSettings
+from score_bench.harness.evaluation.configs import EvalConfig
+from score_bench.harness.evaluation.eval_run import run_eval
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.encoding import encode_two_attempts, token_logprobs
+from score_bench.harness.training.memory_options import MemoryOptions, apply_memory_options, build_optimizer
 from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreRun
 
 from float_tolerance import EPS32, assert_same_gradient, logprob_tolerance
@@ -83,7 +87,7 @@ def test_lora_merged_checkpoint_is_base_plus_delta_and_loads_in_eval(tiny_model,
     assert any(adapted[name].abs().max() > 1e-4 for name in adapted)  # training moved the merged weights
 
     results = run_eval(EvalConfig(model=str(merged), task="arith", output=tmp_path / "eval", limit=3,
-                                  max_new_tokens=8, batch_size=4, device="cpu"))
+                                  generation=GenerationSettings(max_new_tokens=8), batch_size=4, device="cpu"))
     assert results["model"]["id"] == str(merged) and results["counts"]["problems"] == 3
 
 
@@ -146,7 +150,7 @@ def test_optimizer_choice_covers_the_trainable_parameters_only(tiny_model):
     assert type(optimizer) is torch.optim.AdamW
     params = [p for group in optimizer.param_groups for p in group["params"]]
     assert len(params) == sum(p.requires_grad for p in model.parameters()) < len(list(model.parameters()))
-    assert type(build_optimizer(model, replace(config, optimizer="adam"))) is torch.optim.Adam
+    assert type(build_optimizer(model, with_values(config, optimizer="adam"))) is torch.optim.Adam
 
 
 def _bitsandbytes_imports() -> bool:
@@ -158,8 +162,8 @@ def _bitsandbytes_imports() -> bool:
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"lora_r": -1}, "lora_r must be >= 0"),
-    ({"lora_r": 4, "lora_alpha": 0}, "lora_alpha must be > 0"),
+    ({"lora_r": -1}, "'lora_r' must be >= 0"),
+    ({"lora_r": 4, "lora_alpha": 0}, "'lora_alpha' must be > 0"),
     ({"lora_r": 4, "lora_target_modules": " , "}, "lora_target_modules is empty"),
     ({"lora_r": 4, "lora_target_modules": "no_such_proj"}, "lora_target_modules 'no_such_proj'"),
     ({"lora_r": 4, "backend": "vllm"}, "lora_r > 0 samples with backend transformers only"),
@@ -183,29 +187,29 @@ def test_option_values_are_checked_when_the_config_is_built(key, value):
 
 
 def test_memory_estimate_follows_the_options(tiny_model):
-    from score_bench.harness.memory_estimate import estimate, model_shape, trainable_parameters
+    from score_bench.harness.training.memory_estimate import estimate, model_shape, trainable_parameters
 
     shape = model_shape(str(tiny_model))
     base = build_config(ScoreConfig, PRESETS, "paper", {"micro_batch_size": 4})
     plain = estimate(shape, base, 300, reference=True, traces_per_step=512)
-    lora = estimate(shape, replace(base, lora_r=4), 300, reference=True, traces_per_step=512)
+    lora = estimate(shape, with_values(base, lora_r=4), 300, reference=True, traces_per_step=512)
     model = apply_memory_options(AutoModelForCausalLM.from_pretrained(tiny_model), MemoryOptions(lora_r=4))
     adapters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert trainable_parameters(shape, replace(base, lora_r=4)) == adapters  # counted as peft builds them
+    assert trainable_parameters(shape, with_values(base, lora_r=4)) == adapters  # counted as peft builds them
     assert lora.reference == 0 and plain.reference == shape.parameters * 4
     assert lora.gradients == adapters * 4 and lora.optimizer == adapters * 8
     assert lora.parameters == (shape.parameters + adapters) * 4
-    checkpointed = estimate(shape, replace(base, gradient_checkpointing=True), 300, reference=True,
+    checkpointed = estimate(shape, with_values(base, gradient_checkpointing=True), 300, reference=True,
                             traces_per_step=512)
     assert checkpointed.activations < plain.activations
-    eight_bit = estimate(shape, replace(base, optimizer="adamw_8bit"), 300, reference=True, traces_per_step=512)
+    eight_bit = estimate(shape, with_values(base, optimizer="adamw_8bit"), 300, reference=True, traces_per_step=512)
     assert eight_bit.optimizer == shape.parameters * 2
 
 
 def test_memory_estimate_counts_tied_embeddings_once(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from score_bench.harness.memory_estimate import model_shape
+    from score_bench.harness.training.memory_estimate import model_shape
 
     config = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
@@ -217,7 +221,7 @@ def test_memory_estimate_counts_tied_embeddings_once(tmp_path):
 def test_sft_baseline_trains_lora_with_checkpointing_and_saves_merged(tiny_model, tmp_path):
     from score_bench.trainers.star import PRESETS as STAR_PRESETS, StarConfig, StarTrainer
 
-    config = replace(build_config(StarConfig, STAR_PRESETS, "smoke"), model=str(tiny_model),
+    config = with_values(build_config(StarConfig, STAR_PRESETS, "smoke"), model=str(tiny_model),
                      output=str(tmp_path / "out"), variant="d_plus", lora_r=4, gradient_checkpointing=True,
                      optimizer="adamw")
     out = StarTrainer().train(config, task=ParityTask())

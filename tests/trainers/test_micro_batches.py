@@ -10,15 +10,16 @@ import json
 import random
 import subprocess
 import sys
-from dataclasses import replace
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from score_bench.harness.accumulation import micro_batches
-from score_bench.harness.errors import InputError
-from score_bench.harness.training import TwoAttempts, build_config, encode_two_attempts, token_logprobs
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.training.accumulation import micro_batches
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.encoding import TwoAttempts, encode_two_attempts, token_logprobs
 from score_bench.trainers._losses import stage_loss
 from score_bench.trainers._sft import SftRun
 from score_bench.trainers.pair_sft import PRESETS as PAIR_PRESETS, PairSftConfig
@@ -70,7 +71,7 @@ def tokens(tokenizer) -> int:
 
 
 def score_run(tiny_model, tmp_path, micro, **changes) -> ScoreRun:
-    config = replace(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), grad_clip=0.0,
+    config = with_values(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), grad_clip=0.0,
                      output=str(tmp_path / f"out-{micro}"), samples_per_problem=1, micro_batch_size=micro,
                      beta1=0.5, beta2=0.5, **changes)
     score = ScoreRun(config, task=ParityTask())
@@ -129,7 +130,7 @@ SFT = [("star", StarConfig, STAR_PRESETS), ("pair-sft", PairSftConfig, PAIR_PRES
 @pytest.mark.parametrize("trainer, config_class, presets", SFT)
 def test_sft_micro_batches_take_the_one_pass_gradient(tiny_model, tmp_path, trainer, config_class, presets):
     def gradient(micro):
-        config = replace(build_config(config_class, presets, "smoke"), model=str(tiny_model), grad_clip=0.0,
+        config = with_values(build_config(config_class, presets, "smoke"), model=str(tiny_model), grad_clip=0.0,
                          output=str(tmp_path / f"{trainer}-{micro}"), micro_batch_size=micro)
         sft = SftRun(config, trainer, task=ParityTask())
         loss, count = sft.backward(examples())  # the minibatch's gradient, in .grad
@@ -155,9 +156,8 @@ def test_micro_batches_split_by_rows_and_by_padded_tokens():
 
 
 def test_micro_batch_settings_are_checked_before_loading(tmp_path):
-    config = ScoreConfig(model="does-not-matter", output=str(tmp_path / "x"), micro_batch_size=0)
-    with pytest.raises(InputError, match="micro_batch_size"):
-        ScoreRun(config, task=ParityTask())
+    with pytest.raises(InputError, match="micro_batch_size"):  # as the config is built
+        ScoreConfig(model="does-not-matter", output=str(tmp_path / "x"), micro_batch_size=0)
     assert not (tmp_path / "x").exists()
 
 

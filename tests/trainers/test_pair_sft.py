@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import replace
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from score_bench.harness.training import CONFIG_FILE, LOG_FILE, build_config
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.outputs import CONFIG_FILE, LOG_FILE
 from score_bench.trainers._sft import pair_examples
 from score_bench.trainers.pair_sft import PRESETS, PairSftConfig, PairSftTrainer
 from test_score_trainer import ParityTask
@@ -61,7 +62,7 @@ def test_the_draw_is_seeded():
 
 def smoke(tiny_model, tmp_path, **changes) -> PairSftConfig:
     values = {"model": str(tiny_model), "output": str(tmp_path / "out"), **changes}
-    return replace(build_config(PairSftConfig, PRESETS, "smoke"), **values)
+    return with_values(build_config(PairSftConfig, PRESETS, "smoke"), **values)
 
 
 def test_smoke_run_samples_once_and_writes_a_loadable_checkpoint_config_and_log(tiny_model, tmp_path):

@@ -5,7 +5,7 @@ through scoring and the optimiser step. Chunking changes no sample: samples are 
 
 from __future__ import annotations
 
-from score_bench.harness.rollout import Trace
+from score_bench.harness.generation.rollout import Trace
 from score_bench.trainers.score import ScoreRun
 
 from test_score_trainer import ParityTask, smoke

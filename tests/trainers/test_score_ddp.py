@@ -16,7 +16,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from score_bench.harness.training import build_config
+from score_bench.harness.training.config import build_config
 from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreTrainer
 
 from float_tolerance import assert_same_score_step, assert_same_step

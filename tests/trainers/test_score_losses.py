@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from score_bench.harness.errors import InputError
+from score_bench.harness.contracts.errors import InputError
 from score_bench.trainers._losses import baseline, kl_per_token, kl_weights, shaped_rewards, stage_loss
 from score_bench.trainers.score import ScoreConfig
 

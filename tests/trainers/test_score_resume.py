@@ -12,18 +12,18 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.resume import STATE_DIR
-from score_bench.harness.rollout import RolloutConfig, rollout
-from score_bench.harness.generation import GenerationParams
-from score_bench.harness.training import LOG_FILE
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.contracts.generation import GenerationParams
+from score_bench.harness.generation.rollout import RolloutConfig, rollout
+from score_bench.harness.training.outputs import LOG_FILE
+from score_bench.harness.training.resume import STATE_DIR
 from score_bench.trainers.score import ScoreRun, ScoreTrainer
 
 from test_score_trainer import ParityTask, smoke
@@ -39,7 +39,7 @@ SCRIPT = textwrap.dedent(f"""
         torch.set_num_threads(1)
         sys.path.insert(0, {str(HERE)!r})
         from test_score_trainer import ParityTask
-        from score_bench.harness.training import build_config
+        from score_bench.harness.training.config import build_config
         from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreTrainer
         config = build_config(ScoreConfig, PRESETS, "smoke", json.loads(sys.argv[1]))
         ScoreTrainer().train(config, task=ParityTask())
@@ -105,7 +105,7 @@ def test_a_different_config_into_the_same_output_is_refused(tiny_model, tmp_path
     config = smoke(tiny_model, tmp_path, save_every=1, stage1_steps=1, stage2_steps=0)
     ScoreTrainer().train(config, task=ParityTask())
     with pytest.raises(InputError, match=r"different config \(learning_rate: 0.001 -> 0.002\)") as caught:
-        ScoreRun(replace(config, learning_rate=0.002), task=ParityTask())
+        ScoreRun(with_values(config, learning_rate=0.002), task=ParityTask())
     assert "\n" not in str(caught.value)
     ScoreRun(config, task=ParityTask())  # the same config resumes
 
@@ -117,14 +117,14 @@ def test_a_moved_checkout_resumes_and_other_weights_are_refused(tiny_model, mode
 
     before = tmp_path / "checkout"
     shutil.copytree(tiny_model, before / "models" / "base")
-    config = replace(smoke(before / "models" / "base", before, save_every=1, stage1_steps=1, stage2_steps=0),
+    config = with_values(smoke(before / "models" / "base", before, save_every=1, stage1_steps=1, stage2_steps=0),
                      output=str(before / "run"))
     ScoreTrainer().train(config, task=ParityTask())
     meta = (before / "run" / STATE_DIR / "meta.json").read_text()
     assert str(tmp_path) not in meta and "weights sha256 " in meta
     after = tmp_path / "moved"
     before.rename(after)
-    moved = replace(config, model=str(after / "models" / "base"), output=str(after / "run"))
+    moved = with_values(config, model=str(after / "models" / "base"), output=str(after / "run"))
     assert ScoreRun(moved, task=ParityTask()).run.step == 1  # resumed where the state was saved
     shutil.rmtree(after / "models" / "base")
     model_builder(after / "models" / "base", seed=1)
@@ -160,7 +160,7 @@ def test_periodic_evaluation_logs_greedy_metrics_without_changing_training(tiny_
     evals = [r for r in rows if r["kind"] == "eval"]
     assert [(r["step"], r["stage"]) for r in evals] == [(0, 1), (2, 1), (4, 2)]
     # step 0 is the base model: the same numbers as a greedy two-attempt rollout of it, done here
-    params = GenerationParams(max_new_tokens=config.max_new_tokens, temperature=0.0)
+    params = GenerationParams(max_new_tokens=config.generation.max_new_tokens, temperature=0.0)
     traces = rollout(ParityTask(), ParityTask().problems("train")[:5], tiny_backend,
                      RolloutConfig(turns=2, params=params))
     acc = [sum(t.attempts[i].correct for t in traces) / 5 for i in (0, 1)]

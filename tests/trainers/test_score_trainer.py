@@ -4,28 +4,30 @@ reference of both stages, and an end-to-end smoke run producing a loadable check
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.training import (CONFIG_FILE, LOG_FILE, TwoAttempts, build_config, encode_two_attempts,
-                                          masked_sum, token_logprobs)
-from score_bench.harness.types import Problem, Status, Verdict
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.contracts.protocols import Task, Verifier
+from score_bench.harness.contracts.types import Problem, Status, Verdict
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.encoding import TwoAttempts, encode_two_attempts, masked_sum, token_logprobs
+from score_bench.harness.training.outputs import CONFIG_FILE, LOG_FILE
 from score_bench.tasks.score_toy import ScoreToyTask
 from score_bench.trainers._losses import stage_loss
 from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreRun, ScoreTrainer
 
 
-class _EvenLength:
+class _EvenLength(Verifier):
     def verify_batch(self, items):
         return [Verdict(Status.CORRECT if len(answer or "") % 2 == 0 else Status.INCORRECT, answer)
                 for _, answer in items]
 
 
-class ParityTask:
+class ParityTask(Task):
     """A real (if silly) task: a response is correct when it has an even number of characters, so a random
     model is right about half the time and every batch carries both rewards."""
 
@@ -45,7 +47,7 @@ class ParityTask:
 
 
 def smoke(tiny_model, tmp_path, **changes) -> ScoreConfig:
-    return replace(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(tmp_path / "out"),
+    return with_values(build_config(ScoreConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(tmp_path / "out"),
                    **changes)
 
 
@@ -121,10 +123,11 @@ def test_presets_are_valid_configs():
     ({"temperature": 0.0}, "temperature"),
     ({"kl_mode": "loss"}, "k3"),
     ({"batch_size": 0}, "batch_size"),
+    ({"stop": ("###",)}, "'stop' must be empty"),
 ])
 def test_bad_configs_fail_by_name(tiny_model, tmp_path, changes, message):
     with pytest.raises(InputError, match=message):
-        ScoreRun(replace(smoke(tiny_model, tmp_path), **changes), task=ParityTask())
+        ScoreRun(with_values(smoke(tiny_model, tmp_path), **changes), task=ParityTask())
 
 
 def test_rollout_traces_are_grouped_by_problem_and_rebuilt_as_sampled(tiny_model, tmp_path):
@@ -150,7 +153,7 @@ def test_full_run_scores_stage2_against_the_base_model(tiny_model, tmp_path):
 def test_checkpoints_record_the_code_the_run_started_from(tiny_model, tmp_path, monkeypatch):
     """A commit made during a long run must not be recorded as the code that trained: provenance is taken once,
     when the run starts, and every checkpoint of the run (stage1 and final) carries that one."""
-    import score_bench.harness.training_run as training_run
+    import score_bench.harness.training.run as training_run
 
     calls = iter(range(1000))
     monkeypatch.setattr(training_run, "provenance", lambda: {"git": {"commit": f"c{next(calls)}", "dirty": False}})

@@ -9,15 +9,16 @@ import json
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.training import build_config, encode_two_attempts
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.encoding import encode_two_attempts
 from score_bench.trainers._sft import SftRun, sft_loss
 from score_bench.trainers.star import PRESETS, StarConfig, StarTrainer
 
@@ -41,7 +42,7 @@ SCRIPT = textwrap.dedent(f"""
         torch.set_num_threads(1)
         sys.path.insert(0, {str(HERE)!r})
         from test_score_trainer import ParityTask
-        from score_bench.harness.training import build_config
+        from score_bench.harness.training.config import build_config
         from score_bench.trainers.star import PRESETS, StarConfig, StarTrainer
         StarTrainer().train(build_config(StarConfig, PRESETS, "smoke", json.loads(sys.argv[1])), task=ParityTask())
 """)
@@ -108,7 +109,7 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(tiny_model, t
     from accelerate import Accelerator
 
     monkeypatch.setattr(Accelerator, "num_processes", property(lambda self: 2))
-    config = replace(build_config(StarConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(tmp_path),
+    config = with_values(build_config(StarConfig, PRESETS, "smoke"), model=str(tiny_model), output=str(tmp_path),
                      batch_size=3)
     with pytest.raises(InputError, match="batch_size 3 does not split over 2 processes"):
         SftRun(config, "star", task=ParityTask())

@@ -6,16 +6,17 @@ training. The tiny model and the parity task (test_score_trainer.py) keep exampl
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.resume import STATE_DIR
-from score_bench.harness.training import CONFIG_FILE, build_config
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.outputs import CONFIG_FILE
+from score_bench.harness.training.resume import STATE_DIR
 from score_bench.trainers._sft import SftRun
 from score_bench.trainers.pair_sft import PRESETS as PAIR_PRESETS, PairSftConfig, PairSftTrainer
 from score_bench.trainers.star import PRESETS as STAR_PRESETS, StarConfig, StarTrainer
@@ -63,12 +64,12 @@ def star_config(tiny_model, out: Path, **changes) -> StarConfig:
     # d_plus keeps several examples per iteration; batches of 2 leave part of an epoch in a state saved mid-fit.
     values = {"model": str(tiny_model), "output": str(out), "variant": "d_plus", "updates": 6, "sft_batch_size": 2,
               "eval_every": 4, "eval_split": "train", "save_every": 4, **changes}
-    return replace(build_config(StarConfig, STAR_PRESETS, "smoke"), **values)
+    return with_values(build_config(StarConfig, STAR_PRESETS, "smoke"), **values)
 
 
 def test_star_interrupted_in_its_second_iteration_resumes_to_the_same_run(tiny_model, tmp_path, monkeypatch):
     config = star_config(tiny_model, tmp_path / "resumed")
-    whole = StarTrainer().train(replace(config, output=str(tmp_path / "whole")), task=ParityTask())
+    whole = StarTrainer().train(with_values(config, output=str(tmp_path / "whole")), task=ParityTask())
     rows = log_rows(whole)
     evals = [r for r in rows if r["kind"] == "eval"]
     # steps 1-3 are iteration 1, 4-6 iteration 2; 6 is off the schedule and evaluated as the final model
@@ -87,7 +88,7 @@ def test_star_interrupted_in_its_second_iteration_resumes_to_the_same_run(tiny_m
     assert [r["step"] for r in log_rows(out)][-1] == 5  # a row past the state, which resuming must drop
     assert not (out / "model.safetensors").exists()
     with pytest.raises(InputError, match="different config"):
-        StarTrainer().train(replace(config, sft_batch_size=3), task=ParityTask())
+        StarTrainer().train(with_values(config, sft_batch_size=3), task=ParityTask())
 
     sampled = count_sampling(monkeypatch)
     StarTrainer().train(config, task=ParityTask())
@@ -102,7 +103,7 @@ def test_star_interrupted_in_its_second_iteration_resumes_to_the_same_run(tiny_m
 def pair_config(tiny_model, out: Path, **changes) -> PairSftConfig:
     values = {"model": str(tiny_model), "output": str(out), "sft_batch_size": 2, "eval_every": 3,
               "eval_split": "train", "save_every": 2, **changes}
-    return replace(build_config(PairSftConfig, PAIR_PRESETS, "smoke"), **values)
+    return with_values(build_config(PairSftConfig, PAIR_PRESETS, "smoke"), **values)
 
 
 def test_pair_sft_interrupted_mid_fit_resumes_to_the_same_run(tiny_model, tmp_path, monkeypatch):

@@ -5,17 +5,20 @@ trained y2's log-probability, the no-example path, and an end-to-end smoke run p
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from score_bench.harness.errors import InputError
-from score_bench.harness.rollout import Attempt, Trace
-from score_bench.harness.training import CONFIG_FILE, LOG_FILE, TwoAttempts, build_config, encode_two_attempts
-from score_bench.harness.types import Problem, Status, Verdict
+from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.contracts.protocols import Verifier
+from score_bench.harness.contracts.types import Problem, Status, Verdict
+from score_bench.harness.generation.rollout import Attempt, Trace
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.encoding import TwoAttempts, encode_two_attempts
+from score_bench.harness.training.outputs import CONFIG_FILE, LOG_FILE
 from score_bench.trainers._sft import sft_loss, star_examples
 from score_bench.trainers.score import PRESETS as SCORE_PRESETS, ScoreConfig
 from score_bench.trainers.star import PRESETS, StarConfig, StarTrainer
@@ -114,7 +117,7 @@ def test_one_sft_step_raises_the_log_probability_of_the_trained_y2(tiny_model):
 
 def smoke(tiny_model, tmp_path, **changes) -> StarConfig:
     values = {"model": str(tiny_model), "output": str(tmp_path / "out"), **changes}
-    return replace(build_config(StarConfig, PRESETS, "smoke"), **values)
+    return with_values(build_config(StarConfig, PRESETS, "smoke"), **values)
 
 
 def test_presets_mirror_score_budget():
@@ -153,7 +156,7 @@ def test_smoke_run_writes_a_loadable_checkpoint_config_and_log(tiny_model, tmp_p
     assert all(r["examples"] >= r["batch_examples"] > 0 for r in updates)
 
 
-class _Never:
+class _Never(Verifier):
     def verify_batch(self, items):
         return [Verdict(Status.INCORRECT, answer) for _, answer in items]
 

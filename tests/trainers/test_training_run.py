@@ -1,4 +1,4 @@
-"""The run skeleton (harness.training_run) is every trainer's: for each registered trainer the memory options
+"""The run skeleton (harness.training.run) is every trainer's: for each registered trainer the memory options
 (gradient checkpointing, micro-batches by rows and by tokens, the optimizer choice) give the step of the plain run,
 the vLLM sampler is a setting it takes, and its rollouts go in chunks whose KV is freed; the shards of a
 multi-process rollout are put back in one process's order."""
@@ -6,15 +6,15 @@ multi-process rollout are put back in one process's order."""
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import replace
 
 import pytest
 from safetensors.torch import load_file
 
-from score_bench.harness import registry
-from score_bench.harness.errors import ScoreBenchError
-from score_bench.harness.training import build_config
-from score_bench.harness.training_run import whole_batch
+from score_bench.harness.contracts import registry
+from score_bench.harness.contracts.errors import ScoreBenchError
+from score_bench.harness.contracts.fields import with_values
+from score_bench.harness.training.config import build_config
+from score_bench.harness.training.run import whole_batch
 
 from float_tolerance import assert_same_step
 from test_score_trainer import ParityTask
@@ -33,7 +33,7 @@ def test_every_registered_trainer_is_covered():
 
 def one_update(trainer: str, tiny_model, output, **changes):
     plugin = registry.load(registry.TRAINERS, trainer)
-    config = replace(build_config(plugin.config_class, plugin.presets, "smoke", ONE_UPDATE[trainer]),
+    config = with_values(build_config(plugin.config_class, plugin.presets, "smoke", ONE_UPDATE[trainer]),
                      model=str(tiny_model), output=str(output), eval_every=0, save_every=0, **changes)
     return plugin(), config
 

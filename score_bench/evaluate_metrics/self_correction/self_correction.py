@@ -2,8 +2,8 @@
 
 Inputs are per-problem correctness of two attempts at the same problem: `first_correct` (attempt 1) and
 `second_correct` (attempt 2, after the correction instruction). The numbers come from
-score_bench.harness.metrics.summarize, the code `score-bench eval` writes results.json with, so a run and this
-module agree exactly (bootstrap intervals included, for the same seed).
+score_bench.harness.evaluation.metrics.summarize, the code `score-bench eval` writes results.json with, so a run and
+this module agree exactly (bootstrap intervals included, for the same seed).
 
 Returns acc_t1, acc_t2, delta (= acc_t2 - acc_t1), delta_i2c (share of problems wrong then right),
 delta_c2i (right then wrong), p_i2c_given_i, p_c2i_given_c, and for each a "<name>_ci95" [low, high]
@@ -13,7 +13,7 @@ interval from a bootstrap over problems (None where nothing conditions a rate).
 import datasets
 import evaluate
 
-from score_bench.harness import metrics
+from score_bench.harness.evaluation import metrics
 
 _CITATION = """\
 @article{kumar2024training,
