@@ -572,13 +572,20 @@ def train(
     _set_threads(threads)
     from accelerate import PartialState
 
-    if not PartialState().is_main_process:  # under `accelerate launch`, one process draws and reports
-        trainer_cls().train(resolved)
-        return
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        with output_lock(output, "train"), progress_bar() as bar:
-            path = trainer_cls().train(resolved, progress=RichProgress(bar))
+    state = PartialState()
+    try:
+        if not state.is_main_process:  # under `accelerate launch`, one process draws and reports
+            trainer_cls().train(resolved)
+            return
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            with output_lock(output, "train"), progress_bar() as bar:
+                path = trainer_cls().train(resolved, progress=RichProgress(bar))
+    finally:
+        # This process owns the process group accelerate started under a launcher: destroyed before the
+        # interpreter exits, or gloo's worker threads may outlive it and abort the exit ("terminate called
+        # without an active exception").
+        state.destroy_process_group()
     for warning in caught:  # a trainer's RuntimeWarning (e.g. no learning signal) is the user's to read
         if issubclass(warning.category, RuntimeWarning):
             console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)

@@ -115,6 +115,10 @@ PAIR_SCRIPT = textwrap.dedent(f"""
         from score_bench.trainers.pair_sft import PRESETS, PairSftConfig, PairSftTrainer
         PairSftTrainer().train(build_config(PairSftConfig, PRESETS, "smoke", json.loads(sys.argv[1])),
                                task=ParityTask())
+        # The script owns the process group accelerate started: destroyed before the interpreter exits, or gloo's
+        # worker threads may outlive it ("terminate called without an active exception", a nonzero exit).
+        from accelerate import PartialState
+        PartialState().destroy_process_group()
 """)
 
 

@@ -43,6 +43,10 @@ SCRIPT = textwrap.dedent(f"""
         from score_bench.trainers.score import PRESETS, ScoreConfig, ScoreTrainer
         config = build_config(ScoreConfig, PRESETS, "smoke", json.loads(sys.argv[1]))
         ScoreTrainer().train(config, task=ParityTask())
+        # The script owns the process group accelerate started: destroyed before the interpreter exits, or gloo's
+        # worker threads may outlive it ("terminate called without an active exception", a nonzero exit).
+        from accelerate import PartialState
+        PartialState().destroy_process_group()
 """)
 
 

@@ -45,6 +45,10 @@ SCRIPT = textwrap.dedent(f"""
         from score_bench.harness.training.config import build_config
         from score_bench.trainers.star import PRESETS, StarConfig, StarTrainer
         StarTrainer().train(build_config(StarConfig, PRESETS, "smoke", json.loads(sys.argv[1])), task=ParityTask())
+        # The script owns the process group accelerate started: destroyed before the interpreter exits, or gloo's
+        # worker threads may outlive it ("terminate called without an active exception", a nonzero exit).
+        from accelerate import PartialState
+        PartialState().destroy_process_group()
 """)
 
 
