@@ -53,11 +53,12 @@ def smollm2(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def engine(smollm2):
-    """One in-process vLLM engine on SmolLM2, fp32, eager, for the whole session (starting one takes ~30 s)."""
+    """One in-process vLLM engine on SmolLM2, fp32, for the whole session (starting one takes ~30 s); eager, as
+    vLLM runs on CPU by default."""
     pytest.importorskip("vllm")
     from score_bench.harness.generation.backends import load_backend
 
-    return load_backend("vllm", model=str(smollm2), dtype="float32", enforce_eager=True, max_model_len=2048,
+    return load_backend("vllm", model=str(smollm2), dtype="float32", max_model_len=2048,
                         in_process=True)
 
 

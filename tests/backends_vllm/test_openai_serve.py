@@ -136,10 +136,12 @@ def test_eval_on_the_endpoint_gives_the_verdicts_of_the_vllm_backend(server, smo
     served, offline = tmp_path / "openai", tmp_path / "vllm"
     done = _eval(["--backend", "openai", "--base-url", server.url, "--model", SERVED], served)
     assert done.returncode == 0, done.stderr
-    done = _eval(["--backend", "vllm", "--model", str(smollm2), "--dtype", "float32", "--enforce-eager",
-                  "--max-model-len", "2048"], offline)
+    done = _eval(["--backend", "vllm", "--model", str(smollm2), "--dtype", "float32", "--max-model-len", "2048"],
+                 offline)
     assert done.returncode == 0, done.stderr
     assert _verdicts(served) == _verdicts(offline) and len(_verdicts(served)) == 6
+    engine = json.loads((offline / "results.json").read_text())["model"]["engine"]
+    assert engine["enforce_eager"] is True  # eager by default on CPU, as the server was started
     texts = lambda out: {json.loads(l)["id"]: [a["text"] for a in json.loads(l)["attempts"]]  # noqa: E731
                          for l in (out / "samples.jsonl").read_text().splitlines()}
     assert texts(served) == texts(offline)

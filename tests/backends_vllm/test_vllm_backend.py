@@ -111,6 +111,7 @@ def test_describe_records_the_engine(engine, smollm2):
     info = engine.describe()
     assert info["engine"]["name"] == "vllm" and info["engine"]["version"]
     assert info["engine"]["enable_prefix_caching"] is True and info["dtype"] == "float32"
+    assert info["engine"]["enforce_eager"] is True  # the CPU default: compiling costs ~50 s for ~7% speed here
     assert info["weights_sha256"] and info["source"] == str(smollm2.resolve())
 
 

@@ -80,14 +80,17 @@ class VllmBackend(Backend):
     @classmethod
     def load(cls, model: str, *, dtype: str = "auto", device: str = "auto", chat_template: str | Path | None = None,
              batch_size: int | None = None, tensor_parallel_size: int = 1, data_parallel_size: int = 1,
-             gpu_memory_utilization: float = 0.9, max_model_len: int | None = None, enforce_eager: bool = False,
+             gpu_memory_utilization: float = 0.9, max_model_len: int | None = None, enforce_eager: bool | None = None,
              trust_remote_code: bool = False, in_process: bool = False,
              prefix_cache_mb: float | None = None) -> "VllmBackend":
         """Start an engine on a checkpoint directory or Hub id; every input is checked before vLLM starts.
         batch_size and prefix_cache_mb are accepted for the common eval signature: vLLM schedules its own
         batches and manages its own prefix cache.
         `in_process` keeps the engine in this process (no engine-core subprocess), which a trainer needs to load
-        new weights into it in place (see load_weights)."""
+        new weights into it in place (see load_weights).
+        enforce_eager None means eager on CPU and compiled (CUDA graphs) on GPUs: on a 2-core CPU, compiling costs
+        about 50 s of a 75 s engine start for about 7% of generation speed (bench/bench_backends.py,
+        results/backends/)."""
         _import_vllm()  # a missing extra is said first, before any file is read
         source = resolve_model_source(model)
         if dtype not in _DTYPES:
@@ -114,6 +117,8 @@ class VllmBackend(Backend):
             raise InputError(f"device '{device}' requested but this vLLM build runs on {platform}")
         # On CPU, auto means fp32 as in the transformers backend (CPUs are slow at bf16, and parity needs it).
         resolved = "float32" if dtype == "auto" and platform == "cpu" else _DTYPES[dtype]
+        if enforce_eager is None:
+            enforce_eager = platform == "cpu"
         options = {"tensor_parallel_size": tensor_parallel_size, "data_parallel_size": data_parallel_size,
                    "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len,
                    "enforce_eager": enforce_eager, "enable_prefix_caching": True}
@@ -132,12 +137,9 @@ class VllmBackend(Backend):
     def colocated(cls, model, *, source: str) -> "VllmBackend":
         """A trainer's sampler: an in-process engine started on the checkpoint `source` (the one time weights
         come from disk), then loaded with `model`'s current weights (a resumed run's differ from the file).
-        Eager on CPU, where vLLM's graph compilation would cost minutes per run for little."""
-        _import_vllm()  # without vLLM: the extra to install, not an import error
-        from vllm.platforms import current_platform
-
+        Eager on CPU, compiled on GPUs, as `load` decides."""
         dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-        backend = cls.load(source, dtype=dtype, enforce_eager=current_platform.is_cpu(), in_process=True)
+        backend = cls.load(source, dtype=dtype, in_process=True)
         backend.sync(model)
         return backend
 
