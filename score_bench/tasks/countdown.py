@@ -36,6 +36,7 @@ from functools import cached_property, lru_cache
 from typing import Iterator, Literal
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Task
 from score_bench.harness.contracts.types import Message, Problem
 from score_bench.harness.grading.verifiers.expression import normalise
 from score_bench.tasks._placeholders import is_placeholder
@@ -60,7 +61,7 @@ PLACEHOLDERS = frozenset({"expression", "yourexpression", "answer", "equation"})
 """The prompt's slot ("<expression>") and near copies: never an answer."""
 
 
-class CountdownTask:
+class CountdownTask(Task):
     """Countdown instances with the rules as task options, graded by harness.grading.verifiers.expression."""
 
     name = "countdown"

@@ -29,6 +29,7 @@ from fractions import Fraction
 from typing import Sequence
 
 from score_bench.harness.contracts.errors import InputError
+from score_bench.harness.contracts.protocols import Verifier
 from score_bench.harness.contracts.types import Problem, Status, Verdict
 
 USAGES = ("exactly_once", "at_most_once")
@@ -144,8 +145,8 @@ class ExpressionConfig:
             raise InputError("ExpressionConfig.max_chars and max_depth must be at least 1")
 
 
-class ExpressionVerifier:
-    """Implements harness.contracts.protocols.Verifier for problems whose metadata give numbers, target and usage."""
+class ExpressionVerifier(Verifier):
+    """Grades expressions for problems whose metadata give numbers, target and usage."""
 
     def __init__(self, config: ExpressionConfig = ExpressionConfig()):
         self.config = config
