@@ -1,15 +1,14 @@
-"""countdown: generation (solvable, disjoint seeded splits), the solver against an independent brute force, the
-expression verifier on a table of right and wrong answers (countdown_cases.json) and on hostile ones, extraction."""
+"""countdown: generation (solvable, disjoint seeded splits), the solver against an independent brute force and
+graded by the verifier on 1,000 test instances, hostile responses through extraction, extraction itself. The
+verifier's own case table is tests/harness/grading/test_expression.py."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import time
 from collections import Counter
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 
@@ -17,9 +16,6 @@ from score_bench.harness.contracts.errors import InputError
 from score_bench.harness.contracts.types import Problem, Status
 from score_bench.harness.grading.verifiers.expression import ExpressionVerifier, parse_expression
 from score_bench.tasks.countdown import CountdownTask, solutions, solve
-
-CASES = json.loads((Path(__file__).parent / "countdown_cases.json").read_text(encoding="utf-8"))
-
 
 @pytest.fixture(scope="module")
 def task():
@@ -125,10 +121,6 @@ def _shapes(seq) -> set[Fraction]:
     return out
 
 
-def brute_force_solvable(numbers, target) -> bool:
-    return Fraction(target) in brute_force_values(numbers)
-
-
 def test_solver_agrees_with_brute_force_on_every_three_number_instance():
     for numbers in itertools.combinations_with_replacement(range(1, 10), 3):
         expected = {int(v) for v in brute_force_values(numbers) if v.denominator == 1 and 1 <= v <= 100}
@@ -164,16 +156,7 @@ def test_solver_expressions_for_1000_test_instances_are_all_graded_right():
     assert seconds < 60  # about 10 s on a loaded 2-core machine, almost all of it the solver
 
 
-# -- the verifier ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("case", CASES, ids=[c["why"] for c in CASES])
-def test_verifier_table(case):
-    verdict = ExpressionVerifier().verify(problem(case["numbers"], case["target"], case.get("usage", "exactly_once")),
-                                          case["answer"])
-    assert verdict.correct is case["correct"], verdict.detail
-    assert verdict.status in (Status.CORRECT, Status.INCORRECT)
-    assert case.get("detail", "") in verdict.detail
-
-
+# -- hostile responses, through extraction ---------------------------------------------------------------
 HOSTILE = {
     "10 KB expression": "1+" * 5000 + "1",
     "10 KB of digits": "9" * 10_000,
@@ -188,35 +171,25 @@ HOSTILE = {
     "unicode flood": "×÷−" * 3000,
     "division by zero": "8/(3-3)",
     "bare target": "24",
+    "a number used more often than given": "8*3+8-8",
+    "a number not given": "4*6",
+    "unicode lookalike operators": "8\u22173\u2217(3\uff0f3)",
+    "fullwidth digits": "\uff18*\uff13*\uff13/\uff13",
 }
+SECONDS_PER_RESPONSE = 1.0
+"""The bound issue 23 sets for a verdict on a hostile answer, here for its four extractions and verdicts together;
+measured: a few milliseconds."""
 
 
 def test_hostile_answers_are_wrong_quickly_through_extraction(task):
     target_problem = problem((8, 3, 3), 24)
-    seconds = {}
     for name, text in HOSTILE.items():
         started = time.perf_counter()
         for response in (text, f"Answer: {text}"):
             for extracted in (task.extract(target_problem, response), task.extract_flexible(target_problem, response)):
                 verdict = task.verifier.verify(target_problem, extracted)
                 assert verdict.status is Status.INCORRECT, (name, verdict)
-        seconds[name] = time.perf_counter() - started
-    assert sum(seconds.values()) < 10, seconds  # measured: a few milliseconds each
-
-
-def test_malformed_metadata_is_a_grader_error_not_a_crash():
-    for metadata in ({}, {"numbers": [], "target": 3}, {"numbers": [1, 2], "target": "x"},
-                     {"numbers": [1, 2], "target": 3, "usage": "twice"}):
-        verdict = ExpressionVerifier().verify(Problem("p", "?", "", metadata), "1+2")
-        assert verdict.status is Status.ERROR
-
-
-def test_same_answer_groups_by_value_and_numbers():
-    p = problem((3, 5, 7), 22)
-    same = ExpressionVerifier().same_answer_batch([(p, "3*5+7", "7+5*3"), (p, "3*5+7", "3*7+5"),
-                                                    (p, "3+5+7", "(3+5)+7"), (p, "hello", " hello"),
-                                                    (p, "5*3+7", "hello")])
-    assert same == [True, False, True, True, False]
+        assert time.perf_counter() - started < SECONDS_PER_RESPONSE, name
 
 
 # -- prompting and extraction ---------------------------------------------------------------------------------
