@@ -1,6 +1,6 @@
 """countdown: generation (solvable, disjoint seeded splits), the solver against an independent brute force and
-graded by the verifier on 1,000 test instances, hostile responses through extraction, extraction itself. The
-verifier's own case table is tests/harness/grading/test_expression.py."""
+graded by the verifier on 1,000 test instances, hostile responses through extraction, the prompt. The verifier's
+case table is tests/harness/grading/test_expression.py; extraction cases are in tests/tasks/extraction_cases.json."""
 
 from __future__ import annotations
 
@@ -192,28 +192,10 @@ def test_hostile_answers_are_wrong_quickly_through_extraction(task):
         assert time.perf_counter() - started < SECONDS_PER_RESPONSE, name
 
 
-# -- prompting and extraction ---------------------------------------------------------------------------------
+# -- prompting ------------------------------------------------------------------------------------------------
 def test_prompt_asks_for_the_answer_line(task):
     p = task.problem((3, 5, 7), 22)
     content = task.first_prompt(p)[0]["content"]
     assert content.startswith(f"Using the numbers {', '.join(map(str, p.metadata['numbers']))}, make 22.")
     assert "each number exactly once" in content and content.endswith('"Answer: <expression>".')
     assert "Answer: <expression>" in task.correction_instruction
-
-
-@pytest.mark.parametrize("response, strict, flexible", [
-    ("5*3=15,15+7=22; Answer: (5*3)+7", "(5*3)+7", "(5*3)+7"),
-    ("Answer: 3*5+7\nAnswer: 7+3*5.", "7+3*5", "7+3*5"),
-    ("**Answer:** $7 + 3 × 5$", "7 + 3 × 5", "7 + 3 * 5"),
-    ("Answer: 3*5+7 = 22", "3*5+7", "3*5+7"),
-    ("Answer: 22 = 3*5+7", "3*5+7", "3*5+7"),
-    ("Answer: <expression>", None, None),
-    ("So 3 \\times 5 + 7 = 22.", None, "3 * 5 + 7"),
-    ("Answer: 22", "22", None),
-    ("I cannot find one.", None, None),
-    ("(3+5)*7 - 2 is 54, too big", None, "(3+5)*7 - 2"),
-])
-def test_extraction(task, response, strict, flexible):
-    p = task.problem((3, 5, 7), 22)
-    assert task.extract(p, response) == strict
-    assert task.extract_flexible(p, response) == flexible
