@@ -55,7 +55,8 @@ MAX_MISSES = 100_000
 """Candidates drawn in a row without a new instance before a split counts as exhausted (each costs microseconds
 once its multiset is solved; a split with instances left finds one within a few hundred)."""
 
-_ANSWER = re.compile(r"Answer:[ \t]*([^\n]*)")
+_ANSWER = re.compile(r"Answer:[ \t]*((?:(?!Answer:)[^\n])*)")
+"""The text after an "Answer:" marker, up to the line's end or its next marker."""
 _SPAN = re.compile(r"[0-9(][0-9+\-*/() \t]*")
 _HAS_OPERATION = re.compile(r"\d[ \t)]*[+\-*/][ \t(]*\d")
 PLACEHOLDERS = frozenset({"expression", "yourexpression", "answer", "equation"})
