@@ -17,6 +17,7 @@ import pytest
 from score_bench.harness.contracts.types import Problem
 from score_bench.harness.grading.attempts import grade_attempts
 from score_bench.tasks.arith import ArithTask
+from score_bench.tasks.countdown import CountdownTask
 from score_bench.tasks.humaneval import HumanEvalTask
 from score_bench.tasks.math import MathTask
 from score_bench.tasks.score_toy import ScoreToyTask
@@ -27,7 +28,8 @@ IDS = [f"{c['task']}: {c['why']}" for c in CASES]
 
 @pytest.fixture(scope="module")
 def tasks():
-    made = {"math": MathTask(), "arith": ArithTask(), "humaneval": HumanEvalTask(), "score-toy": ScoreToyTask()}
+    made = {"math": MathTask(), "arith": ArithTask(), "countdown": CountdownTask(), "humaneval": HumanEvalTask(),
+            "score-toy": ScoreToyTask()}
     yield made
     made["math"].verifier.close()
 
@@ -38,6 +40,8 @@ def problem_of(case: dict, tasks: dict) -> Problem:
         return Problem("math/case", case.get("question", "?"), case.get("reference", "0"))
     if case["task"] == "arith":
         return task.problem(*case.get("operands", (47, 38)))
+    if case["task"] == "countdown":
+        return task.problem(*case.get("instance", ((3, 5, 7), 22)))
     if case["task"] == "humaneval":
         return {p.id: p for p in task.problems("test")}[case.get("problem", "HumanEval/0")]
     return task.problems("test")[case.get("row", 0)]
@@ -64,13 +68,13 @@ def test_extraction(case, tasks):
 
 
 def test_every_task_has_cases_in_both_modes():
-    for name in ("math", "arith", "humaneval", "score-toy"):
+    for name in ("math", "arith", "countdown", "humaneval", "score-toy"):
         mine = [c for c in CASES if c["task"] == name]
         assert any(c["strict"] is not None for c in mine) and any(c["strict"] is None for c in mine), name
         assert any(c["flexible"] is not None for c in mine) and any(c["flexible"] is None for c in mine), name
 
 
-@pytest.mark.parametrize("name", ["math", "arith", "score-toy"])
+@pytest.mark.parametrize("name", ["math", "arith", "countdown", "score-toy"])
 def test_graded_cases_through_the_shared_grading_path(name, tasks):
     graded = [c for c in CASES if c["task"] == name and "correct" in c]
     grades = grade_attempts(tasks[name], [(problem_of(c, tasks), c["response"]) for c in graded])
