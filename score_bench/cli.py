@@ -89,7 +89,7 @@ BACKEND_OPTIONS = {
     "gpu_memory_utilization": Annotated[Optional[float], typer.Option(help="vllm: fraction of GPU memory [0.9].")],
     "max_model_len": Annotated[Optional[int], typer.Option(help="vllm: context length (default: the model's).")],
     "enforce_eager": Annotated[Optional[bool], typer.Option(
-        "--enforce-eager/--compile", help="vllm: no CUDA graphs or torch.compile [eager on CPU, compiled on GPU].")],
+        "--enforce-eager/--compile", help="vllm: no CUDA graphs or torch.compile (default: eager on CPU, compiled on GPUs).")],
 }
 
 

@@ -88,8 +88,8 @@ class VllmBackend(Backend):
         batches and manages its own prefix cache.
         `in_process` keeps the engine in this process (no engine-core subprocess), which a trainer needs to load
         new weights into it in place (see load_weights).
-        enforce_eager None means eager on CPU and compiled (CUDA graphs) on GPUs: on a 2-core CPU, compiling costs
-        about 50 s of a 75 s engine start for about 7% of generation speed (bench/bench_backends.py,
+        enforce_eager None means eager on CPU and compiled (CUDA graphs) on GPUs: on a 2-core CPU, compiling adds
+        about 46 s to the engine's start for a generation speed within noise of eager (bench/bench_backends.py,
         results/backends/)."""
         _import_vllm()  # a missing extra is said first, before any file is read
         source = resolve_model_source(model)
