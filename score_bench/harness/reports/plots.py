@@ -328,7 +328,9 @@ def scale_figure(runs: Mapping[str, Path]) -> Figure:
         problems = result.get("counts", {}).get("problems", "?")
         ax.set_title(f"{name} ({problems} problems)", fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="upper left")
+    handles, labels = axes[0].get_legend_handles_labels()  # below the panels: inside, it hid the points near 1
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels) if len(results) > 1 else 1,
+                  frameon=False, fontsize=8)
     return figure
 
 
