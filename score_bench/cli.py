@@ -633,7 +633,9 @@ def _backend_options(backend: str, **given) -> dict:
     for name in options:
         if not takes_option(backend, name):
             owner = next(b for b in registry.available(registry.BACKENDS) if takes_option(b, name))
-            raise ScoreBenchError(f"--{name.replace('_', '-')} applies to --backend {owner}, not {backend}")
+            declared = typing.get_args(BACKEND_OPTIONS[name])[1].default  # e.g. "--enforce-eager/--compile"
+            flag = declared if isinstance(declared, str) else f"--{name.replace('_', '-')}"
+            raise ScoreBenchError(f"{flag} applies to --backend {owner}, not {backend}")
     registry.load(registry.BACKENDS, backend)  # an unknown name is refused even without options
     return options
 

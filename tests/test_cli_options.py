@@ -66,3 +66,5 @@ def test_an_unknown_backend_lists_the_registered_ones_and_the_nearest():
         cli._backend_options("vlm")
     with pytest.raises(Exception, match="--max-model-len applies to --backend vllm, not openai"):
         cli._backend_options("openai", max_model_len=512)
+    with pytest.raises(Exception, match="--enforce-eager/--compile applies to --backend vllm, not transformers"):
+        cli._backend_options("transformers", enforce_eager=False)  # what --compile gives: both flags are named
