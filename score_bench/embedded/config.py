@@ -36,8 +36,9 @@ class CountdownStyle(Settings):
     at a hit."""
     restate_share: Annotated[float, SHARE] = 0.45
     """Second attempts that restate the first verbatim."""
-    continue_share: Annotated[float, RARE] = 0.1
-    """Second attempts drawn as check-then-continue; the rest (1 - restate - continue) are blind retries."""
+    continue_share: Annotated[float, RARE] = 0.08
+    """Second attempts drawn as check-then-continue; the rest (1 - restate - continue) are blind retries. Below
+    the cap, so the share counted for the card (5,000 draws, standard error 0.004) stays under it too."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
