@@ -377,12 +377,13 @@ def view(
 @app.command(name="base-model")
 def base_model(
     output: Path = typer.Option(..., help="Directory for the checkpoint and card.json (must be empty or absent)."),
+    task: str = typer.Option("arith", help="Task pre-trained on and measured on: arith or countdown."),
     seed: int = typer.Option(0, help="Seeds corpus, initialisation and batch order."),
     steps: Optional[int] = typer.Option(None, help="Optimiser steps (default: the config's budget)."),
     minutes: Optional[float] = typer.Option(None, help="Wall-clock cap on training; a capped build is not deterministic."),
     eval_problems: Optional[int] = typer.Option(None, help="Test problems measured for the card (0 skips)."),
 ):
-    """Build the embedded tiny base model (tokenizer, Llama, arith pre-training) offline, with CPU kernels pinned
+    """Build the embedded tiny base model (tokenizer, Llama, pre-training on arith or countdown) offline, with CPU kernels pinned
     to AVX2 so the same seed gives the same model on any x86-64 CPU (harness.runtime.cpu_kernels)."""
     from dataclasses import replace
 
@@ -398,7 +399,7 @@ def base_model(
                                     ("--steps", steps, "steps", int)):
         check_number(flag, value, kind, valid_range(BaseModelConfig, name), optional=True)
     check_output_dir(output)
-    config = BaseModelConfig(output_dir=str(output), seed=seed, max_minutes=minutes)
+    config = BaseModelConfig.for_task(task, output_dir=str(output), seed=seed, max_minutes=minutes)
     if steps is not None:
         config = replace(config, steps=steps)
     if eval_problems is not None:

@@ -1,15 +1,19 @@
-"""build_base_model: tokenizer, model, pre-training, measurement and card, saved like any HF checkpoint."""
+"""build_base_model: tokenizer, model, pre-training, measurement and card, saved like any HF checkpoint. The
+task's corpus (corpus.py for arith, countdown_corpus.py for countdown) is the only part that differs by task."""
 
 from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import jinja2
 import torch
 from transformers import GenerationConfig
 
+from score_bench.embedded import countdown_corpus
 from score_bench.embedded.card import write_card
 from score_bench.embedded.config import BaseModelConfig
 from score_bench.embedded.corpus import StyleMix, conversation
@@ -21,11 +25,27 @@ from score_bench.harness.contracts.progress import Progress, phase
 from score_bench.harness.contracts.types import Message
 from score_bench.harness.runtime.guards import LOCK_FILE
 from score_bench.tasks.arith import ArithTask
+from score_bench.tasks.countdown import CountdownTask
 
 TOKENIZER_CONVERSATIONS = 2000
 """Conversations the tokenizer is trained on: every word of the prompts occurs thousands of times in them."""
 MAX_NEW_TOKENS = 48
-"""Per attempt; the longest answer (a 2-digit scratchpad) is about 25 tokens."""
+"""Per attempt on arith; the longest answer (a 2-digit scratchpad) is about 25 tokens."""
+CORPUS_SAMPLE = 5000
+"""Conversations drawn apart from the training stream to count what the corpus holds, for the card."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What the build needs of a task: where problems come from and how a pre-training conversation looks."""
+
+    task: ArithTask | CountdownTask
+    """The task the corpus draws train-split problems from; the card measures on its test split."""
+    task_options: dict
+    """The task's options, as `score-bench eval --task-option` takes them."""
+    max_new_tokens: int
+    make: Callable[[random.Random, bool], list[Message]]
+    """make(rng, two_attempts) -> one pre-training conversation on a train-split problem."""
 
 
 def build_base_model(config: BaseModelConfig, progress: Progress | None = None) -> Path:
@@ -38,9 +58,9 @@ def build_base_model(config: BaseModelConfig, progress: Progress | None = None) 
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        task = ArithTask(digits=config.digits)
         rng = random.Random(config.seed)
-        make = conversation_maker(config, rng)
+        corpus = corpus_for(config, rng)
+        make = corpus.make
         with phase(progress, "training tokenizer", None):
             tokenizer = train_tokenizer(_rendered(make, rng, TOKENIZER_CONVERSATIONS), config.vocab_size)
         torch.manual_seed(config.seed)
@@ -48,22 +68,32 @@ def build_base_model(config: BaseModelConfig, progress: Progress | None = None) 
         batches = seeded_batches(make, config.batch_size, config.two_attempt_share, rng)
         log = pretrain(model, tokenizer, batches, config, progress)
         model.generation_config = GenerationConfig(
-            do_sample=False, max_new_tokens=MAX_NEW_TOKENS, eos_token_id=tokenizer.eos_token_id,
+            do_sample=False, max_new_tokens=corpus.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
         output.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(output)
         tokenizer.save_pretrained(output)
         build_seconds = time.monotonic() - started
-        measured = _measure(output, task, config, progress) if config.eval_problems else None
+        measured = _measure(output, corpus, config, progress) if config.eval_problems else None
         write_card(output, config, log, measured, build_seconds,
-                   n_parameters=sum(p.numel() for p in model.parameters()))
+                   n_parameters=sum(p.numel() for p in model.parameters()), corpus=_corpus_facts(config, corpus))
     finally:
         torch.set_num_threads(previous_threads)
     return output
 
 
+def corpus_for(config: BaseModelConfig, rng: random.Random) -> Corpus:
+    """The corpus of config.task; its conversations draw their problems from `rng`'s stream."""
+    if config.task == "countdown":
+        task, make = countdown_corpus.maker(config.countdown, rng)
+        return Corpus(task, config.countdown.task_options(), config.countdown.max_new_tokens, make)
+    return Corpus(ArithTask(digits=config.digits), {"digits": config.digits}, MAX_NEW_TOKENS,
+                  conversation_maker(config, rng))
+
+
 def conversation_maker(config: BaseModelConfig, rng: random.Random):
-    """make(rng, two_attempts) -> one pre-training conversation on a train-split problem (never a test one)."""
+    """make(rng, two_attempts) -> one pre-training arith conversation on a train-split problem (never a test
+    one)."""
     task = ArithTask(digits=config.digits)
     mix = StyleMix(config.careless_share, config.copy_share)
     pairs = task.sample_pairs("train", rng)
@@ -76,13 +106,24 @@ def conversation_maker(config: BaseModelConfig, rng: random.Random):
     return make
 
 
+def _corpus_facts(config: BaseModelConfig, corpus: Corpus) -> dict | None:
+    """What the card says of the corpus itself (countdown: its second-attempt kinds and the solver's keep rate),
+    counted on conversations drawn apart from the training stream, so the weights do not depend on it."""
+    if config.task != "countdown":
+        return None
+    return {**countdown_corpus.corpus_facts(config.countdown, random.Random(f"corpus-facts:{config.seed}"),
+                                            CORPUS_SAMPLE), "task_options": corpus.task_options}
+
+
 def _rendered(make, rng: random.Random, n: int) -> list[str]:
     """Conversations rendered through the chat template the tokenizer will carry (it does not exist yet)."""
     template = jinja2.Template(CHAT_TEMPLATE)
     return [template.render(messages=make(rng), add_generation_prompt=False) for _ in range(n)]
 
 
-def _measure(output: Path, task: ArithTask, config: BaseModelConfig, progress: Progress | None) -> dict:
+def _measure(output: Path, corpus: Corpus, config: BaseModelConfig, progress: Progress | None) -> dict:
     from score_bench.embedded.measure import measure
 
-    return measure(output, task, config.eval_problems, MAX_NEW_TOKENS, progress)
+    describe = countdown_corpus.describe_samples if config.task == "countdown" else None
+    return measure(output, corpus.task.name, corpus.task_options, config.eval_problems, corpus.max_new_tokens,
+                   progress, describe)

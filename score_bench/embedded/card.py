@@ -39,16 +39,50 @@ WHY = {
 }
 
 
+COUNTDOWN_DATA = (
+    "Procedurally generated countdown conversations (score_bench.tasks.countdown with the corpus's task options, "
+    "train split only: no instance hashed to test occurs): the task's attempt-1 prompt and an attempt; in half "
+    "the batches also the task's correction instruction and a second attempt. An attempt is a scratchpad of at "
+    "most `tries` tries from one canonical search order, each try combining two numbers at a time with every "
+    "intermediate value written and compared with the target ('5*3=15,15+7=22 vs 22 yes'), stopping at the "
+    "first try that reaches the target, then 'Answer: <the last try's expression>'. Second attempts restate the "
+    "first, retry blind from the start, or (rarely, 'corpus.second_attempt_shares') check the first and continue "
+    "the search after its last try. Loss on the assistant turns only."
+)
+
+COUNTDOWN_WHY = {
+    "tries": (
+        "Every token the model computes is one small operation (a single-digit table, or a two-digit number and a "
+        "one-digit one), which a 1M-parameter model learns in minutes; a whole expression's value at once would "
+        "not be. The canonical order lets a search that reads its own tries say what comes next."),
+    "second_attempt": (
+        "Restated and blind second attempts do not use attempt 1: greedy decoding repeats attempt 1's tries, so "
+        "attempt 2 does not beat attempt 1 (the base model does not self-correct). Check-then-continue ('continue' "
+        "and, after a right attempt 1, 'check_restate') is at most a tenth of the second attempts, so RL has to "
+        "find and strengthen it rather than being handed it."),
+    "toward_score": (
+        "An attempt holds only `tries` tries within the per-attempt token budget (max_new_tokens), so attempt 1 "
+        "cannot search further by itself; a second attempt that reads attempt 1's tries and continues after them "
+        "covers candidates attempt 1 could not reach, which blind retries (repeating the same tries) do not: an "
+        "advantage of the second attempt that is not deferral."),
+}
+
+CARDS = {"arith": (DATA, WHY), "countdown": (COUNTDOWN_DATA, COUNTDOWN_WHY)}
+
+
 def write_card(output: Path, config: BaseModelConfig, log: dict, measured: dict | None, build_seconds: float,
-               n_parameters: int) -> Path:
+               n_parameters: int, corpus: dict | None = None) -> Path:
+    """card.json; `corpus` (what the corpus holds, counted on a sample of it) is added when given."""
     path = Path(output) / "card.json"
+    data, why = CARDS[config.task]
     write_json_atomic(path, {
-        "model": "score-bench embedded base model (Llama architecture, trained from scratch on arith)",
+        "model": f"score-bench embedded base model (Llama architecture, trained from scratch on {config.task})",
         "seed": config.seed,
         "config": config.to_dict(),
         "n_parameters": n_parameters,
-        "data": DATA,
-        "why": WHY,
+        "data": data,
+        "why": why,
+        **({"corpus": corpus} if corpus is not None else {}),
         "training": log,
         "deterministic": config.max_minutes is None,
         "build_seconds": round(build_seconds, 1),

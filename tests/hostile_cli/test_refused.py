@@ -139,6 +139,8 @@ CASES = [
     ("base-model-eval-problems-negative", lambda ws, m: ["base-model", "--output", ws / "b", "--eval-problems", "-1"],
      ["eval-problems", "-1"]),
     ("base-model-steps-zero", lambda ws, m: ["base-model", "--output", ws / "b", "--steps", "0"], ["steps", "0"]),
+    ("base-model-unknown-task", lambda ws, m: ["base-model", "--output", ws / "b", "--task", "chess"],
+     ["chess", "arith, countdown"]),
     ("base-model-output-is-file", lambda ws, m: ["base-model", "--output", _write(ws / "b", "x")], ["b", "is a file"]),
     ("base-model-output-not-empty", lambda ws, m: ["base-model", "--output", _write(ws / "b" / "x", "x").parent],
      ["not empty"]),
