@@ -7,7 +7,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import jinja2
 import torch
@@ -46,6 +46,11 @@ class Corpus:
     max_new_tokens: int
     make: Callable[[random.Random, bool], list[Message]]
     """make(rng, two_attempts) -> one pre-training conversation on a train-split problem."""
+    facts: Callable[[], dict] | None = None
+    """What the card says of the corpus itself (countdown: its second-attempt kinds and the solver's keep rate),
+    counted on conversations drawn apart from the training stream, so the weights do not depend on it."""
+    describe: Callable[[Iterable[dict]], dict] | None = None
+    """What the card says of the measured samples (measure.measure's `describe`)."""
 
 
 def build_base_model(config: BaseModelConfig, progress: Progress | None = None) -> Path:
@@ -76,7 +81,8 @@ def build_base_model(config: BaseModelConfig, progress: Progress | None = None) 
         build_seconds = time.monotonic() - started
         measured = _measure(output, corpus, config, progress) if config.eval_problems else None
         write_card(output, config, log, measured, build_seconds,
-                   n_parameters=sum(p.numel() for p in model.parameters()), corpus=_corpus_facts(config, corpus))
+                   n_parameters=sum(p.numel() for p in model.parameters()),
+                   corpus=corpus.facts() if corpus.facts else None)
     finally:
         torch.set_num_threads(previous_threads)
     return output
@@ -85,8 +91,15 @@ def build_base_model(config: BaseModelConfig, progress: Progress | None = None) 
 def corpus_for(config: BaseModelConfig, rng: random.Random) -> Corpus:
     """The corpus of config.task; its conversations draw their problems from `rng`'s stream."""
     if config.task == "countdown":
-        task, make = countdown_corpus.maker(config.countdown, rng)
-        return Corpus(task, config.countdown.task_options(), config.countdown.max_new_tokens, make)
+        style = config.countdown
+        task, make = countdown_corpus.maker(style, rng)
+        options = style.task_options()
+
+        def facts() -> dict:  # its own stream: the training stream, and so the weights, do not depend on it
+            sample = random.Random(f"corpus-facts:{config.seed}")
+            return {**countdown_corpus.corpus_facts(style, sample, CORPUS_SAMPLE), "task_options": options}
+
+        return Corpus(task, options, style.max_new_tokens, make, facts, countdown_corpus.describe_samples)
     return Corpus(ArithTask(digits=config.digits), {"digits": config.digits}, MAX_NEW_TOKENS,
                   conversation_maker(config, rng))
 
@@ -106,15 +119,6 @@ def conversation_maker(config: BaseModelConfig, rng: random.Random):
     return make
 
 
-def _corpus_facts(config: BaseModelConfig, corpus: Corpus) -> dict | None:
-    """What the card says of the corpus itself (countdown: its second-attempt kinds and the solver's keep rate),
-    counted on conversations drawn apart from the training stream, so the weights do not depend on it."""
-    if config.task != "countdown":
-        return None
-    return {**countdown_corpus.corpus_facts(config.countdown, random.Random(f"corpus-facts:{config.seed}"),
-                                            CORPUS_SAMPLE), "task_options": corpus.task_options}
-
-
 def _rendered(make, rng: random.Random, n: int) -> list[str]:
     """Conversations rendered through the chat template the tokenizer will carry (it does not exist yet)."""
     template = jinja2.Template(CHAT_TEMPLATE)
@@ -124,6 +128,5 @@ def _rendered(make, rng: random.Random, n: int) -> list[str]:
 def _measure(output: Path, corpus: Corpus, config: BaseModelConfig, progress: Progress | None) -> dict:
     from score_bench.embedded.measure import measure
 
-    describe = countdown_corpus.describe_samples if config.task == "countdown" else None
     return measure(output, corpus.task.name, corpus.task_options, config.eval_problems, corpus.max_new_tokens,
-                   progress, describe)
+                   progress, corpus.describe)
