@@ -116,6 +116,7 @@ def test_presets_are_valid_configs():
     for name in PRESETS:
         build_config(ScoreConfig, PRESETS, name)
     assert build_config(ScoreConfig, PRESETS, "paper").alpha == 10.0
+    assert build_config(ScoreConfig, PRESETS, "laptop-countdown").stage2_attempt1_kl == 0.0  # Stage II as published
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -131,6 +131,7 @@ def test_presets_mirror_score_budget():
                                                              score.batch_size * score.samples_per_problem)
         assert (star.eval_every, star.eval_split, star.eval_problems) == (score.eval_every, score.eval_split,
                                                                           score.eval_problems)
+        assert (star.generation, star.samples_per_problem) == (score.generation, score.samples_per_problem)
 
 
 def test_smoke_run_writes_a_loadable_checkpoint_config_and_log(tiny_model, tmp_path):
