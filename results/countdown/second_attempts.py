@@ -1,7 +1,7 @@
 """What the countdown models' attempts do, read from eval samples (samples.jsonl or .jsonl.gz): the numbers
 results/countdown/README.md quotes. Run from the repo root:
 
-    python results/countdown/second_attempts.py runs/countdown/eval-score-s0/samples.jsonl ...
+    .venv/bin/python results/countdown/second_attempts.py results/countdown/laptop/samples/*.jsonl.gz
 
 Per file, for each attempt-1 -> attempt-2 transition (i = incorrect, c = correct), how attempt 2 relates to
 attempt 1:
@@ -24,9 +24,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from score_bench.embedded.countdown_corpus import CHECK
+
 STEP = re.compile(r"(\d+)([-+*/])(\d+)=(\d+)")
 TRY = re.compile(r"([^;]*?)\s*vs\s*(\d+)\s*(yes|no)")
-CHECK = "Check "
+# Not countdown_corpus.tries_of: it compares tries with their written values and verdicts, and a try that attempt 2
+# re-judges must match its earlier self, so here only the operations are compared.
 
 
 def tries(text: str) -> list[tuple[tuple[str, str, str], ...]]:
