@@ -91,6 +91,10 @@ class ScoreConfig(RunConfig):
         return self.batch_size * self.samples_per_problem
 
 
+_LAPTOP: dict[str, Any] = dict(learning_rate=1e-4, batch_size=64, stage1_steps=150, stage2_steps=50,
+                               stage2_attempt1_kl=1.0, max_new_tokens=48, generation_batch_size=64, device="cpu",
+                               eval_every=25, eval_problems=200)
+
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(learning_rate=5e-6, alpha=10.0, beta1=0.01, beta2=0.1, temperature=1.0, batch_size=512),
     # The embedded 1M-parameter arith model on a 2-core CPU: short answers, small batches, a higher lr that
@@ -98,16 +102,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # back at the base model (held-out Acc@t1 was still .59 at step 100 on one seed). Stage II anchors attempt 1
     # (stage2_attempt1_kl=1.0): as published it taught attempt 1 the carry on both seeds tried and Δ fell back to
     # about 0 (results/arith_laptop/); anchored, attempt 2 reached held-out 1.0 within 50 Stage II steps.
-    "laptop": dict(learning_rate=1e-4, batch_size=64, stage1_steps=150, stage2_steps=50, stage2_attempt1_kl=1.0,
-                   max_new_tokens=48, generation_batch_size=64, device="cpu", eval_every=25, eval_problems=200),
+    "laptop": _LAPTOP,
     # The embedded countdown model (`score-bench base-model --task countdown`, 3 numbers: `--task-option
-    # max_count=3`) with Stage II as published. A try is about 20 tokens, so 75 hold three. Rollouts at
-    # temperature 0.7, 16 problems x 4 samples with the leave-one-out baseline per problem: at temperature 1 a
-    # second attempt that re-checks or continues paid no more than a blind retry, and the batch baseline left a
-    # rare success too little signal (results/countdown/README.md).
-    "laptop-countdown": dict(learning_rate=1e-4, batch_size=16, samples_per_problem=4, temperature=0.7,
-                             stage1_steps=150, stage2_steps=50, stage2_attempt1_kl=0.0, max_new_tokens=75,
-                             generation_batch_size=64, device="cpu", eval_every=25, eval_problems=200),
+    # max_count=3`) on the laptop budget, with Stage II as published. A try is about 20 tokens, so 75 hold
+    # three. Rollouts at temperature 0.7, 16 problems x 4 samples with the leave-one-out baseline per problem:
+    # at temperature 1 a second attempt that re-checks or continues paid no more than a blind retry, and the
+    # batch baseline left a rare success too little signal (results/countdown/README.md).
+    "laptop-countdown": {**_LAPTOP, "batch_size": 16, "samples_per_problem": 4, "temperature": 0.7,
+                         "stage2_attempt1_kl": 0.0, "max_new_tokens": 75},
     # For tests and a first check of a setup: a couple of steps per stage. On the embedded arith model,
     # max_new_tokens 8 cut every answer before "Answer: N" was complete, so no attempt was ever extracted, every
     # reward was 0 and the weights never moved (issue #10 item 7); 32 tokens and 4 problems x 2 samples give
